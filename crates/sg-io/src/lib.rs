@@ -1,0 +1,1 @@
+//! Safe SG_IO and descriptor classification.
