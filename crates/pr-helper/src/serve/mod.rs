@@ -1,0 +1,1 @@
+//! Accept loop and connection tasks.
