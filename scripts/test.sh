@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set-up, lints, release binaries for the VM tier,
+# then every test (unit, property, integration, QEMU interop, VM tier) under nextest.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+"$repo/scripts/setup.sh"
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+echo "== fuzz targets build (stable check)"
+cargo check --manifest-path fuzz/Cargo.toml --quiet
+
+echo "== release binaries (used by the VM tier)"
+cargo build --release --locked -p pr-helper -p prtool -p pr-bench -p vm-tests
+
+echo "== tests"
+cargo nextest run --workspace --all-features --locked --profile ci
