@@ -1,0 +1,378 @@
+//! The reference peers our daemon is compared with: Debian's
+//! `qemu-pr-helper` (another helper on another socket) and
+//! `qemu-system-x86_64` (the real client, driven over QMP). Also a loop
+//! device on a temporary file, the block device both helpers send SG_IO to.
+//!
+//! Everything here owns what it starts: dropping the value stops the
+//! process (SIGKILL + wait) or detaches the device, so a failed test leaves
+//! nothing behind.
+
+use std::fmt;
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Debian's helper (package `qemu-system-common`).
+pub const QEMU_PR_HELPER: &str = "/usr/bin/qemu-pr-helper";
+/// Debian's emulator (package `qemu-system-x86`).
+pub const QEMU_SYSTEM: &str = "/usr/bin/qemu-system-x86_64";
+
+/// How long a freshly started process may take to create its socket before
+/// we give up. Only a guard against a hung start: nothing measures it.
+const READY_GUARD: Duration = Duration::from_secs(60);
+const READY_POLL: Duration = Duration::from_millis(20);
+
+/// Why starting or driving a reference process failed.
+#[derive(Debug)]
+pub enum ReferenceError {
+    /// The program could not be started at all.
+    Spawn { program: PathBuf, source: io::Error },
+    /// The process exited before its socket accepted a connection.
+    ExitedEarly {
+        program: PathBuf,
+        status: ExitStatus,
+    },
+    /// The socket did not accept a connection within [`READY_GUARD`].
+    NeverReady { socket: PathBuf },
+    /// Waiting on the child failed.
+    Wait { source: io::Error },
+    /// `losetup` failed or printed nothing usable.
+    Losetup { detail: String },
+    /// Creating the backing file of a loop device failed.
+    BackingFile { source: io::Error },
+}
+
+impl fmt::Display for ReferenceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Spawn { program, .. } => write!(f, "cannot start {}", program.display()),
+            Self::ExitedEarly { program, status } => {
+                write!(
+                    f,
+                    "{} exited before it was ready ({status})",
+                    program.display()
+                )
+            }
+            Self::NeverReady { socket } => {
+                write!(f, "nothing accepted connections on {}", socket.display())
+            }
+            Self::Wait { .. } => write!(f, "cannot wait for the child process"),
+            Self::Losetup { detail } => write!(f, "losetup failed: {detail}"),
+            Self::BackingFile { .. } => write!(f, "cannot create the loop device's backing file"),
+        }
+    }
+}
+
+impl std::error::Error for ReferenceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Spawn { source, .. } | Self::Wait { source } | Self::BackingFile { source } => {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// True when Debian's `qemu-pr-helper` is installed.
+pub fn qemu_pr_helper_available() -> bool {
+    Path::new(QEMU_PR_HELPER).exists()
+}
+
+/// True when Debian's `qemu-system-x86_64` is installed.
+pub fn qemu_system_available() -> bool {
+    Path::new(QEMU_SYSTEM).exists()
+}
+
+/// Polls until `socket` accepts a connection, the child exits, or the guard
+/// expires. The probe connection is closed at once.
+fn wait_until_listening(
+    child: &mut Child,
+    program: &Path,
+    socket: &Path,
+) -> Result<(), ReferenceError> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|source| ReferenceError::Wait { source })?
+        {
+            return Err(ReferenceError::ExitedEarly {
+                program: program.to_owned(),
+                status,
+            });
+        }
+        if UnixStream::connect(socket).is_ok() {
+            return Ok(());
+        }
+        if start.elapsed() > READY_GUARD {
+            return Err(ReferenceError::NeverReady {
+                socket: socket.to_owned(),
+            });
+        }
+        thread::sleep(READY_POLL);
+    }
+}
+
+/// A PR helper daemon (ours or Debian's) started with the flags both
+/// understand: `-k SOCKET -f PIDFILE`, plus any extra arguments.
+#[derive(Debug)]
+pub struct HelperProcess {
+    child: Option<Child>,
+    program: PathBuf,
+    socket: PathBuf,
+    pidfile: PathBuf,
+}
+
+impl HelperProcess {
+    /// Starts `program -k SOCKET -f PIDFILE EXTRA...` and waits until the
+    /// socket accepts connections. Standard output is discarded, standard
+    /// error is inherited (test logs show the daemon's messages).
+    pub fn spawn(
+        program: &Path,
+        socket: &Path,
+        pidfile: &Path,
+        extra_args: &[&str],
+    ) -> Result<Self, ReferenceError> {
+        let child = Command::new(program)
+            .arg("-k")
+            .arg(socket)
+            .arg("-f")
+            .arg(pidfile)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|source| ReferenceError::Spawn {
+                program: program.to_owned(),
+                source,
+            })?;
+        let mut helper = Self {
+            child: Some(child),
+            program: program.to_owned(),
+            socket: socket.to_owned(),
+            pidfile: pidfile.to_owned(),
+        };
+        if let Some(child) = helper.child.as_mut() {
+            wait_until_listening(child, program, socket)?;
+        }
+        Ok(helper)
+    }
+
+    /// Starts Debian's `qemu-pr-helper` with its socket and pid file in `dir`.
+    pub fn spawn_reference(dir: &Path) -> Result<Self, ReferenceError> {
+        Self::spawn(
+            Path::new(QEMU_PR_HELPER),
+            &dir.join("qemu-pr-helper.sock"),
+            &dir.join("qemu-pr-helper.pid"),
+            &[],
+        )
+    }
+
+    /// The program this process runs.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The listening socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The pid file given with `-f`.
+    pub fn pidfile(&self) -> &Path {
+        &self.pidfile
+    }
+
+    /// Process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Resident set size from `/proc/PID/status` (`VmRSS`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        self.pid().and_then(rss_kib)
+    }
+
+    /// Connects a new client to the helper.
+    pub fn connect(&self) -> io::Result<UnixStream> {
+        UnixStream::connect(&self.socket)
+    }
+
+    /// Kills the helper with SIGKILL and reaps it. Idempotent.
+    pub fn kill(&mut self) -> Result<(), ReferenceError> {
+        if let Some(mut child) = self.child.take() {
+            // An already exited child makes kill fail; wait still reaps it.
+            let _ = child.kill();
+            child
+                .wait()
+                .map_err(|source| ReferenceError::Wait { source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HelperProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// `VmRSS` of process `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `qemu-system-x86_64 -M none` with one `pr-manager-helper` object per
+/// entry and a QMP server on a Unix socket.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: Option<Child>,
+    qmp_socket: PathBuf,
+}
+
+impl QemuProcess {
+    /// Starts QEMU with `-object pr-manager-helper,id=ID,path=SOCKET` for
+    /// each `(id, socket)` and waits until the QMP socket accepts
+    /// connections. QEMU refuses to start when a helper socket does not
+    /// answer, which shows as [`ReferenceError::ExitedEarly`].
+    pub fn spawn(pr_managers: &[(&str, &Path)], qmp_socket: &Path) -> Result<Self, ReferenceError> {
+        let mut command = Command::new(QEMU_SYSTEM);
+        command.args([
+            "-M",
+            "none",
+            "-accel",
+            "tcg",
+            "-nodefaults",
+            "-display",
+            "none",
+        ]);
+        for (id, socket) in pr_managers {
+            command.arg("-object").arg(format!(
+                "pr-manager-helper,id={id},path={}",
+                socket.display()
+            ));
+        }
+        command
+            .arg("-qmp")
+            .arg(format!("unix:{},server=on,wait=off", qmp_socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        let program = PathBuf::from(QEMU_SYSTEM);
+        let child = command.spawn().map_err(|source| ReferenceError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        let mut qemu = Self {
+            child: Some(child),
+            qmp_socket: qmp_socket.to_owned(),
+        };
+        if let Some(child) = qemu.child.as_mut() {
+            wait_until_listening(child, &program, qmp_socket)?;
+        }
+        Ok(qemu)
+    }
+
+    /// The QMP socket path.
+    pub fn qmp_socket(&self) -> &Path {
+        &self.qmp_socket
+    }
+
+    /// Process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    pub fn has_exited(&mut self) -> Result<bool, ReferenceError> {
+        match self.child.as_mut() {
+            None => Ok(true),
+            Some(child) => child
+                .try_wait()
+                .map(|status| status.is_some())
+                .map_err(|source| ReferenceError::Wait { source }),
+        }
+    }
+
+    /// Kills QEMU with SIGKILL and reaps it. Idempotent.
+    pub fn kill(&mut self) -> Result<(), ReferenceError> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            child
+                .wait()
+                .map_err(|source| ReferenceError::Wait { source })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for QemuProcess {
+    fn drop(&mut self) {
+        let _ = self.kill();
+    }
+}
+
+/// A loop device over a sparse temporary file; detached on drop.
+#[derive(Debug)]
+pub struct LoopDevice {
+    path: PathBuf,
+    _backing: tempfile::NamedTempFile,
+}
+
+impl LoopDevice {
+    /// Creates a sparse backing file of `size` bytes and attaches it to the
+    /// first free loop device (needs root and the loop driver).
+    pub fn attach(size: u64) -> Result<Self, ReferenceError> {
+        let backing = tempfile::NamedTempFile::new()
+            .map_err(|source| ReferenceError::BackingFile { source })?;
+        backing
+            .as_file()
+            .set_len(size)
+            .map_err(|source| ReferenceError::BackingFile { source })?;
+        let output = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(backing.path())
+            .output()
+            .map_err(|source| ReferenceError::Losetup {
+                detail: source.to_string(),
+            })?;
+        if !output.status.success() {
+            return Err(ReferenceError::Losetup {
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        let path = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !path.starts_with("/dev/loop") {
+            return Err(ReferenceError::Losetup {
+                detail: format!("unexpected output {path:?}"),
+            });
+        }
+        Ok(Self {
+            path: PathBuf::from(path),
+            _backing: backing,
+        })
+    }
+
+    /// The device node, e.g. `/dev/loop0`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup")
+            .arg("-d")
+            .arg(&self.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
