@@ -1,0 +1,127 @@
+# Shared helpers of the guest scripts (sourced, busybox sh).
+#
+# Result lines, written to $VM_RESULTS (the second serial port, read by the
+# host) and echoed to the console:
+#   VMCHECK <scenario> <check> PASS|FAIL <detail...>   one per check
+#   VMINFO  <scenario> <key> <value...>                measurements, reported only
+#   VMSTART <scenario> / VMEND <scenario> exit=<n>     scenario boundaries
+#   VMDONE                                             all scenarios ran
+
+VM_RESULTS=${VM_RESULTS:-/dev/ttyS1}
+SCENARIO=${SCENARIO:-$(basename "$0" .sh | sed 's/^scenario-//')}
+WORK=/tmp/vm-work
+mkdir -p "$WORK"
+
+vm_line() {
+    echo "$*" >"$VM_RESULTS"
+    echo "$*"
+}
+
+scenario_name() {
+    basename "$1" .sh | sed 's/^scenario-//'
+}
+
+pass() { # check detail...
+    local check=$1
+    shift
+    vm_line "VMCHECK $SCENARIO $check PASS $*"
+}
+
+fail() { # check detail...
+    local check=$1
+    shift
+    vm_line "VMCHECK $SCENARIO $check FAIL $*"
+}
+
+info() { # key value...
+    local key=$1
+    shift
+    vm_line "VMINFO $SCENARIO $key $*"
+}
+
+# expect_eq CHECK EXPECTED ACTUAL
+expect_eq() {
+    if [ "$2" = "$3" ]; then
+        pass "$1" "$3"
+    else
+        fail "$1" "expected '$2' got '$3'"
+    fi
+}
+
+# expect_status CHECK EXPECTED_EXIT COMMAND...: runs COMMAND, compares its
+# exit status; its output is kept in $WORK/out for later checks.
+expect_status() {
+    local check=$1 want=$2
+    shift 2
+    "$@" >"$WORK/out" 2>&1
+    local got=$?
+    if [ "$got" = "$want" ]; then
+        pass "$check" "exit=$got"
+    else
+        fail "$check" "exit=$got want=$want: $* : $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+    fi
+}
+
+# --- sg_persist, run directly on the device: the reference view ---------
+
+# Prints "gen=0x.. keys=k1,k2" (keys lower-case hex, in device order).
+sg_keys() {
+    sg_persist -n --in --read-keys "$1" 2>&1 | awk '
+        /PR generation=/ { sub(/.*PR generation=/, ""); sub(/,.*/, ""); gen = $0 }
+        /^ +0x[0-9a-fA-F]+$/ { k = tolower($1); keys = keys (keys == "" ? "" : ",") k }
+        END { printf "gen=%s keys=%s\n", gen, keys }'
+}
+
+# Prints "key=0x.. type=<words>" or "none".
+sg_reservation() {
+    sg_persist -n --in --read-reservation "$1" 2>&1 | awk '
+        /NO reservation/ { none = 1 }
+        /Key=/ { sub(/.*Key=/, ""); key = tolower($1) }
+        /type:/ { sub(/.*type: */, ""); type = $0; gsub(/ +/, "_", type) }
+        END { if (none || key == "") print "none"; else printf "key=%s type=%s\n", key, type }'
+}
+
+# Removes every registration and reservation on the LUN so that each
+# scenario starts from a clean state (CLEAR acts on all I_T nexuses).
+reset_reservations() {
+    sg_persist -n --out --register-ignore --param-sark=0x5eed /dev/sda >/dev/null 2>&1
+    sg_persist -n --out --clear --param-rk=0x5eed /dev/sda >/dev/null 2>&1
+}
+
+# --- helpers: daemons on sockets ------------------------------------------
+
+have_binary() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# wait_for_socket PATH: polls until PATH exists (the daemon is listening).
+wait_for_socket() {
+    local tries=0
+    while [ ! -S "$1" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 300 ] && return 1
+        sleep 0.1
+    done
+}
+
+# start_helper NAME SOCKET: starts our pr-helper ("ours") or Debian's
+# qemu-pr-helper ("qemu") in the foreground on SOCKET, in the background of
+# this shell. Sets HELPER_PID.
+start_helper() {
+    local which=$1 socket=$2
+    rm -f "$socket" "$socket.pid"
+    case $which in
+        ours) pr-helper -k "$socket" -f "$socket.pid" >"$socket.log" 2>&1 & ;;
+        qemu) qemu-pr-helper -k "$socket" -f "$socket.pid" >"$socket.log" 2>&1 & ;;
+    esac
+    HELPER_PID=$!
+    if ! wait_for_socket "$socket"; then
+        echo "$which helper did not create $socket: $(cat "$socket.log")" >&2
+        return 1
+    fi
+}
+
+stop_helper() { # PID
+    kill "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Creates one LUN in the kernel's SCSI target (LIO) and exposes it twice
+# through the loopback fabric (tcm_loop): /dev/sda and /dev/sdb (and
+# /dev/sg0, /dev/sg1) are the same logical unit seen by two initiators,
+# i.e. two I_T nexuses, as two paths of a multipath device would be.
+#
+#   initiator A: naa.5001405000000a01  ->  target naa.5001405000000f01  ->  /dev/sda
+#   initiator B: naa.5001405000000a02  ->  target naa.5001405000000f02  ->  /dev/sdb
+set -e
+
+config=/sys/kernel/config/target
+backstore=$config/core/fileio_0/disk0
+
+# LIO persists APTPL registrations here; without it REGISTER with APTPL
+# fails with NOT READY.
+mkdir -p /var/target/pr
+
+# A 16 MiB file-backed backstore.
+mkdir -p "$backstore"
+echo "fd_dev_name=/tmp/disk0.img,fd_dev_size=16777216" >"$backstore/control"
+echo 1 >"$backstore/enable"
+
+# wait_for_path PATH: device nodes appear asynchronously after the scan.
+wait_for_path() {
+    tries=0
+    while [ ! -e "$1" ]; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 200 ]; then
+            echo "setup-lio: $1 did not appear" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# add_path TARGET_WWN INITIATOR_WWN DISK: one loopback target with LUN 0 on
+# the backstore and an I_T nexus from the given initiator port.
+add_path() {
+    tpg=$config/loopback/naa.$1/tpgt_1
+    mkdir -p "$tpg/lun/lun_0"
+    echo "naa.$2" >"$tpg/nexus"
+    ln -s "$backstore" "$tpg/lun/lun_0/disk0"
+    wait_for_path "$3"
+}
+
+# One at a time, so that the first path is sda and the second sdb.
+add_path 5001405000000f01 5001405000000a01 /dev/sda
+add_path 5001405000000f02 5001405000000a02 /dev/sdb
+wait_for_path /dev/sg0
+wait_for_path /dev/sg1
+
+# The first command on a new nexus may report a unit attention (power on
+# or reset); consume it now so that no scenario sees it.
+for dev in /dev/sda /dev/sdb; do
+    sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1 || true
+    sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1 || true
+done

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs the real-device tier once: fetch (or reuse) Debian's kernel, build
+# the initramfs with our release binaries, boot the guest, print its result
+# lines (VMCHECK/VMINFO/...; see guest/lib.sh) on stdout.
+#
+# Environment:
+#   PR_BIN_DIR   where the release binaries are (default: <repo>/target/release,
+#                or $CARGO_TARGET_DIR/release)
+#   VM_CACHE     cache folder (default: <repo>/.cache/vm)
+#   VM_TIMEOUT   hard limit for the boot, in seconds (default 240)
+# Exit status: 0 when the guest ran to the end (check the lines for FAILs),
+# non-zero when the harness itself failed or timed out.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+export VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
+bin_dir=${PR_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
+deadline=${VM_TIMEOUT:-240}
+
+for tool in qemu-system-x86_64 busybox cpio depmod sg_persist qemu-pr-helper apt-get dpkg-deb; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "run.sh: '$tool' is missing; run scripts/setup.sh" >&2
+        exit 2
+    fi
+done
+
+tree=$("$here/host/fetch-kernel.sh")
+run_dir=$VM_CACHE/run
+mkdir -p "$run_dir"
+"$here/host/build-initramfs.sh" "$tree" "$bin_dir" "$run_dir/initramfs.cpio.gz"
+
+status=0
+timeout -s KILL "$deadline" "$here/host/boot.sh" "$tree" "$run_dir/initramfs.cpio.gz" \
+    "$run_dir/console.log" "$run_dir/results.log" || status=$?
+tr -d '\r' <"$run_dir/results.log"
+if [ "$status" -eq 137 ]; then
+    echo "run.sh: the guest did not finish within ${deadline}s; console log: $run_dir/console.log" >&2
+    exit 3
+elif [ "$status" -ne 0 ]; then
+    echo "run.sh: qemu exited with status $status; console log: $run_dir/console.log" >&2
+    exit "$status"
+fi
