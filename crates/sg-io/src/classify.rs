@@ -1,0 +1,175 @@
+//! What kind of file a received descriptor refers to.
+//!
+//! The daemon only sends `SG_IO` to whole block devices and SCSI generic
+//! character devices; everything else is answered without an ioctl. A
+//! partition is told apart from a whole disk through sysfs: the kernel
+//! publishes a `partition` attribute only for partitions.
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, fstat, major, minor};
+
+/// Major number the kernel reserves for `/dev/sg*` (`Documentation/admin-guide/devices.txt`).
+pub const SG_MAJOR: u32 = 21;
+
+/// The kind of file behind a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorKind {
+    /// A block device that is a whole disk (or a device without partitions,
+    /// such as a loop device or a device-mapper target).
+    WholeBlockDevice,
+    /// A partition of a block device.
+    Partition,
+    /// A SCSI generic character device (`/dev/sg*`).
+    SgCharDevice,
+    /// A regular file (for example a disk image).
+    RegularFile,
+    /// Anything else: never sent an ioctl.
+    Other(OtherKind),
+}
+
+/// The kinds of file that are neither block devices, sg devices nor regular files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherKind {
+    /// A character device other than sg (for example `/dev/null`).
+    CharDevice { major: u32, minor: u32 },
+    /// A pipe or FIFO.
+    Pipe,
+    /// A socket.
+    Socket,
+    /// A directory.
+    Directory,
+    /// A symbolic link (only reachable through an `O_PATH` descriptor).
+    Symlink,
+    /// A file type the kernel reported that we do not recognise.
+    Unknown,
+}
+
+impl DescriptorKind {
+    /// Whether an `SG_IO` ioctl may be issued on this kind (partitions are
+    /// the caller's policy decision and are not included).
+    pub fn accepts_sg_io(self) -> bool {
+        matches!(
+            self,
+            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice
+        )
+    }
+}
+
+impl fmt::Display for DescriptorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DescriptorKind::WholeBlockDevice => f.write_str("block device"),
+            DescriptorKind::Partition => f.write_str("partition"),
+            DescriptorKind::SgCharDevice => f.write_str("sg device"),
+            DescriptorKind::RegularFile => f.write_str("regular file"),
+            DescriptorKind::Other(other) => other.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for OtherKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtherKind::CharDevice { major, minor } => write!(f, "char device {major}:{minor}"),
+            OtherKind::Pipe => f.write_str("pipe"),
+            OtherKind::Socket => f.write_str("socket"),
+            OtherKind::Directory => f.write_str("directory"),
+            OtherKind::Symlink => f.write_str("symlink"),
+            OtherKind::Unknown => f.write_str("unknown file type"),
+        }
+    }
+}
+
+/// Why a descriptor could not be classified.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// `fstat` on the descriptor failed.
+    #[error("fstat on the descriptor failed")]
+    Fstat(#[source] io::Error),
+    /// The block device has no entry in sysfs, so whole disk and partition
+    /// cannot be told apart (is `/sys` mounted?).
+    #[error("cannot read sysfs entry {path} of block device {major}:{minor} (is /sys mounted?)")]
+    BlockSysfs {
+        path: PathBuf,
+        major: u32,
+        minor: u32,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Classifies the file behind `fd` (one `fstat`, plus a sysfs lookup for
+/// block and character devices). Never changes the descriptor.
+pub fn classify(fd: BorrowedFd<'_>) -> Result<DescriptorKind, ClassifyError> {
+    classify_with_sysfs(fd, Path::new("/sys"))
+}
+
+/// [`classify`] with a different sysfs root (for tests).
+pub fn classify_with_sysfs(
+    fd: BorrowedFd<'_>,
+    sysfs: &Path,
+) -> Result<DescriptorKind, ClassifyError> {
+    let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => DescriptorKind::RegularFile,
+        FileType::BlockDevice => {
+            let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+            block_kind(sysfs, major, minor)?
+        }
+        FileType::CharacterDevice => {
+            let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+            if is_sg_char(sysfs, major, minor) {
+                DescriptorKind::SgCharDevice
+            } else {
+                DescriptorKind::Other(OtherKind::CharDevice { major, minor })
+            }
+        }
+        FileType::Fifo => DescriptorKind::Other(OtherKind::Pipe),
+        FileType::Socket => DescriptorKind::Other(OtherKind::Socket),
+        FileType::Directory => DescriptorKind::Other(OtherKind::Directory),
+        FileType::Symlink => DescriptorKind::Other(OtherKind::Symlink),
+        FileType::Unknown => DescriptorKind::Other(OtherKind::Unknown),
+    };
+    Ok(kind)
+}
+
+/// Whole disk or partition: `/sys/dev/block/MAJ:MIN/partition` exists only
+/// for partitions. The device directory itself must exist, otherwise we
+/// cannot tell and refuse to guess.
+fn block_kind(sysfs: &Path, major: u32, minor: u32) -> Result<DescriptorKind, ClassifyError> {
+    let dir = sysfs.join("dev/block").join(format!("{major}:{minor}"));
+    let sysfs_error = |path: PathBuf, source| ClassifyError::BlockSysfs {
+        path,
+        major,
+        minor,
+        source,
+    };
+    std::fs::metadata(&dir).map_err(|e| sysfs_error(dir.clone(), e))?;
+    let partition = dir.join("partition");
+    match std::fs::metadata(&partition) {
+        Ok(_) => Ok(DescriptorKind::Partition),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(DescriptorKind::WholeBlockDevice),
+        Err(e) => Err(sysfs_error(partition, e)),
+    }
+}
+
+/// An sg device has major 21; sysfs confirms it through the device's
+/// `subsystem` link, which names `scsi_generic` (also covers a kernel that
+/// numbers sg differently).
+fn is_sg_char(sysfs: &Path, major: u32, minor: u32) -> bool {
+    if major == SG_MAJOR {
+        return true;
+    }
+    let link = sysfs
+        .join("dev/char")
+        .join(format!("{major}:{minor}"))
+        .join("subsystem");
+    std::fs::read_link(link)
+        .ok()
+        .and_then(|target| target.file_name().map(|name| name == "scsi_generic"))
+        .unwrap_or(false)
+}
