@@ -1,0 +1,355 @@
+//! Client side: handshake reply, request encoding, response decoding.
+
+use thiserror::Error;
+
+use crate::response::Response;
+use crate::wire::{is_pr_opcode, pad_cdb, transfer_allowed, transfer_length};
+use crate::{
+    CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT,
+    RESPONSE_HEADER_SIZE, SENSE_SIZE, STATUS_GOOD,
+};
+
+/// The client's view of a completed handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientNegotiation {
+    /// What the server advertised.
+    pub supported: u32,
+    /// What the client asks for (and gets): `wanted & supported`.
+    pub requested: u32,
+    /// The 4 bytes to write back to the server.
+    pub reply: [u8; HANDSHAKE_SIZE],
+}
+
+/// Given the server's 4-byte greeting and the bits the client would like,
+/// computes the reply: only bits the server supports are requested, so the
+/// server never has a reason to close the connection.
+pub fn client_handshake(greeting: [u8; HANDSHAKE_SIZE], wanted: u32) -> ClientNegotiation {
+    let supported = u32::from_be_bytes(greeting);
+    let requested = wanted & supported;
+    ClientNegotiation {
+        supported,
+        requested,
+        reply: requested.to_be_bytes(),
+    }
+}
+
+/// A request the client refuses to send (the server would close on it).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RequestEncodeError {
+    /// The CDB is empty or longer than 16 bytes.
+    #[error("CDB of {len} bytes refused: must be 1 to {max} bytes", max = CDB_SIZE)]
+    CdbLength {
+        /// Length given.
+        len: usize,
+    },
+    /// The opcode is not PERSISTENT RESERVE IN or OUT.
+    #[error("opcode {opcode:#04x} refused: the helper only runs PERSISTENT RESERVE IN/OUT")]
+    Opcode {
+        /// Opcode given.
+        opcode: u8,
+    },
+    /// The transfer length at `cdb[7..9]` is above the protocol's limit.
+    #[error("transfer length {length} refused: the limit is {max} bytes", max = MAX_TRANSFER)]
+    TransferTooLong {
+        /// Length read from the CDB.
+        length: u16,
+    },
+    /// Parameter-list bytes given for a PR IN.
+    #[error("PR IN carries no parameter list, {len} bytes given")]
+    DataOnPrIn {
+        /// Bytes given.
+        len: usize,
+    },
+    /// The PR OUT parameter list does not match `cdb[7..9]`.
+    #[error("PR OUT parameter list is {len} bytes but cdb[7..9] says {length}")]
+    ParameterListLength {
+        /// Bytes given.
+        len: usize,
+        /// Length from the CDB.
+        length: u16,
+    },
+}
+
+/// Appends one request to `out`: the CDB zero-padded to 16 bytes, then the
+/// PR OUT parameter list. The descriptor must travel (as `SCM_RIGHTS`) with
+/// the first [`CDB_SIZE`] bytes. Nothing is appended on error.
+pub fn encode_request(
+    cdb: &[u8],
+    data_out: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), RequestEncodeError> {
+    let padded = match pad_cdb(cdb) {
+        Some(padded) if !cdb.is_empty() => padded,
+        _ => return Err(RequestEncodeError::CdbLength { len: cdb.len() }),
+    };
+    let opcode = padded[0];
+    if !is_pr_opcode(opcode) {
+        return Err(RequestEncodeError::Opcode { opcode });
+    }
+    let length = transfer_length(&padded);
+    if !transfer_allowed(length) {
+        return Err(RequestEncodeError::TransferTooLong { length });
+    }
+    if opcode == PERSISTENT_RESERVE_IN && !data_out.is_empty() {
+        return Err(RequestEncodeError::DataOnPrIn {
+            len: data_out.len(),
+        });
+    }
+    if opcode == PERSISTENT_RESERVE_OUT && data_out.len() != usize::from(length) {
+        return Err(RequestEncodeError::ParameterListLength {
+            len: data_out.len(),
+            length,
+        });
+    }
+    out.reserve(CDB_SIZE.saturating_add(data_out.len()));
+    out.extend_from_slice(&padded);
+    out.extend_from_slice(data_out);
+    Ok(())
+}
+
+/// A response the client cannot accept; the connection is out of step.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ResponseError {
+    /// `result` is not a SCSI status byte.
+    #[error("server sent result {result}, not a SCSI status byte")]
+    StatusOutOfRange {
+        /// The word received.
+        result: i32,
+    },
+    /// `sz` is negative.
+    #[error("server sent a negative payload size {size}")]
+    NegativeSize {
+        /// The word received.
+        size: i32,
+    },
+    /// `sz` is above the protocol's limit.
+    #[error("server sent payload size {size}, above the {max}-byte limit", max = MAX_TRANSFER)]
+    SizeAboveLimit {
+        /// The word received.
+        size: i32,
+    },
+    /// A payload in answer to something other than PR IN.
+    #[error("server sent a {size}-byte payload for a request that is not PR IN")]
+    PayloadNotPrIn {
+        /// The word received.
+        size: i32,
+    },
+    /// A payload with a status other than GOOD.
+    #[error("server sent a {size}-byte payload with status {status:#04x}; only GOOD carries data")]
+    PayloadWithoutGood {
+        /// The word received.
+        size: i32,
+        /// The status received.
+        status: u8,
+    },
+    /// A payload longer than the allocation length the client sent.
+    #[error("server sent a {size}-byte payload but the request allocated {allocation}")]
+    SizeAboveAllocation {
+        /// The word received.
+        size: i32,
+        /// The allocation length of the request.
+        allocation: u16,
+    },
+    /// The stream ended in the middle of the response.
+    #[error("server closed the connection after {received} of {expected} {stage} bytes")]
+    Truncated {
+        /// "header" or "payload".
+        stage: &'static str,
+        /// Bytes of that stage received.
+        received: usize,
+        /// Bytes that stage needs.
+        expected: usize,
+    },
+    /// The caller fed more than [`ResponseDecoder::bytes_wanted`].
+    #[error("internal: {given} bytes fed to the response decoder when only {wanted} were wanted")]
+    Overfed {
+        /// Bytes the decoder asked for.
+        wanted: usize,
+        /// Bytes it was given.
+        given: usize,
+    },
+    /// The decoder was fed after an error or after its response was complete.
+    #[error("internal: response decoder fed after it finished")]
+    Finished,
+}
+
+/// What a call to [`ResponseDecoder::feed`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResponseProgress {
+    /// More bytes are needed; at most [`ResponseDecoder::bytes_wanted`].
+    NeedMore,
+    /// The whole response.
+    Complete(Response),
+}
+
+/// Incremental client-side decoder of the response to one request.
+#[derive(Debug, Clone)]
+pub struct ResponseDecoder {
+    opcode: u8,
+    allocation: u16,
+    state: State,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Header {
+        header: [u8; RESPONSE_HEADER_SIZE],
+        filled: usize,
+    },
+    Payload {
+        status: u8,
+        sense: [u8; SENSE_SIZE],
+        data: Vec<u8>,
+        size: usize,
+    },
+    Finished,
+}
+
+impl ResponseDecoder {
+    /// A decoder for the response to the request whose CDB is `request_cdb`
+    /// (as given to [`encode_request`]; short CDBs count as zero-padded).
+    pub fn new(request_cdb: &[u8]) -> Self {
+        Self {
+            opcode: request_cdb.first().copied().unwrap_or(0),
+            allocation: transfer_length(request_cdb),
+            state: State::Header {
+                header: [0; RESPONSE_HEADER_SIZE],
+                filled: 0,
+            },
+        }
+    }
+
+    /// How many bytes the current stage still needs (0 when finished).
+    pub fn bytes_wanted(&self) -> usize {
+        match &self.state {
+            State::Header { filled, .. } => RESPONSE_HEADER_SIZE.saturating_sub(*filled),
+            State::Payload { data, size, .. } => size.saturating_sub(data.len()),
+            State::Finished => 0,
+        }
+    }
+
+    /// Feeds bytes read from the server; at most
+    /// [`bytes_wanted`](Self::bytes_wanted) of them.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<ResponseProgress, ResponseError> {
+        let result = self.step(bytes);
+        if result.is_err() {
+            self.state = State::Finished;
+        }
+        result
+    }
+
+    /// Reports whether the server closing the stream now loses a response
+    /// (it does unless the response is complete).
+    pub fn end_of_stream(&self) -> Result<(), ResponseError> {
+        match &self.state {
+            State::Header { filled, .. } => Err(ResponseError::Truncated {
+                stage: "header",
+                received: *filled,
+                expected: RESPONSE_HEADER_SIZE,
+            }),
+            State::Payload { data, size, .. } => Err(ResponseError::Truncated {
+                stage: "payload",
+                received: data.len(),
+                expected: *size,
+            }),
+            State::Finished => Ok(()),
+        }
+    }
+
+    fn step(&mut self, bytes: &[u8]) -> Result<ResponseProgress, ResponseError> {
+        if matches!(self.state, State::Finished) {
+            return Err(ResponseError::Finished);
+        }
+        let wanted = self.bytes_wanted();
+        if bytes.len() > wanted {
+            return Err(ResponseError::Overfed {
+                wanted,
+                given: bytes.len(),
+            });
+        }
+        match &mut self.state {
+            State::Header { header, filled } => {
+                let end = filled.saturating_add(bytes.len());
+                if let Some(slot) = header.get_mut(*filled..end) {
+                    slot.copy_from_slice(bytes);
+                }
+                *filled = end;
+                if *filled < RESPONSE_HEADER_SIZE {
+                    return Ok(ResponseProgress::NeedMore);
+                }
+                let header = *header;
+                self.start_payload(&header)
+            }
+            State::Payload { data, .. } => {
+                data.extend_from_slice(bytes);
+                if self.bytes_wanted() > 0 {
+                    Ok(ResponseProgress::NeedMore)
+                } else {
+                    Ok(self.complete())
+                }
+            }
+            State::Finished => Err(ResponseError::Finished),
+        }
+    }
+
+    /// Checks a complete header and moves to the payload stage (or completes).
+    fn start_payload(
+        &mut self,
+        header: &[u8; RESPONSE_HEADER_SIZE],
+    ) -> Result<ResponseProgress, ResponseError> {
+        let (result, rest) = header.split_at(4);
+        let (size, sense) = rest.split_at(4);
+        let result = i32::from_be_bytes([result[0], result[1], result[2], result[3]]);
+        let size = i32::from_be_bytes([size[0], size[1], size[2], size[3]]);
+        let status =
+            u8::try_from(result).map_err(|_| ResponseError::StatusOutOfRange { result })?;
+        let len = usize::try_from(size).map_err(|_| ResponseError::NegativeSize { size })?;
+        if len > MAX_TRANSFER {
+            return Err(ResponseError::SizeAboveLimit { size });
+        }
+        if len > 0 {
+            if self.opcode != PERSISTENT_RESERVE_IN {
+                return Err(ResponseError::PayloadNotPrIn { size });
+            }
+            if status != STATUS_GOOD {
+                return Err(ResponseError::PayloadWithoutGood { size, status });
+            }
+            if len > usize::from(self.allocation) {
+                return Err(ResponseError::SizeAboveAllocation {
+                    size,
+                    allocation: self.allocation,
+                });
+            }
+        }
+        let mut block = [0u8; SENSE_SIZE];
+        block.copy_from_slice(sense);
+        self.state = State::Payload {
+            status,
+            sense: block,
+            data: Vec::with_capacity(len),
+            size: len,
+        };
+        if len == 0 {
+            Ok(self.complete())
+        } else {
+            Ok(ResponseProgress::NeedMore)
+        }
+    }
+
+    fn complete(&mut self) -> ResponseProgress {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::Payload {
+                status,
+                sense,
+                data,
+                ..
+            } => ResponseProgress::Complete(Response {
+                status,
+                sense,
+                data,
+            }),
+            // Only called from the payload stage.
+            State::Header { .. } | State::Finished => ResponseProgress::NeedMore,
+        }
+    }
+}

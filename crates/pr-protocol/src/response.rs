@@ -1,0 +1,141 @@
+//! Responses: the type both sides share, and the server-side encoder.
+
+use thiserror::Error;
+
+use crate::wire::transfer_length;
+use crate::{
+    PERSISTENT_RESERVE_IN, RESPONSE_HEADER_SIZE, SENSE_SIZE, STATUS_CHECK_CONDITION, STATUS_GOOD,
+};
+
+/// One response: SCSI status, sense (always 96 bytes on the wire), payload.
+///
+/// The server encodes it with [`encode`](Self::encode); the client's
+/// [`crate::ResponseDecoder`] produces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The SCSI status (GOOD 0x00, CHECK CONDITION 0x02, BUSY 0x08, ...).
+    pub status: u8,
+    /// Sense data, meaningful only with CHECK CONDITION.
+    pub sense: [u8; SENSE_SIZE],
+    /// PR IN data; empty for anything but PR IN with GOOD.
+    pub data: Vec<u8>,
+}
+
+/// A response the encoder refuses because QEMU's client asserts against it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ResponseEncodeError {
+    /// Payload on a PR OUT (or anything but PR IN).
+    #[error("refusing a {len}-byte payload on opcode {opcode:#04x}: only PR IN carries data")]
+    PayloadNotPrIn {
+        /// Payload length.
+        len: usize,
+        /// The request's opcode.
+        opcode: u8,
+    },
+    /// Payload with a status other than GOOD.
+    #[error("refusing a {len}-byte payload with status {status:#04x}: only GOOD carries data")]
+    PayloadWithoutGood {
+        /// Payload length.
+        len: usize,
+        /// The response's status.
+        status: u8,
+    },
+    /// Payload longer than the request's allocation length.
+    #[error("refusing a {len}-byte payload: the request allocated {allocation} bytes")]
+    PayloadExceedsAllocation {
+        /// Payload length.
+        len: usize,
+        /// The allocation length from `cdb[7..9]`.
+        allocation: u16,
+    },
+}
+
+/// Copies `sense` into a zero-padded 96-byte block, truncating longer input.
+pub fn sense_block(sense: &[u8]) -> [u8; SENSE_SIZE] {
+    let mut block = [0u8; SENSE_SIZE];
+    let len = sense.len().min(SENSE_SIZE);
+    if let (Some(dst), Some(src)) = (block.get_mut(..len), sense.get(..len)) {
+        dst.copy_from_slice(src);
+    }
+    block
+}
+
+impl Response {
+    /// GOOD with a PR IN payload (empty for PR OUT).
+    pub fn good(data: Vec<u8>) -> Self {
+        Self {
+            status: STATUS_GOOD,
+            sense: [0; SENSE_SIZE],
+            data,
+        }
+    }
+
+    /// A status with no sense and no payload (BUSY, RESERVATION CONFLICT, ...).
+    pub fn with_status(status: u8) -> Self {
+        Self {
+            status,
+            sense: [0; SENSE_SIZE],
+            data: Vec::new(),
+        }
+    }
+
+    /// CHECK CONDITION carrying `sense` (e.g. the 18 bytes of a fixed-format
+    /// sense), zero-padded to 96 bytes; longer input is truncated.
+    pub fn check_condition(sense: &[u8]) -> Self {
+        Self::with_sense(STATUS_CHECK_CONDITION, sense)
+    }
+
+    /// Any status with the device's sense bytes passed through (padded or
+    /// truncated to 96), no payload.
+    pub fn with_sense(status: u8, sense: &[u8]) -> Self {
+        Self {
+            status,
+            sense: sense_block(sense),
+            data: Vec::new(),
+        }
+    }
+
+    /// Bytes this response takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        RESPONSE_HEADER_SIZE.saturating_add(self.data.len())
+    }
+
+    /// Checks the response against the request it answers, as QEMU's client
+    /// would: a payload only on PR IN with GOOD, within the allocation length.
+    pub fn validate(&self, request_cdb: &[u8]) -> Result<(), ResponseEncodeError> {
+        let len = self.data.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let opcode = request_cdb.first().copied().unwrap_or(0);
+        if opcode != PERSISTENT_RESERVE_IN {
+            return Err(ResponseEncodeError::PayloadNotPrIn { len, opcode });
+        }
+        if self.status != STATUS_GOOD {
+            return Err(ResponseEncodeError::PayloadWithoutGood {
+                len,
+                status: self.status,
+            });
+        }
+        let allocation = transfer_length(request_cdb);
+        if len > usize::from(allocation) {
+            return Err(ResponseEncodeError::PayloadExceedsAllocation { len, allocation });
+        }
+        Ok(())
+    }
+
+    /// Appends the wire form to `out`: result (i32 BE), size (i32 BE),
+    /// 96 sense bytes, payload. Nothing is appended if
+    /// [`validate`](Self::validate) refuses the response.
+    pub fn encode(&self, request_cdb: &[u8], out: &mut Vec<u8>) -> Result<(), ResponseEncodeError> {
+        self.validate(request_cdb)?;
+        // validate() bounds the payload by a u16 allocation length.
+        let size = i32::try_from(self.data.len()).unwrap_or(i32::MAX);
+        out.reserve(self.encoded_len());
+        out.extend_from_slice(&i32::from(self.status).to_be_bytes());
+        out.extend_from_slice(&size.to_be_bytes());
+        out.extend_from_slice(&self.sense);
+        out.extend_from_slice(&self.data);
+        Ok(())
+    }
+}
