@@ -353,3 +353,261 @@ impl ResponseDecoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr_in(alloc: u16) -> [u8; 10] {
+        let mut cdb = [0u8; 10];
+        cdb[0] = 0x5E;
+        cdb[7..9].copy_from_slice(&alloc.to_be_bytes());
+        cdb
+    }
+
+    fn pr_out(len: u16) -> [u8; 10] {
+        let mut cdb = pr_in(len);
+        cdb[0] = 0x5F;
+        cdb
+    }
+
+    fn header(result: i32, size: i32, sense_byte: u8) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&result.to_be_bytes());
+        bytes.extend_from_slice(&size.to_be_bytes());
+        bytes.extend_from_slice(&[sense_byte; SENSE_SIZE]);
+        bytes
+    }
+
+    #[test]
+    fn handshake_requests_only_supported_bits() {
+        let negotiation = client_handshake([0, 0, 0, 0b101], 0b110);
+        assert_eq!(
+            negotiation,
+            ClientNegotiation {
+                supported: 0b101,
+                requested: 0b100,
+                reply: [0, 0, 0, 0b100]
+            }
+        );
+        assert_eq!(client_handshake([0; 4], u32::MAX).reply, [0; 4]);
+    }
+
+    #[test]
+    fn ten_byte_cdb_is_padded_to_sixteen() {
+        let mut out = Vec::new();
+        encode_request(&pr_in(8192), &[], &mut out).unwrap();
+        assert_eq!(out.len(), 16);
+        assert_eq!(&out[..10], &pr_in(8192));
+        assert_eq!(&out[10..], &[0; 6]);
+    }
+
+    #[test]
+    fn pr_out_carries_its_parameter_list_after_the_cdb() {
+        let mut out = vec![0xFF];
+        let list = [0xAB; 24];
+        encode_request(&pr_out(24), &list, &mut out).unwrap();
+        assert_eq!(out.len(), 1 + 16 + 24);
+        assert_eq!(&out[1..11], &pr_out(24));
+        assert_eq!(&out[17..], &list);
+    }
+
+    #[test]
+    fn cdb_length_must_be_1_to_16() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_request(&[], &[], &mut out),
+            Err(RequestEncodeError::CdbLength { len: 0 })
+        );
+        let mut long = [0u8; 17];
+        long[0] = 0x5E;
+        assert_eq!(
+            encode_request(&long, &[], &mut out),
+            Err(RequestEncodeError::CdbLength { len: 17 })
+        );
+        assert!(encode_request(&long[..16], &[], &mut out).is_ok());
+        assert!(encode_request(&[0x5E], &[], &mut out).is_ok());
+        assert_eq!(out.len(), 32);
+    }
+
+    #[test]
+    fn other_opcodes_are_refused() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_request(&[0x00; 6], &[], &mut out),
+            Err(RequestEncodeError::Opcode { opcode: 0 })
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn transfer_length_above_limit_is_refused() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_request(&pr_in(8193), &[], &mut out),
+            Err(RequestEncodeError::TransferTooLong { length: 8193 })
+        );
+    }
+
+    #[test]
+    fn direction_and_length_of_data_are_checked() {
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_request(&pr_in(8), &[1], &mut out),
+            Err(RequestEncodeError::DataOnPrIn { len: 1 })
+        );
+        assert_eq!(
+            encode_request(&pr_out(24), &[0; 23], &mut out),
+            Err(RequestEncodeError::ParameterListLength {
+                len: 23,
+                length: 24
+            })
+        );
+        assert!(out.is_empty(), "nothing written on refusal");
+    }
+
+    #[test]
+    fn header_only_response_completes_at_104_bytes() {
+        let mut dec = ResponseDecoder::new(&pr_out(24));
+        assert_eq!(dec.bytes_wanted(), 104);
+        let bytes = header(0x18, 0, 0);
+        assert_eq!(dec.feed(&bytes[..50]), Ok(ResponseProgress::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 54);
+        assert_eq!(
+            dec.feed(&bytes[50..]),
+            Ok(ResponseProgress::Complete(Response::with_status(0x18)))
+        );
+        assert_eq!(dec.bytes_wanted(), 0);
+        assert_eq!(dec.end_of_stream(), Ok(()));
+        assert_eq!(dec.feed(&[]), Err(ResponseError::Finished));
+    }
+
+    #[test]
+    fn pr_in_payload_follows_the_header() {
+        let mut dec = ResponseDecoder::new(&pr_in(16));
+        let mut bytes = header(0, 8, 0);
+        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(dec.feed(&bytes[..104]), Ok(ResponseProgress::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 8);
+        assert_eq!(dec.feed(&bytes[104..107]), Ok(ResponseProgress::NeedMore));
+        assert_eq!(
+            dec.end_of_stream(),
+            Err(ResponseError::Truncated {
+                stage: "payload",
+                received: 3,
+                expected: 8
+            })
+        );
+        assert_eq!(
+            dec.feed(&bytes[107..]),
+            Ok(ResponseProgress::Complete(Response::good(vec![
+                1, 2, 3, 4, 5, 6, 7, 8
+            ])))
+        );
+    }
+
+    #[test]
+    fn sense_is_kept_with_check_condition() {
+        let mut dec = ResponseDecoder::new(&pr_in(16));
+        match dec.feed(&header(2, 0, 0x70)) {
+            Ok(ResponseProgress::Complete(response)) => {
+                assert_eq!(response.status, 2);
+                assert_eq!(response.sense, [0x70; SENSE_SIZE]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn decode_header(
+        cdb: &[u8],
+        result: i32,
+        size: i32,
+    ) -> Result<ResponseProgress, ResponseError> {
+        ResponseDecoder::new(cdb).feed(&header(result, size, 0))
+    }
+
+    #[test]
+    fn inconsistent_headers_are_typed_errors() {
+        assert_eq!(
+            decode_header(&pr_in(8), 256, 0),
+            Err(ResponseError::StatusOutOfRange { result: 256 })
+        );
+        assert_eq!(
+            decode_header(&pr_in(8), -1, 0),
+            Err(ResponseError::StatusOutOfRange { result: -1 })
+        );
+        assert_eq!(
+            decode_header(&pr_in(8), 0, -4),
+            Err(ResponseError::NegativeSize { size: -4 })
+        );
+        assert_eq!(
+            decode_header(&pr_in(8192), 0, 8193),
+            Err(ResponseError::SizeAboveLimit { size: 8193 })
+        );
+        assert_eq!(
+            decode_header(&pr_out(8), 0, 1),
+            Err(ResponseError::PayloadNotPrIn { size: 1 })
+        );
+        assert_eq!(
+            decode_header(&pr_in(8), 2, 1),
+            Err(ResponseError::PayloadWithoutGood { size: 1, status: 2 })
+        );
+        assert_eq!(
+            decode_header(&pr_in(8), 0, 9),
+            Err(ResponseError::SizeAboveAllocation {
+                size: 9,
+                allocation: 8
+            })
+        );
+        assert!(matches!(
+            decode_header(&pr_in(8), 0, 8),
+            Ok(ResponseProgress::NeedMore)
+        ));
+    }
+
+    #[test]
+    fn errors_finish_the_decoder() {
+        let mut dec = ResponseDecoder::new(&pr_in(8));
+        assert!(dec.feed(&header(0, -1, 0)).is_err());
+        assert_eq!(dec.bytes_wanted(), 0);
+        assert_eq!(dec.feed(&[]), Err(ResponseError::Finished));
+    }
+
+    #[test]
+    fn overfeeding_is_refused() {
+        let mut dec = ResponseDecoder::new(&pr_in(8));
+        assert_eq!(
+            dec.feed(&[0; 105]),
+            Err(ResponseError::Overfed {
+                wanted: 104,
+                given: 105
+            })
+        );
+    }
+
+    #[test]
+    fn end_of_stream_in_header_is_truncation() {
+        let mut dec = ResponseDecoder::new(&pr_in(8));
+        assert_eq!(dec.feed(&[0; 10]), Ok(ResponseProgress::NeedMore));
+        assert_eq!(
+            dec.end_of_stream(),
+            Err(ResponseError::Truncated {
+                stage: "header",
+                received: 10,
+                expected: 104
+            })
+        );
+        assert_eq!(
+            dec.end_of_stream().unwrap_err().to_string(),
+            "server closed the connection after 10 of 104 header bytes"
+        );
+    }
+
+    #[test]
+    fn decoder_for_an_empty_cdb_accepts_no_payload() {
+        assert_eq!(
+            decode_header(&[], 0, 1),
+            Err(ResponseError::PayloadNotPrIn { size: 1 })
+        );
+    }
+}

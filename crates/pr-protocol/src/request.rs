@@ -293,3 +293,261 @@ impl<F> RequestDecoder<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    /// A stand-in descriptor whose drop is observable through the count.
+    type Fd = Rc<()>;
+
+    fn pr_in(alloc: u16) -> [u8; CDB_SIZE] {
+        let mut cdb = [0u8; CDB_SIZE];
+        cdb[0] = 0x5E;
+        cdb[7..9].copy_from_slice(&alloc.to_be_bytes());
+        cdb
+    }
+
+    fn pr_out(len: u16) -> [u8; CDB_SIZE] {
+        let mut cdb = [0u8; CDB_SIZE];
+        cdb[0] = 0x5F;
+        cdb[1] = 0x06;
+        cdb[7..9].copy_from_slice(&len.to_be_bytes());
+        cdb
+    }
+
+    fn expect_request(decoded: Result<Decoded<Fd>, Violation>) -> Request<Fd> {
+        match decoded {
+            Ok(Decoded::Request(request)) => request,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pr_in_in_one_piece() {
+        let fd = Rc::new(());
+        let mut dec = RequestDecoder::new();
+        assert!(dec.is_idle());
+        assert_eq!(dec.bytes_wanted(), 16);
+        let req = expect_request(dec.feed(&pr_in(8192), [fd.clone()]));
+        assert_eq!(req.cdb, pr_in(8192));
+        assert_eq!(req.direction(), Direction::In);
+        assert_eq!(req.transfer_length(), 8192);
+        assert!(req.data_out.is_empty());
+        assert_eq!(req.cdb_check(), Ok(()));
+        assert!(Rc::ptr_eq(&req.fd, &fd));
+        assert!(dec.is_idle());
+        assert_eq!(dec.bytes_wanted(), 16);
+        assert_eq!(dec.end_of_stream(), Ok(()));
+    }
+
+    #[test]
+    fn cdb_in_pieces_with_descriptor_on_a_later_piece() {
+        let cdb = pr_in(16);
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&cdb[..3], []), Ok(Decoded::NeedMore));
+        assert!(!dec.is_idle());
+        assert_eq!(dec.bytes_wanted(), 13);
+        assert_eq!(dec.feed(&cdb[3..10], [Rc::new(())]), Ok(Decoded::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 6);
+        let req = expect_request(dec.feed(&cdb[10..], []));
+        assert_eq!(req.cdb, cdb);
+    }
+
+    #[test]
+    fn pr_out_reads_exactly_the_parameter_list() {
+        let cdb = pr_out(24);
+        let list: Vec<u8> = (0..24).collect();
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&cdb, [Rc::new(())]), Ok(Decoded::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 24);
+        assert_eq!(dec.feed(&list[..10], []), Ok(Decoded::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 14);
+        let req = expect_request(dec.feed(&list[10..], []));
+        assert_eq!(req.direction(), Direction::Out);
+        assert_eq!(req.transfer_length(), 24);
+        assert_eq!(req.data_out, list);
+        assert_eq!(dec.bytes_wanted(), 16);
+    }
+
+    #[test]
+    fn pr_out_without_parameter_list_completes_with_the_cdb() {
+        let mut dec = RequestDecoder::new();
+        let req = expect_request(dec.feed(&pr_out(0), [Rc::new(())]));
+        assert_eq!(req.direction(), Direction::Out);
+        assert!(req.data_out.is_empty());
+    }
+
+    #[test]
+    fn two_requests_back_to_back() {
+        let mut dec = RequestDecoder::new();
+        let first = expect_request(dec.feed(&pr_in(8), [Rc::new(())]));
+        assert_eq!(dec.feed(&pr_out(2), [Rc::new(())]), Ok(Decoded::NeedMore));
+        let second = expect_request(dec.feed(&[7, 9], []));
+        assert_eq!(first.direction(), Direction::In);
+        assert_eq!(second.data_out, [7, 9]);
+    }
+
+    #[test]
+    fn missing_descriptor_is_a_violation() {
+        let mut dec = RequestDecoder::<Fd>::new();
+        assert_eq!(dec.feed(&pr_in(8), []), Err(Violation::MissingDescriptor));
+        assert_eq!(dec.bytes_wanted(), 0);
+        assert_eq!(dec.feed(&[], []), Err(Violation::AlreadyFailed));
+        assert_eq!(dec.end_of_stream(), Err(Violation::AlreadyFailed));
+    }
+
+    #[test]
+    fn second_descriptor_in_the_same_piece_closes_both() {
+        let fd = Rc::new(());
+        let mut dec = RequestDecoder::new();
+        let err = dec.feed(&pr_in(8), [fd.clone(), fd.clone()]).unwrap_err();
+        assert_eq!(err, Violation::ExtraDescriptors { count: 2 });
+        assert_eq!(Rc::strong_count(&fd), 1, "all descriptors closed");
+    }
+
+    #[test]
+    fn second_descriptor_in_a_later_piece_closes_all() {
+        let fd = Rc::new(());
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&[0x5E], [fd.clone()]), Ok(Decoded::NeedMore));
+        assert_eq!(Rc::strong_count(&fd), 2, "decoder holds the first");
+        let err = dec
+            .feed(&[0; 2], [fd.clone(), fd.clone(), fd.clone()])
+            .unwrap_err();
+        assert_eq!(err, Violation::ExtraDescriptors { count: 4 });
+        assert_eq!(Rc::strong_count(&fd), 1, "all descriptors closed");
+    }
+
+    #[test]
+    fn unknown_opcode_closes_the_descriptor() {
+        let fd = Rc::new(());
+        let mut cdb = pr_in(8);
+        cdb[0] = 0x12;
+        let mut dec = RequestDecoder::new();
+        let err = dec.feed(&cdb, [fd.clone()]).unwrap_err();
+        assert_eq!(err, Violation::UnknownOpcode { opcode: 0x12 });
+        assert_eq!(Rc::strong_count(&fd), 1);
+    }
+
+    #[test]
+    fn transfer_length_limit_is_inclusive() {
+        let mut dec = RequestDecoder::new();
+        assert!(matches!(
+            dec.feed(&pr_out(8192), [Rc::new(())]),
+            Ok(Decoded::NeedMore)
+        ));
+        assert_eq!(dec.bytes_wanted(), 8192);
+        let mut dec = RequestDecoder::new();
+        assert_eq!(
+            dec.feed(&pr_in(8193), [Rc::new(())]),
+            Err(Violation::TransferTooLong { length: 8193 })
+        );
+        let mut dec = RequestDecoder::new();
+        assert_eq!(
+            dec.feed(&pr_out(u16::MAX), [Rc::new(())]),
+            Err(Violation::TransferTooLong { length: u16::MAX })
+        );
+    }
+
+    #[test]
+    fn descriptor_with_the_parameter_list_closes_all() {
+        let fd = Rc::new(());
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&pr_out(4), [fd.clone()]), Ok(Decoded::NeedMore));
+        let err = dec.feed(&[1, 2], [fd.clone()]).unwrap_err();
+        assert_eq!(err, Violation::DescriptorWithParameterList { count: 1 });
+        assert_eq!(
+            Rc::strong_count(&fd),
+            1,
+            "request's and extra descriptor closed"
+        );
+    }
+
+    #[test]
+    fn overfeeding_is_refused_without_reading_into_the_next_request() {
+        let mut dec = RequestDecoder::<Fd>::new();
+        assert_eq!(
+            dec.feed(&[0x5E; 17], []),
+            Err(Violation::Overfed {
+                wanted: 16,
+                given: 17
+            })
+        );
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&pr_out(2), [Rc::new(())]), Ok(Decoded::NeedMore));
+        assert_eq!(
+            dec.feed(&[0; 3], []),
+            Err(Violation::Overfed {
+                wanted: 2,
+                given: 3
+            })
+        );
+    }
+
+    #[test]
+    fn end_of_stream_mid_request_is_truncation() {
+        let mut dec = RequestDecoder::new();
+        dec.feed(&[0x5E; 5], [Rc::new(())]).unwrap();
+        assert_eq!(
+            dec.end_of_stream(),
+            Err(Violation::Truncated {
+                stage: "CDB",
+                received: 5,
+                expected: 16
+            })
+        );
+        let mut dec = RequestDecoder::new();
+        dec.feed(&pr_out(10), [Rc::new(())]).unwrap();
+        dec.feed(&[0; 3], []).unwrap();
+        assert_eq!(
+            dec.end_of_stream(),
+            Err(Violation::Truncated {
+                stage: "parameter list",
+                received: 3,
+                expected: 10
+            })
+        );
+    }
+
+    #[test]
+    fn descriptor_alone_makes_the_decoder_busy() {
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&[], [Rc::new(())]), Ok(Decoded::NeedMore));
+        assert!(!dec.is_idle());
+        assert!(dec.end_of_stream().is_err());
+    }
+
+    #[test]
+    fn cdb_check_flags_high_parameter_list_bytes_on_pr_out_only() {
+        let mut out = pr_out(0);
+        out[5] = 0x01;
+        out[6] = 0x02;
+        let mut dec = RequestDecoder::new();
+        let req = expect_request(dec.feed(&out, [Rc::new(())]));
+        let fault = req.cdb_check().unwrap_err();
+        assert_eq!(
+            fault,
+            CdbFault::ParameterListLengthHighBytes { high: 0x0102 }
+        );
+        assert_eq!(fault.sense_code(), (0x05, 0x24, 0x00));
+
+        let mut inn = pr_in(8);
+        inn[5] = 0xFF;
+        inn[6] = 0xFF;
+        let req = expect_request(dec.feed(&inn, [Rc::new(())]));
+        assert_eq!(req.cdb_check(), Ok(()));
+    }
+
+    #[test]
+    fn pr_out_with_high_bytes_still_reads_the_carried_list() {
+        let mut out = pr_out(3);
+        out[6] = 0x01;
+        let mut dec = RequestDecoder::new();
+        assert_eq!(dec.feed(&out, [Rc::new(())]), Ok(Decoded::NeedMore));
+        assert_eq!(dec.bytes_wanted(), 3, "stream stays in step");
+        let req = expect_request(dec.feed(&[1, 2, 3], []));
+        assert!(req.cdb_check().is_err());
+    }
+}

@@ -139,3 +139,145 @@ impl Response {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr_in(alloc: u16) -> [u8; 16] {
+        let mut cdb = [0u8; 16];
+        cdb[0] = 0x5E;
+        cdb[7..9].copy_from_slice(&alloc.to_be_bytes());
+        cdb
+    }
+
+    fn pr_out(len: u16) -> [u8; 16] {
+        let mut cdb = pr_in(len);
+        cdb[0] = 0x5F;
+        cdb
+    }
+
+    #[test]
+    fn good_with_payload_encodes_header_sense_and_data() {
+        let mut out = Vec::new();
+        Response::good(vec![1, 2, 3])
+            .encode(&pr_in(8), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 107);
+        assert_eq!(&out[..8], &[0, 0, 0, 0, 0, 0, 0, 3]);
+        assert!(out[8..104].iter().all(|&b| b == 0));
+        assert_eq!(&out[104..], &[1, 2, 3]);
+    }
+
+    #[test]
+    fn encode_appends_to_what_is_already_there() {
+        let mut out = vec![0xAA];
+        Response::with_status(0x18)
+            .encode(&pr_out(0), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1 + RESPONSE_HEADER_SIZE);
+        assert_eq!(&out[..9], &[0xAA, 0, 0, 0, 0x18, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn payload_filling_the_allocation_exactly_is_allowed() {
+        let mut out = Vec::new();
+        let response = Response::good(vec![0; 8192]);
+        assert_eq!(response.encoded_len(), 104 + 8192);
+        response.encode(&pr_in(8192), &mut out).unwrap();
+        assert_eq!(out.len(), 104 + 8192);
+        assert_eq!(&out[4..8], &8192i32.to_be_bytes());
+    }
+
+    #[test]
+    fn payload_beyond_the_allocation_is_refused() {
+        let mut out = Vec::new();
+        let err = Response::good(vec![0; 9])
+            .encode(&pr_in(8), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            err,
+            ResponseEncodeError::PayloadExceedsAllocation {
+                len: 9,
+                allocation: 8
+            }
+        );
+        assert!(out.is_empty(), "nothing written on refusal");
+    }
+
+    #[test]
+    fn payload_on_pr_out_is_refused() {
+        let err = Response::good(vec![0]).validate(&pr_out(8)).unwrap_err();
+        assert_eq!(
+            err,
+            ResponseEncodeError::PayloadNotPrIn {
+                len: 1,
+                opcode: 0x5F
+            }
+        );
+        assert!(Response::good(vec![0]).validate(&[]).is_err());
+    }
+
+    #[test]
+    fn payload_without_good_is_refused() {
+        let response = Response {
+            status: STATUS_CHECK_CONDITION,
+            sense: [0; SENSE_SIZE],
+            data: vec![0],
+        };
+        assert_eq!(
+            response.validate(&pr_in(8)),
+            Err(ResponseEncodeError::PayloadWithoutGood {
+                len: 1,
+                status: 0x02
+            })
+        );
+        assert_eq!(
+            response.validate(&pr_in(8)).unwrap_err().to_string(),
+            "refusing a 1-byte payload with status 0x02: only GOOD carries data"
+        );
+    }
+
+    #[test]
+    fn empty_payload_is_fine_for_any_request_and_status() {
+        for status in [0x00, 0x02, 0x08, 0x18, 0x28] {
+            for cdb in [pr_in(0), pr_out(5)] {
+                assert_eq!(Response::with_status(status).validate(&cdb), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn check_condition_pads_sense_to_96() {
+        let response = Response::check_condition(&[0x70, 0, 5]);
+        assert_eq!(response.status, STATUS_CHECK_CONDITION);
+        assert_eq!(&response.sense[..3], &[0x70, 0, 5]);
+        assert!(response.sense[3..].iter().all(|&b| b == 0));
+        assert!(response.data.is_empty());
+    }
+
+    #[test]
+    fn with_sense_truncates_long_sense() {
+        let long = [0xEE; 200];
+        let response = Response::with_sense(0x02, &long);
+        assert_eq!(response.sense, [0xEE; SENSE_SIZE]);
+    }
+
+    #[test]
+    fn sense_block_pads_and_truncates() {
+        assert_eq!(sense_block(&[]), [0; SENSE_SIZE]);
+        assert_eq!(sense_block(&[1; 96]), [1; SENSE_SIZE]);
+        assert_eq!(sense_block(&[1; 97]), [1; SENSE_SIZE]);
+        let block = sense_block(&[9; 18]);
+        assert_eq!(&block[..18], &[9; 18]);
+        assert!(block[18..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn good_and_with_status_have_zero_sense() {
+        assert_eq!(Response::good(Vec::new()).status, STATUS_GOOD);
+        assert_eq!(Response::good(Vec::new()).sense, [0; SENSE_SIZE]);
+        assert_eq!(Response::with_status(0x08).status, 0x08);
+        assert_eq!(Response::with_status(0x08).sense, [0; SENSE_SIZE]);
+    }
+}

@@ -72,3 +72,42 @@ pub enum Violation {
     #[error("internal: decoder fed after it reported a violation")]
     AlreadyFailed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn violations_display_as_one_line() {
+        let all = [
+            Violation::DescriptorDuringHandshake { count: 1 },
+            Violation::MissingDescriptor,
+            Violation::ExtraDescriptors { count: 2 },
+            Violation::UnknownOpcode { opcode: 0x12 },
+            Violation::TransferTooLong { length: 9000 },
+            Violation::DescriptorWithParameterList { count: 1 },
+            Violation::Truncated {
+                stage: "CDB",
+                received: 1,
+                expected: 16,
+            },
+            Violation::Overfed {
+                wanted: 1,
+                given: 2,
+            },
+            Violation::AlreadyFailed,
+        ];
+        for violation in all {
+            let line = violation.to_string();
+            assert!(!line.is_empty() && !line.contains('\n'), "{line:?}");
+        }
+        assert_eq!(
+            Violation::UnknownOpcode { opcode: 0x12 }.to_string(),
+            "opcode 0x12 refused: only PERSISTENT RESERVE IN (0x5e) and OUT (0x5f)"
+        );
+        assert_eq!(
+            Violation::TransferTooLong { length: 9000 }.to_string(),
+            "transfer length 9000 refused: the limit is 8192 bytes"
+        );
+    }
+}

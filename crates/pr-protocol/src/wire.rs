@@ -27,3 +27,46 @@ pub(crate) fn pad_cdb(cdb: &[u8]) -> Option<[u8; CDB_SIZE]> {
     padded.get_mut(..cdb.len())?.copy_from_slice(cdb);
     Some(padded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_length_is_big_endian_at_7_and_8() {
+        let mut cdb = [0u8; 16];
+        cdb[7] = 0x12;
+        cdb[8] = 0x34;
+        assert_eq!(transfer_length(&cdb), 0x1234);
+    }
+
+    #[test]
+    fn transfer_length_of_short_cdb_counts_missing_bytes_as_zero() {
+        assert_eq!(transfer_length(&[0x5E; 8]), 0x5E00);
+        assert_eq!(transfer_length(&[0x5E; 6]), 0);
+        assert_eq!(transfer_length(&[]), 0);
+    }
+
+    #[test]
+    fn only_the_two_pr_opcodes_are_accepted() {
+        let accepted: Vec<u8> = (0..=u8::MAX).filter(|&op| is_pr_opcode(op)).collect();
+        assert_eq!(accepted, [0x5E, 0x5F]);
+    }
+
+    #[test]
+    fn transfer_limit_is_8192_inclusive() {
+        assert!(transfer_allowed(0));
+        assert!(transfer_allowed(8192));
+        assert!(!transfer_allowed(8193));
+    }
+
+    #[test]
+    fn pad_cdb_zero_fills_and_refuses_long_input() {
+        let padded = pad_cdb(&[0x5E, 1, 2]).unwrap();
+        assert_eq!(&padded[..3], &[0x5E, 1, 2]);
+        assert!(padded[3..].iter().all(|&b| b == 0));
+        assert_eq!(pad_cdb(&[7; 16]), Some([7; 16]));
+        assert_eq!(pad_cdb(&[7; 17]), None);
+        assert_eq!(pad_cdb(&[]), Some([0; 16]));
+    }
+}
