@@ -1,1 +1,234 @@
-fn main() {}
+//! `pr-bench`: closed-loop load generator for PR helper sockets.
+//!
+//! `load` drives one or more helpers (interleaved in rounds, so noise on a
+//! shared machine hits all of them alike) and prints ops/s and latency
+//! percentiles with ratios against the last target; `idle` holds many
+//! negotiated connections and reports what they cost the helper in RSS.
+
+mod idle;
+mod load;
+mod report;
+mod stats;
+mod wire;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::load::{LoadConfig, LoadOutcome, StopRule};
+use crate::report::TargetReport;
+
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Closed-loop PR IN load against one or more helper sockets.
+    Load(LoadArgs),
+    /// Hold idle connections and measure the helper's RSS growth.
+    Idle(IdleArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// Helper to drive, as NAME=SOCKET or just SOCKET; repeat to compare.
+    /// Ratios are printed against the last one.
+    #[arg(short = 't', long = "target", required = true, value_parser = parse_target)]
+    targets: Vec<Target>,
+    /// Concurrent connections, one thread each.
+    #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    connections: u16,
+    /// Measured seconds per target per round.
+    #[arg(short = 'd', long, default_value_t = 5.0, conflicts_with = "requests")]
+    duration: f64,
+    /// Measured requests per target per round (instead of --duration).
+    #[arg(short = 'n', long)]
+    requests: Option<u64>,
+    /// Unmeasured seconds before each measured phase.
+    #[arg(short = 'w', long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Rounds; each runs every target once, alternating the order.
+    #[arg(short = 'r', long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// File or device whose descriptor every request carries.
+    #[arg(short = 'D', long, default_value = "/dev/null")]
+    device: PathBuf,
+    /// Allocation length of the READ KEYS CDB (at most 8192).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(0..=8192))]
+    alloc_len: u16,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct IdleArgs {
+    /// Helper socket.
+    #[arg(short = 'k', long)]
+    socket: PathBuf,
+    /// Process id of the helper, for /proc/PID/status.
+    #[arg(short = 'p', long)]
+    pid: u32,
+    /// Idle connections to hold.
+    #[arg(short = 'c', long, default_value_t = 500)]
+    connections: usize,
+    /// Milliseconds to wait before each RSS reading.
+    #[arg(long, default_value_t = 1000)]
+    settle_ms: u64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Target {
+    name: String,
+    socket: PathBuf,
+}
+
+fn parse_target(text: &str) -> Result<Target, String> {
+    let (name, socket) = match text.split_once('=') {
+        Some((name, socket)) if !name.is_empty() => (name.to_owned(), socket),
+        _ => (text.to_owned(), text),
+    };
+    if socket.is_empty() {
+        return Err("empty socket path".to_owned());
+    }
+    Ok(Target {
+        name,
+        socket: PathBuf::from(socket),
+    })
+}
+
+fn seconds(value: f64, what: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("{what} must be a non-negative number"))
+}
+
+fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = match args.requests {
+        Some(count) => StopRule::Requests(count),
+        None => StopRule::After(seconds(args.duration, "--duration")?),
+    };
+    let warmup = seconds(args.warmup, "--warmup")?;
+    let cdb = wire::pr_in_cdb(wire::READ_KEYS, args.alloc_len);
+    let mut outcomes: Vec<LoadOutcome> = args
+        .targets
+        .iter()
+        .map(|_| LoadOutcome::default())
+        .collect();
+    for round in 0..args.rounds {
+        let mut order: Vec<usize> = (0..args.targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            let Some(target) = args.targets.get(index) else {
+                continue;
+            };
+            let config = LoadConfig {
+                socket: target.socket.clone(),
+                connections: usize::from(args.connections),
+                warmup,
+                stop,
+                device: args.device.clone(),
+                cdb,
+            };
+            let outcome = load::run(&config)
+                .map_err(|error| format!("{}: {}", target.name, report::error_chain(&error)))?;
+            if let Some(total) = outcomes.get_mut(index) {
+                total.merge(outcome);
+            }
+        }
+    }
+    let reports: Vec<TargetReport> = args
+        .targets
+        .iter()
+        .zip(outcomes)
+        .map(|(target, outcome)| {
+            TargetReport::new(
+                &target.name,
+                &target.socket,
+                usize::from(args.connections),
+                outcome,
+            )
+        })
+        .collect();
+    if args.json {
+        println!("{}", report::load_json(&reports)?);
+    } else {
+        print!("{}", report::load_table(&reports));
+    }
+    Ok(())
+}
+
+fn run_idle(args: &IdleArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let result = idle::measure(
+        &args.socket,
+        args.pid,
+        args.connections,
+        Duration::from_millis(args.settle_ms),
+    )
+    .map_err(|error| report::error_chain(&error))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} idle connections: VmRSS {} KiB -> {} KiB, {:.0} bytes per connection",
+            result.connections,
+            result.rss_before_kib,
+            result.rss_after_kib,
+            result.rss_per_connection_bytes
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Load(args) => run_load(args),
+        Command::Idle(args) => run_idle(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pr-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_with_and_without_name() {
+        let named = parse_target("ours=/tmp/a.sock").unwrap();
+        assert_eq!(named.name, "ours");
+        assert_eq!(named.socket, PathBuf::from("/tmp/a.sock"));
+        let bare = parse_target("/tmp/b.sock").unwrap();
+        assert_eq!(bare.name, "/tmp/b.sock");
+        assert!(parse_target("x=").is_err());
+    }
+
+    #[test]
+    fn cli_parses_a_comparison() {
+        let cli = Cli::try_parse_from([
+            "pr-bench", "load", "-t", "a=/a", "-t", "b=/b", "-c", "16", "-n", "1000",
+        ])
+        .unwrap();
+        let Command::Load(args) = cli.command else {
+            panic!("not a load command")
+        };
+        assert_eq!(args.targets.len(), 2);
+        assert_eq!(args.connections, 16);
+        assert_eq!(args.requests, Some(1000));
+    }
+}

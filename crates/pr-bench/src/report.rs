@@ -1,0 +1,198 @@
+//! Turning samples into the table and the JSON document.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::load::LoadOutcome;
+use crate::stats::{self, LatencySummary};
+
+/// Everything measured for one target, over all rounds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    pub name: String,
+    pub socket: String,
+    pub connections: usize,
+    pub requests: usize,
+    pub seconds: f64,
+    pub ops_per_sec: f64,
+    pub latency: Option<LatencySummary>,
+    pub replies: BTreeMap<String, u64>,
+}
+
+impl TargetReport {
+    pub fn new(name: &str, socket: &Path, connections: usize, mut outcome: LoadOutcome) -> Self {
+        let seconds = outcome.elapsed.as_secs_f64();
+        let requests = outcome.latencies_ns.len();
+        let ops_per_sec = if seconds > 0.0 {
+            requests as f64 / seconds
+        } else {
+            0.0
+        };
+        Self {
+            name: name.to_owned(),
+            socket: socket.display().to_string(),
+            connections,
+            requests,
+            seconds,
+            ops_per_sec,
+            latency: stats::summarise(&mut outcome.latencies_ns),
+            replies: outcome.replies,
+        }
+    }
+}
+
+/// One target compared with the baseline (the last target).
+#[derive(Debug, Clone, Serialize)]
+pub struct Ratio {
+    pub target: String,
+    pub baseline: String,
+    /// target ops/s ÷ baseline ops/s (higher is better).
+    pub throughput: f64,
+    /// target p99 ÷ baseline p99 (lower is better).
+    pub p99: f64,
+    /// target p50 ÷ baseline p50 (lower is better).
+    pub p50: f64,
+}
+
+/// Ratios of every target but the last against the last.
+pub fn ratios(reports: &[TargetReport]) -> Vec<Ratio> {
+    let Some((baseline, others)) = reports.split_last() else {
+        return Vec::new();
+    };
+    others
+        .iter()
+        .map(|report| {
+            let p = |pick: fn(&LatencySummary) -> f64| match (&report.latency, &baseline.latency) {
+                (Some(ours), Some(theirs)) => divide(pick(ours), pick(theirs)),
+                _ => f64::NAN,
+            };
+            Ratio {
+                target: report.name.clone(),
+                baseline: baseline.name.clone(),
+                throughput: divide(report.ops_per_sec, baseline.ops_per_sec),
+                p99: p(|l| l.p99_us),
+                p50: p(|l| l.p50_us),
+            }
+        })
+        .collect()
+}
+
+fn divide(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { f64::NAN }
+}
+
+/// The JSON document: `{"targets": [...], "ratios": [...]}`.
+pub fn load_json(reports: &[TargetReport]) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        targets: &'a [TargetReport],
+        ratios: Vec<Ratio>,
+    }
+    serde_json::to_string_pretty(&Document {
+        targets: reports,
+        ratios: ratios(reports),
+    })
+}
+
+/// The human table, one line per target, then replies and ratios.
+pub fn load_table(reports: &[TargetReport]) -> String {
+    let mut out = String::new();
+    let width = reports
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:<width$} {:>5} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        "target", "conns", "requests", "secs", "ops/s", "p50 us", "p99 us", "p99.9 us", "max us"
+    );
+    for r in reports {
+        let (p50, p99, p999, max) = r
+            .latency
+            .map_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN), |l| {
+                (l.p50_us, l.p99_us, l.p999_us, l.max_us)
+            });
+        let _ = writeln!(
+            out,
+            "{:<width$} {:>5} {:>9} {:>7.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            r.name, r.connections, r.requests, r.seconds, r.ops_per_sec, p50, p99, p999, max
+        );
+    }
+    for r in reports {
+        for (reply, count) in &r.replies {
+            let _ = writeln!(out, "replies {}: {reply} x {count}", r.name);
+        }
+    }
+    for ratio in ratios(reports) {
+        let _ = writeln!(
+            out,
+            "ratio {}/{}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
+            ratio.target, ratio.baseline, ratio.throughput, ratio.p50, ratio.p99
+        );
+    }
+    out
+}
+
+/// "outer: inner: innermost" for an error and its sources.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(name: &str, requests: u64, latency_us: u64) -> TargetReport {
+        let outcome = LoadOutcome {
+            latencies_ns: vec![latency_us * 1000; usize::try_from(requests).unwrap()],
+            elapsed: Duration::from_secs(1),
+            replies: BTreeMap::from([("GOOD, 0 bytes".to_owned(), requests)]),
+        };
+        TargetReport::new(name, Path::new("/s"), 4, outcome)
+    }
+
+    #[test]
+    fn ratios_are_against_the_last_target() {
+        let reports = [report("ours", 300, 10), report("qemu", 100, 40)];
+        let ratios = ratios(&reports);
+        assert_eq!(ratios.len(), 1);
+        assert_eq!(ratios[0].target, "ours");
+        assert_eq!(ratios[0].baseline, "qemu");
+        assert_eq!(ratios[0].throughput, 3.0);
+        assert_eq!(ratios[0].p99, 0.25);
+    }
+
+    #[test]
+    fn table_lists_targets_replies_and_ratios() {
+        let table = load_table(&[report("ours", 300, 10), report("qemu", 100, 40)]);
+        assert!(table.contains("ours"), "{table}");
+        assert!(
+            table.contains("replies qemu: GOOD, 0 bytes x 100"),
+            "{table}"
+        );
+        assert!(
+            table.contains("ratio ours/qemu: throughput 3.00x"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn json_has_targets_and_ratios() {
+        let json = load_json(&[report("a", 2, 1), report("b", 1, 1)]).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["targets"][0]["requests"], 2);
+        assert_eq!(value["ratios"][0]["throughput"], 2.0);
+    }
+}
