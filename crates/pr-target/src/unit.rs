@@ -1,0 +1,438 @@
+//! The reservation state of one logical unit and the PERSISTENT RESERVE OUT rules.
+
+use serde::{Deserialize, Serialize};
+
+use crate::nexus::{Initiator, Nexus};
+use crate::params::{BasicParams, MoveParams, OutCdb, ServiceAction, refuse};
+use crate::sense::{Outcome, Sense};
+use crate::types::{Access, ReservationType};
+
+/// Operation code of PERSISTENT RESERVE IN.
+pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
+/// Operation code of PERSISTENT RESERVE OUT.
+pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
+
+/// One registered I_T nexus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The registered I_T nexus.
+    pub nexus: Nexus,
+    /// Its reservation key (never zero).
+    pub key: u64,
+    /// Registered with ALL_TG_PT set (reported in READ FULL STATUS).
+    pub all_tg_pt: bool,
+}
+
+/// The persistent reservation, if one exists.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// The holder; for the all-registrants types, the nexus that created it (every
+    /// registrant holds it; this field then only names a registered one).
+    pub holder: Nexus,
+    /// The reservation type.
+    pub rtype: ReservationType,
+    /// The SCOPE field value (always logical unit).
+    pub scope: u8,
+}
+
+/// The persistent-reservation state of one logical unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogicalUnit {
+    /// The relative target port identifiers through which the unit is reachable.
+    target_ports: Vec<u16>,
+    /// PRgeneration: a wrapping counter bumped by the commands SPC-4 names.
+    generation: u32,
+    /// Activate Persist Through Power Loss, as last set by a registering command.
+    aptpl: bool,
+    /// Registrations in the order they were made (READ KEYS reports this order).
+    registrations: Vec<Registration>,
+    reservation: Option<Reservation>,
+}
+
+type Step = Result<(), Outcome>;
+
+impl LogicalUnit {
+    /// A unit with no registrations, reachable through `target_ports`.
+    pub fn new(target_ports: Vec<u16>) -> LogicalUnit {
+        LogicalUnit {
+            target_ports,
+            generation: 0,
+            aptpl: false,
+            registrations: Vec::new(),
+            reservation: None,
+        }
+    }
+
+    /// The PRgeneration counter.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Whether the state must persist through power loss.
+    pub fn aptpl(&self) -> bool {
+        self.aptpl
+    }
+
+    /// The registrations, in registration order.
+    pub fn registrations(&self) -> &[Registration] {
+        &self.registrations
+    }
+
+    /// The persistent reservation, if any.
+    pub fn reservation(&self) -> Option<&Reservation> {
+        self.reservation.as_ref()
+    }
+
+    /// The relative target port identifiers of the unit.
+    pub fn target_ports(&self) -> &[u16] {
+        &self.target_ports
+    }
+
+    /// The reservation key registered for `nexus`.
+    pub fn key_of(&self, nexus: &Nexus) -> Option<u64> {
+        self.registration(nexus).map(|r| r.key)
+    }
+
+    /// Whether `nexus` holds the reservation (any registrant does for all-registrants types).
+    pub fn is_holder(&self, nexus: &Nexus) -> bool {
+        match &self.reservation {
+            None => false,
+            Some(r) if r.rtype.is_all_registrants() => self.key_of(nexus).is_some(),
+            Some(r) => r.holder == *nexus,
+        }
+    }
+
+    /// What survives a power loss: everything when APTPL is set, nothing otherwise.
+    pub fn persistent_part(&self) -> LogicalUnit {
+        if self.aptpl {
+            self.clone()
+        } else {
+            LogicalUnit::new(self.target_ports.clone())
+        }
+    }
+
+    /// Would a medium access of this kind from `nexus` get RESERVATION CONFLICT?
+    pub fn access_conflicts(&self, nexus: &Nexus, access: Access) -> bool {
+        let Some(reservation) = &self.reservation else {
+            return false;
+        };
+        if self.is_holder(nexus) {
+            return false;
+        }
+        if access == Access::Read && !reservation.rtype.restricts_reads() {
+            return false;
+        }
+        !(reservation.rtype.admits_registrants() && self.key_of(nexus).is_some())
+    }
+
+    /// Executes a PERSISTENT RESERVE IN or OUT command from `nexus`.
+    pub fn execute(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Outcome {
+        match cdb.first() {
+            Some(&PERSISTENT_RESERVE_IN) => self.persistent_reserve_in(cdb),
+            Some(&PERSISTENT_RESERVE_OUT) => self.persistent_reserve_out(nexus, cdb, data_out),
+            _ => refuse(Sense::INVALID_COMMAND_OPERATION_CODE),
+        }
+    }
+
+    /// Executes PERSISTENT RESERVE OUT; `data_out` holds at least the parameter list.
+    pub fn persistent_reserve_out(
+        &mut self,
+        nexus: &Nexus,
+        cdb: &[u8],
+        data_out: &[u8],
+    ) -> Outcome {
+        match self.reserve_out(nexus, cdb, data_out) {
+            Ok(()) => Outcome::good(),
+            Err(refusal) => refusal,
+        }
+    }
+
+    fn reserve_out(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Step {
+        let cdb = OutCdb::decode(cdb)?;
+        let list = data_out
+            .get(..cdb.param_len)
+            .ok_or(refuse(Sense::PARAMETER_LIST_LENGTH_ERROR))?;
+        if cdb.action == ServiceAction::RegisterAndMove {
+            return self.register_and_move(nexus, MoveParams::decode(list)?);
+        }
+        let params = BasicParams::decode(cdb.action, list)?;
+        match cdb.action {
+            ServiceAction::Register => self.register(nexus, &params, false),
+            ServiceAction::RegisterAndIgnoreExistingKey => self.register(nexus, &params, true),
+            ServiceAction::Reserve => self.reserve(nexus, &cdb, &params),
+            ServiceAction::Release => self.release(nexus, &cdb, &params),
+            ServiceAction::Clear => self.clear(nexus, &params),
+            ServiceAction::Preempt | ServiceAction::PreemptAndAbort => {
+                self.preempt(nexus, &cdb, &params)
+            }
+            ServiceAction::RegisterAndMove => Ok(()),
+        }
+    }
+
+    fn registration(&self, nexus: &Nexus) -> Option<&Registration> {
+        self.registrations.iter().find(|r| r.nexus == *nexus)
+    }
+
+    /// The nexus must be registered with exactly `key`, else RESERVATION CONFLICT.
+    fn require_key(&self, nexus: &Nexus, key: u64) -> Step {
+        match self.key_of(nexus) {
+            Some(registered) if registered == key => Ok(()),
+            _ => Err(Outcome::ReservationConflict),
+        }
+    }
+
+    fn bump_generation(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    fn register(&mut self, nexus: &Nexus, params: &BasicParams, ignore_existing: bool) -> Step {
+        match self.key_of(nexus) {
+            None => {
+                if !ignore_existing && params.key != 0 {
+                    return Err(Outcome::ReservationConflict);
+                }
+                if params.sa_key == 0 {
+                    // Unregistered nexus unregistering: nothing happens, generation kept.
+                    return Ok(());
+                }
+                let nexuses = self.nexuses_to_register(nexus, params)?;
+                for new in nexuses {
+                    if self.key_of(&new).is_none() {
+                        self.registrations.push(Registration {
+                            nexus: new,
+                            key: params.sa_key,
+                            all_tg_pt: params.all_tg_pt,
+                        });
+                    }
+                }
+            }
+            Some(current) => {
+                if !ignore_existing && params.key != current {
+                    return Err(Outcome::ReservationConflict);
+                }
+                if params.spec_i_pt {
+                    return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+                }
+                if params.sa_key == 0 {
+                    self.unregister(nexus);
+                } else if let Some(r) = self.registrations.iter_mut().find(|r| r.nexus == *nexus) {
+                    r.key = params.sa_key;
+                }
+            }
+        }
+        self.aptpl = params.aptpl;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// The caller's nexus (on every port with ALL_TG_PT) plus those SPEC_I_PT names;
+    /// refuses a named nexus that is already registered.
+    fn nexuses_to_register(
+        &self,
+        nexus: &Nexus,
+        params: &BasicParams,
+    ) -> Result<Vec<Nexus>, Outcome> {
+        let ports = if params.all_tg_pt && !self.target_ports.is_empty() {
+            self.target_ports.clone()
+        } else {
+            vec![nexus.target_port]
+        };
+        let mut out = vec![nexus.clone()];
+        let initiators = std::iter::once(&nexus.initiator).chain(&params.initiators);
+        for initiator in initiators {
+            for &port in &ports {
+                let candidate = Nexus::new(initiator.clone(), port);
+                if out.contains(&candidate) {
+                    continue;
+                }
+                if *initiator != nexus.initiator && self.key_of(&candidate).is_some() {
+                    return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+                }
+                out.push(candidate);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a registration; a reservation it held goes too, except an
+    /// all-registrants one while other registrants remain.
+    fn unregister(&mut self, nexus: &Nexus) {
+        self.registrations.retain(|r| r.nexus != *nexus);
+        let Some(reservation) = &mut self.reservation else {
+            return;
+        };
+        if reservation.rtype.is_all_registrants() {
+            match self.registrations.first() {
+                None => self.reservation = None,
+                Some(first) if reservation.holder == *nexus => {
+                    reservation.holder = first.nexus.clone();
+                }
+                Some(_) => {}
+            }
+        } else if reservation.holder == *nexus {
+            self.reservation = None;
+        }
+    }
+
+    fn reserve(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
+        let rtype = cdb.reservation_type()?;
+        self.require_key(nexus, params.key)?;
+        match &self.reservation {
+            None => {
+                self.reservation = Some(Reservation {
+                    holder: nexus.clone(),
+                    rtype,
+                    scope: cdb.scope,
+                });
+                Ok(())
+            }
+            Some(r) if self.is_holder(nexus) && r.rtype == rtype && r.scope == cdb.scope => Ok(()),
+            Some(_) => Err(Outcome::ReservationConflict),
+        }
+    }
+
+    fn release(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
+        self.require_key(nexus, params.key)?;
+        let Some(reservation) = &self.reservation else {
+            return Ok(());
+        };
+        if !self.is_holder(nexus) {
+            return Ok(());
+        }
+        if reservation.rtype.code() != cdb.type_code || reservation.scope != cdb.scope {
+            return Err(refuse(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION));
+        }
+        self.reservation = None;
+        Ok(())
+    }
+
+    fn clear(&mut self, nexus: &Nexus, params: &BasicParams) -> Step {
+        self.require_key(nexus, params.key)?;
+        self.registrations.clear();
+        self.reservation = None;
+        self.bump_generation();
+        Ok(())
+    }
+
+    fn preempt(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
+        let rtype = cdb.reservation_type()?;
+        self.require_key(nexus, params.key)?;
+        let new_reservation = Reservation {
+            holder: nexus.clone(),
+            rtype,
+            scope: cdb.scope,
+        };
+        match self.reservation.clone() {
+            Some(current) if current.rtype.is_all_registrants() && params.sa_key == 0 => {
+                // Key 0 under all-registrants: everyone else goes, the caller takes over.
+                self.registrations.retain(|r| r.nexus == *nexus);
+                self.reservation = Some(new_reservation);
+            }
+            Some(current) if current.rtype.is_all_registrants() => {
+                self.remove_registrations_with_key(params.sa_key)?;
+            }
+            Some(current) if self.key_of(&current.holder) == Some(params.sa_key) => {
+                // Preempting the holder: its key's registrations go, the caller's stays.
+                self.registrations
+                    .retain(|r| r.nexus == *nexus || r.key != params.sa_key);
+                self.reservation = Some(new_reservation);
+            }
+            _ => {
+                if params.sa_key == 0 {
+                    return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+                }
+                self.remove_registrations_with_key(params.sa_key)?;
+            }
+        }
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Removes every registration with `key` (the caller's too); none: RESERVATION CONFLICT.
+    fn remove_registrations_with_key(&mut self, key: u64) -> Step {
+        let doomed: Vec<Nexus> = self
+            .registrations
+            .iter()
+            .filter(|r| r.key == key)
+            .map(|r| r.nexus.clone())
+            .collect();
+        if doomed.is_empty() {
+            return Err(Outcome::ReservationConflict);
+        }
+        for nexus in &doomed {
+            self.unregister(nexus);
+        }
+        Ok(())
+    }
+
+    fn register_and_move(&mut self, nexus: &Nexus, params: MoveParams) -> Step {
+        self.require_key(nexus, params.key)?;
+        if params.sa_key == 0 {
+            return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+        }
+        if !self.target_ports.contains(&params.target_port) {
+            return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+        }
+        let Some(reservation) = self.reservation.clone() else {
+            return Err(refuse(Sense::INVALID_FIELD_IN_CDB));
+        };
+        if reservation.rtype.is_all_registrants() || !self.is_holder(nexus) {
+            return Err(Outcome::ReservationConflict);
+        }
+        let destination = Nexus::new(params.initiator, params.target_port);
+        if destination == *nexus {
+            return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+        }
+        match self
+            .registrations
+            .iter_mut()
+            .find(|r| r.nexus == destination)
+        {
+            Some(r) => r.key = params.sa_key,
+            None => self.registrations.push(Registration {
+                nexus: destination.clone(),
+                key: params.sa_key,
+                all_tg_pt: false,
+            }),
+        }
+        self.reservation = Some(Reservation {
+            holder: destination,
+            ..reservation
+        });
+        if params.unreg {
+            self.registrations.retain(|r| r.nexus != *nexus);
+        }
+        self.aptpl = params.aptpl;
+        self.bump_generation();
+        Ok(())
+    }
+
+    /// Checks the structural invariants; `Err` names the first one broken.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (i, r) in self.registrations.iter().enumerate() {
+            if r.key == 0 {
+                return Err(format!("registration {i} has key 0"));
+            }
+            if self.registrations[..i].iter().any(|o| o.nexus == r.nexus) {
+                return Err(format!("nexus {:?} registered twice", r.nexus));
+            }
+        }
+        if let Some(reservation) = &self.reservation {
+            if self.key_of(&reservation.holder).is_none() {
+                return Err(format!("holder {:?} is not registered", reservation.holder));
+            }
+        }
+        Ok(())
+    }
+
+    /// The initiator ports that have at least one registration.
+    pub fn registered_initiators(&self) -> Vec<Initiator> {
+        let mut out: Vec<Initiator> = Vec::new();
+        for r in &self.registrations {
+            if !out.contains(&r.nexus.initiator) {
+                out.push(r.nexus.initiator.clone());
+            }
+        }
+        out
+    }
+}
