@@ -81,11 +81,21 @@ sg_reservation() {
         END { if (none || key == "") print "none"; else printf "key=%s type=%s\n", key, type }'
 }
 
+# Reads once on each path so that a pending unit attention (e.g.
+# REGISTRATIONS PREEMPTED after another nexus acted) is consumed.
+drain_unit_attentions() {
+    for dev in /dev/sda /dev/sdb; do
+        sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1
+    done
+}
+
 # Removes every registration and reservation on the LUN so that each
 # scenario starts from a clean state (CLEAR acts on all I_T nexuses).
 reset_reservations() {
+    drain_unit_attentions
     sg_persist -n --out --register-ignore --param-sark=0x5eed /dev/sda >/dev/null 2>&1
     sg_persist -n --out --clear --param-rk=0x5eed /dev/sda >/dev/null 2>&1
+    drain_unit_attentions
 }
 
 # --- helpers: daemons on sockets ------------------------------------------

@@ -65,7 +65,7 @@ for path in "${debian_binaries[@]}"; do
 done
 
 cp "$here/guest/init" "$root/init"
-cp "$here"/guest/*.sh "$root/vm/"
+cp "$here"/guest/*.sh "$here"/guest/*.stream "$root/vm/"
 chmod +x "$root/init" "$root"/vm/*.sh
 echo "$kver" >"$root/vm/kernel-version"
 

@@ -1,0 +1,281 @@
+//! `pr-replay`: sends a fixed stream of PR requests to a helper socket, one
+//! descriptor with each, and prints every reply's bytes in hex, one line per
+//! request. Run against two helpers, the outputs can be compared with `diff`.
+//!
+//! usage: pr-replay [--absolute-generation] SOCKET STREAM_FILE
+//!
+//! Stream file, one request per line (`#` starts a comment):
+//!     NAME MODE DEVICE CDB_HEX [PARAMETER_LIST_HEX]
+//! MODE is `rw` or `ro` (how DEVICE is opened) or `none` (no descriptor is
+//! sent: a protocol violation). The CDB is zero-padded to 16 bytes.
+//!
+//! Output, one line per request:
+//!     NAME reply <status> <size> <sense, 96 bytes> <payload>   (hex)
+//!     NAME closed                                               (peer closed)
+//! After `closed` the next request opens a new connection.
+//!
+//! The persistent-reservation generation counter never goes back, so two
+//! runs on one device see different values. Unless `--absolute-generation`
+//! is given, the generation in READ KEYS, READ RESERVATION and READ FULL
+//! STATUS payloads is printed as `g+N`, relative to the first one seen.
+
+use std::fs::OpenOptions;
+use std::io::{self, IoSlice, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+use vm_tests::hex::{encode_hex, parse_hex};
+
+const CDB_SIZE: usize = 16;
+const SENSE_SIZE: usize = 96;
+const MAX_TRANSFER: usize = 8192;
+const PR_IN: u8 = 0x5e;
+
+#[derive(Debug, thiserror::Error)]
+enum ReplayError {
+    #[error("usage: pr-replay [--absolute-generation] SOCKET STREAM_FILE")]
+    Usage,
+    #[error("reading stream file {path}")]
+    ReadStream {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("stream line {line}: {reason}")]
+    BadLine { line: usize, reason: String },
+    #[error("opening {device}")]
+    OpenDevice {
+        device: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("connecting to {path}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("handshake")]
+    Handshake(#[source] io::Error),
+    #[error("writing to stdout")]
+    Output(#[source] io::Error),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OpenMode {
+    ReadWrite,
+    ReadOnly,
+    NoDescriptor,
+}
+
+struct Step {
+    name: String,
+    mode: OpenMode,
+    device: String,
+    cdb: [u8; CDB_SIZE],
+    parameters: Vec<u8>,
+}
+
+fn parse_stream(text: &str) -> Result<Vec<Step>, ReplayError> {
+    let mut steps = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |reason: &str| ReplayError::BadLine {
+            line: index + 1,
+            reason: reason.to_owned(),
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, mode, device, cdb_hex, rest @ ..] = fields.as_slice() else {
+            return Err(bad("want NAME MODE DEVICE CDB_HEX [PARAMETER_LIST_HEX]"));
+        };
+        let mode = match *mode {
+            "rw" => OpenMode::ReadWrite,
+            "ro" => OpenMode::ReadOnly,
+            "none" => OpenMode::NoDescriptor,
+            _ => return Err(bad("MODE must be rw, ro or none")),
+        };
+        let cdb_bytes = parse_hex(cdb_hex).ok_or_else(|| bad("CDB is not hex"))?;
+        if cdb_bytes.is_empty() || cdb_bytes.len() > CDB_SIZE {
+            return Err(bad("CDB must be 1 to 16 bytes"));
+        }
+        let mut cdb = [0u8; CDB_SIZE];
+        cdb[..cdb_bytes.len()].copy_from_slice(&cdb_bytes);
+        let parameters = match rest {
+            [] => Vec::new(),
+            [hex] => parse_hex(hex).ok_or_else(|| bad("parameter list is not hex"))?,
+            _ => return Err(bad("too many fields")),
+        };
+        steps.push(Step {
+            name: (*name).to_owned(),
+            mode,
+            device: (*device).to_owned(),
+            cdb,
+            parameters,
+        });
+    }
+    Ok(steps)
+}
+
+fn connect(path: &PathBuf) -> Result<UnixStream, ReplayError> {
+    let mut stream = UnixStream::connect(path).map_err(|source| ReplayError::Connect {
+        path: path.clone(),
+        source,
+    })?;
+    let mut supported = [0u8; 4];
+    stream
+        .read_exact(&mut supported)
+        .map_err(ReplayError::Handshake)?;
+    stream.write_all(&[0u8; 4]).map_err(ReplayError::Handshake)?;
+    Ok(stream)
+}
+
+fn open_descriptor(step: &Step) -> Result<Option<OwnedFd>, ReplayError> {
+    let mut options = OpenOptions::new();
+    match step.mode {
+        OpenMode::NoDescriptor => return Ok(None),
+        OpenMode::ReadOnly => options.read(true),
+        OpenMode::ReadWrite => options.read(true).write(true),
+    };
+    let file = options
+        .open(&step.device)
+        .map_err(|source| ReplayError::OpenDevice {
+            device: step.device.clone(),
+            source,
+        })?;
+    Ok(Some(file.into()))
+}
+
+/// What came back for one request.
+enum Outcome {
+    Reply { header: Vec<u8>, payload: Vec<u8> },
+    Closed,
+}
+
+/// Sends one request and reads its reply. Any transport failure after the
+/// connection was up means the peer closed it.
+fn exchange(stream: &mut UnixStream, step: &Step, fd: Option<&OwnedFd>) -> Outcome {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds;
+    if let Some(fd) = fd {
+        fds = [fd.as_fd()];
+        control.push(SendAncillaryMessage::ScmRights(&fds));
+    }
+    let sent = sendmsg(
+        stream.as_fd(),
+        &[IoSlice::new(&step.cdb)],
+        &mut control,
+        SendFlags::NOSIGNAL,
+    );
+    if !matches!(sent, Ok(CDB_SIZE)) {
+        return Outcome::Closed;
+    }
+    if !step.parameters.is_empty() && stream.write_all(&step.parameters).is_err() {
+        return Outcome::Closed;
+    }
+    let mut header = vec![0u8; 8 + SENSE_SIZE];
+    if stream.read_exact(&mut header).is_err() {
+        return Outcome::Closed;
+    }
+    let size = i32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    let Ok(size) = usize::try_from(size) else {
+        return Outcome::Closed;
+    };
+    if size > MAX_TRANSFER {
+        return Outcome::Closed;
+    }
+    let mut payload = vec![0u8; size];
+    if stream.read_exact(&mut payload).is_err() {
+        return Outcome::Closed;
+    }
+    Outcome::Reply { header, payload }
+}
+
+/// Service actions whose payload starts with the PR generation.
+fn has_generation(cdb: &[u8; CDB_SIZE]) -> bool {
+    cdb[0] == PR_IN && matches!(cdb[1] & 0x1f, 0x00 | 0x01 | 0x03)
+}
+
+fn render_payload(step: &Step, payload: &[u8], base: &mut Option<u32>, relative: bool) -> String {
+    match payload {
+        [a, b, c, d, rest @ ..] if relative && has_generation(&step.cdb) => {
+            let generation = u32::from_be_bytes([*a, *b, *c, *d]);
+            let first = *base.get_or_insert(generation);
+            format!(
+                "g+{}:{}",
+                generation.wrapping_sub(first),
+                encode_hex(rest)
+            )
+        }
+        _ => encode_hex(payload),
+    }
+}
+
+fn run(args: &[String]) -> Result<(), ReplayError> {
+    let (relative, positional) = match args {
+        [flag, rest @ ..] if flag == "--absolute-generation" => (false, rest),
+        rest => (true, rest),
+    };
+    let [socket, stream_file] = positional else {
+        return Err(ReplayError::Usage);
+    };
+    let socket = PathBuf::from(socket);
+    let text =
+        std::fs::read_to_string(stream_file).map_err(|source| ReplayError::ReadStream {
+            path: PathBuf::from(stream_file),
+            source,
+        })?;
+    let steps = parse_stream(&text)?;
+
+    let mut out = io::stdout().lock();
+    let mut connection: Option<UnixStream> = None;
+    let mut base_generation = None;
+    for step in &steps {
+        let fd = open_descriptor(step)?;
+        let stream = match connection.as_mut() {
+            Some(stream) => stream,
+            None => connection.insert(connect(&socket)?),
+        };
+        let line = match exchange(stream, step, fd.as_ref()) {
+            Outcome::Reply { header, payload } => format!(
+                "{} reply {} {} {} {}",
+                step.name,
+                encode_hex(&header[0..4]),
+                encode_hex(&header[4..8]),
+                encode_hex(&header[8..]),
+                render_payload(step, &payload, &mut base_generation, relative)
+            ),
+            Outcome::Closed => {
+                connection = None;
+                format!("{} closed", step.name)
+            }
+        };
+        writeln!(out, "{line}").map_err(ReplayError::Output)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            eprintln!("pr-replay: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
