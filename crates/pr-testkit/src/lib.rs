@@ -1,2 +1,23 @@
 //! Test support shared by the integration tests.
+//!
+//! - [`workspace_bin`]: the path of a binary built in this workspace;
+//! - [`Daemon`]: our `pr-helper` started on a temporary socket, killed on drop;
+//! - [`RawClient`]: a protocol peer that sends exactly the bytes and descriptors a test
+//!   asks for, well-formed or not;
+//! - [`descriptors`]: files, pipes, sockets and devices to send;
+//! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
+//! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
+//! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices.
+
+pub mod bins;
+pub mod cdb;
+pub mod daemon;
+pub mod descriptors;
+pub mod proc;
+pub mod raw;
 pub mod reference;
+
+pub use bins::workspace_bin;
+pub use daemon::{Daemon, DaemonOptions};
+pub use proc::{cpu_ticks, fd_count};
+pub use raw::{RawClient, WireResponse};
