@@ -65,6 +65,9 @@ struct LoadArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the JSON document to this file.
+    #[arg(long, value_name = "PATH")]
+    json_out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -159,8 +162,13 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
+    let json = report::load_json(&reports)?;
+    if let Some(path) = &args.json_out {
+        std::fs::write(path, format!("{json}\n"))
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
     if args.json {
-        println!("{}", report::load_json(&reports)?);
+        println!("{json}");
     } else {
         print!("{}", report::load_table(&reports));
     }
