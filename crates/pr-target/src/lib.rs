@@ -23,11 +23,18 @@
 //! assert_eq!(keys.data()[8..16], 0xA1u64.to_be_bytes());
 //! ```
 #![forbid(unsafe_code)]
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod build;
+#[cfg(test)]
+mod invariants_tests;
 mod nexus;
 mod params;
 mod pr_in;
+#[cfg(test)]
+mod rules_tests;
 mod sense;
 mod types;
 mod unit;

@@ -1,0 +1,1008 @@
+//! One test per SPC-4 rule, named after the rule.
+
+use crate::build::{self, Flags};
+use crate::{
+    Access, InAction, Initiator, LogicalUnit, Nexus, Outcome, ReservationType, STATUS_GOOD, Sense,
+    ServiceAction,
+};
+
+const WE: u8 = 0x1;
+const EA: u8 = 0x3;
+const WE_RO: u8 = 0x5;
+const EA_RO: u8 = 0x6;
+const WE_AR: u8 = 0x7;
+const EA_AR: u8 = 0x8;
+
+fn nexus(name: &str) -> Nexus {
+    Nexus::new(Initiator::iscsi(name), 1)
+}
+
+fn unit() -> LogicalUnit {
+    LogicalUnit::new(vec![1, 2])
+}
+
+fn out(
+    lu: &mut LogicalUnit,
+    n: &Nexus,
+    sa: ServiceAction,
+    t: u8,
+    key: u64,
+    sa_key: u64,
+) -> Outcome {
+    let (cdb, list) = build::out_command(sa, t, key, sa_key, Flags::default());
+    lu.execute(n, &cdb, &list)
+}
+
+fn register(lu: &mut LogicalUnit, n: &Nexus, key: u64) {
+    assert_eq!(
+        out(lu, n, ServiceAction::Register, 0, 0, key),
+        Outcome::good()
+    );
+}
+
+fn reserve(lu: &mut LogicalUnit, n: &Nexus, key: u64, t: u8) -> Outcome {
+    out(lu, n, ServiceAction::Reserve, t, key, 0)
+}
+
+fn keys(lu: &LogicalUnit) -> Vec<u64> {
+    lu.registrations().iter().map(|r| r.key).collect()
+}
+
+fn refused(sense: Sense) -> Outcome {
+    Outcome::CheckCondition(sense)
+}
+
+// --- REGISTER ---
+
+#[test]
+fn register_unregistered_nexus_with_nonzero_reservation_key_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Register, 0, 5, 6),
+        Outcome::ReservationConflict
+    );
+    assert_eq!(lu.generation(), 0);
+}
+
+#[test]
+fn register_unregistered_nexus_with_zero_service_action_key_does_nothing() {
+    let mut lu = unit();
+    assert_eq!(
+        out(&mut lu, &nexus("a"), ServiceAction::Register, 0, 0, 0),
+        Outcome::good()
+    );
+    assert!(lu.registrations().is_empty());
+    assert_eq!(lu.generation(), 0);
+}
+
+#[test]
+fn register_adds_key_and_increments_generation() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("a"), 0xAA);
+    assert_eq!(keys(&lu), vec![0xAA]);
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn register_registered_nexus_with_wrong_key_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 0xAA);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Register, 0, 0xAB, 1),
+        Outcome::ReservationConflict
+    );
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn register_registered_nexus_with_right_key_replaces_key() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 0xAA);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Register, 0, 0xAA, 0xBB),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![0xBB]);
+    assert_eq!(lu.generation(), 2);
+}
+
+#[test]
+fn register_with_zero_service_action_key_unregisters_and_releases_holders_reservation() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 0xAA);
+    assert_eq!(reserve(&mut lu, &a, 0xAA, WE), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Register, 0, 0xAA, 0),
+        Outcome::good()
+    );
+    assert!(lu.registrations().is_empty());
+    assert!(lu.reservation().is_none());
+}
+
+#[test]
+fn unregistering_one_all_registrants_holder_keeps_the_reservation_until_the_last() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Register, 0, 1, 0),
+        Outcome::good()
+    );
+    assert!(lu.reservation().is_some());
+    assert!(lu.is_holder(&b));
+    lu.check_invariants().unwrap();
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Register, 0, 2, 0),
+        Outcome::good()
+    );
+    assert!(lu.reservation().is_none());
+}
+
+#[test]
+fn register_and_ignore_existing_key_ignores_the_reservation_key_field() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 0xAA);
+    let r = out(
+        &mut lu,
+        &a,
+        ServiceAction::RegisterAndIgnoreExistingKey,
+        0,
+        0x1234,
+        0xCC,
+    );
+    assert_eq!(r, Outcome::good());
+    assert_eq!(keys(&lu), vec![0xCC]);
+    let b = nexus("b");
+    let r = out(
+        &mut lu,
+        &b,
+        ServiceAction::RegisterAndIgnoreExistingKey,
+        0,
+        0x99,
+        0xDD,
+    );
+    assert_eq!(r, Outcome::good());
+    assert_eq!(keys(&lu), vec![0xCC, 0xDD]);
+}
+
+#[test]
+fn spec_i_pt_registers_the_named_initiators_on_the_receiving_port() {
+    let mut lu = unit();
+    let a = nexus("a");
+    let tids = [Initiator::iscsi("b"), Initiator::iscsi("c")];
+    let list = build::basic_list(
+        0,
+        7,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &tids,
+    );
+    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
+    assert_eq!(keys(&lu), vec![7, 7, 7]);
+    assert_eq!(lu.key_of(&nexus("c")), Some(7));
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn spec_i_pt_naming_an_already_registered_nexus_is_invalid_field_in_parameter_list() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("b"), 3);
+    let tids = [Initiator::iscsi("b")];
+    let list = build::basic_list(
+        0,
+        7,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &tids,
+    );
+    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    let r = lu.execute(&nexus("a"), &cdb, &list);
+    assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+    assert_eq!(keys(&lu), vec![3]);
+}
+
+#[test]
+fn spec_i_pt_from_a_registered_nexus_is_invalid_field_in_parameter_list() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    let list = build::basic_list(
+        1,
+        2,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &[],
+    );
+    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    assert_eq!(
+        lu.execute(&a, &cdb, &list),
+        refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
+    );
+}
+
+#[test]
+fn spec_i_pt_with_any_service_action_but_register_is_invalid_field_in_parameter_list() {
+    let mut lu = unit();
+    let list = build::basic_list(
+        0,
+        2,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &[],
+    );
+    for sa in [
+        ServiceAction::RegisterAndIgnoreExistingKey,
+        ServiceAction::Reserve,
+        ServiceAction::Clear,
+    ] {
+        let cdb = build::pr_out(sa, WE, list.len() as u32);
+        let r = lu.execute(&nexus("a"), &cdb, &list);
+        assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST), "{sa:?}");
+    }
+}
+
+#[test]
+fn spec_i_pt_transport_id_length_beyond_the_list_is_parameter_list_length_error() {
+    let mut lu = unit();
+    let mut list = build::basic_list(
+        0,
+        7,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &[Initiator::Sas([1; 8])],
+    );
+    list[27] = 48; // claims two TransportIDs, carries one
+    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &list),
+        refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
+    );
+}
+
+#[test]
+fn all_tg_pt_registers_the_initiator_through_every_target_port() {
+    let mut lu = unit();
+    let a = nexus("a");
+    let (cdb, list) = build::out_command(
+        ServiceAction::Register,
+        0,
+        0,
+        9,
+        Flags {
+            all_tg_pt: true,
+            ..Flags::default()
+        },
+    );
+    assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
+    assert_eq!(lu.key_of(&Nexus::new(Initiator::iscsi("a"), 2)), Some(9));
+    assert!(lu.registrations().iter().all(|r| r.all_tg_pt));
+}
+
+#[test]
+fn aptpl_is_set_and_cleared_by_register_and_persistent_part_follows_it() {
+    let mut lu = unit();
+    let a = nexus("a");
+    let (cdb, list) = build::register(0, 1, true);
+    assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
+    assert!(lu.aptpl());
+    assert_eq!(lu.persistent_part(), lu);
+    let (cdb, list) = build::register(1, 2, false);
+    assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
+    assert!(!lu.aptpl());
+    assert!(lu.persistent_part().registrations().is_empty());
+}
+
+// --- parameter list and CDB checks ---
+
+#[test]
+fn parameter_list_shorter_than_24_bytes_is_parameter_list_length_error() {
+    let mut lu = unit();
+    let cdb = build::pr_out(ServiceAction::Register, 0, 20);
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &[0; 20]),
+        refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
+    );
+}
+
+#[test]
+fn parameter_list_longer_than_24_bytes_without_spec_i_pt_is_parameter_list_length_error() {
+    let mut lu = unit();
+    let cdb = build::pr_out(ServiceAction::Register, 0, 28);
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &[0; 28]),
+        refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
+    );
+}
+
+#[test]
+fn parameter_list_length_beyond_the_data_sent_is_parameter_list_length_error() {
+    let mut lu = unit();
+    let cdb = build::pr_out(ServiceAction::Register, 0, 24);
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &[0; 10]),
+        refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
+    );
+}
+
+#[test]
+fn unknown_pr_out_service_action_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let mut cdb = build::pr_out(ServiceAction::Register, 0, 24);
+    cdb[1] = 0x08;
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &[0; 24]),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
+fn unknown_pr_in_service_action_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let mut cdb = build::read_keys(100);
+    cdb[1] = 0x04;
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &[]),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
+fn other_opcodes_are_invalid_command_operation_code() {
+    let mut lu = unit();
+    assert_eq!(
+        lu.execute(&nexus("a"), &[0x28; 10], &[]),
+        refused(Sense::INVALID_COMMAND_OPERATION_CODE)
+    );
+}
+
+#[test]
+fn short_cdb_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    assert_eq!(
+        lu.execute(&nexus("a"), &[0x5F, 0, 0], &[]),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+    assert_eq!(
+        lu.execute(&nexus("a"), &[0x5E], &[]),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+// --- RESERVE ---
+
+#[test]
+fn reserve_with_invalid_type_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    for t in [0x0, 0x2, 0x4, 0x9, 0xF] {
+        assert_eq!(
+            reserve(&mut lu, &a, 1, t),
+            refused(Sense::INVALID_FIELD_IN_CDB)
+        );
+    }
+}
+
+#[test]
+fn reserve_with_scope_other_than_logical_unit_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    let (mut cdb, list) = build::reserve(1, WE);
+    cdb[2] |= 0x20;
+    assert_eq!(
+        lu.execute(&a, &cdb, &list),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
+fn reserve_from_unregistered_nexus_is_a_conflict() {
+    let mut lu = unit();
+    assert_eq!(
+        reserve(&mut lu, &nexus("a"), 0, WE),
+        Outcome::ReservationConflict
+    );
+}
+
+#[test]
+fn reserve_with_wrong_key_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 2, WE), Outcome::ReservationConflict);
+}
+
+#[test]
+fn reserve_creates_reservation_without_changing_generation() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
+    assert_eq!(
+        lu.reservation().map(|r| r.rtype),
+        Some(ReservationType::ExclusiveAccess)
+    );
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn reserve_again_by_holder_with_same_type_succeeds_and_other_type_conflicts() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::ReservationConflict);
+}
+
+#[test]
+fn reserve_by_registered_non_holder_is_a_conflict() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert_eq!(reserve(&mut lu, &b, 2, WE_RO), Outcome::ReservationConflict);
+}
+
+#[test]
+fn all_registrants_reservation_is_held_by_every_registrant() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, EA_AR), Outcome::good());
+    assert!(lu.is_holder(&b));
+    assert_eq!(reserve(&mut lu, &b, 2, EA_AR), Outcome::good());
+    assert!(!lu.access_conflicts(&b, Access::Write));
+    assert!(lu.access_conflicts(&nexus("c"), Access::Read));
+}
+
+// --- RELEASE ---
+
+#[test]
+fn release_without_reservation_is_good_and_changes_nothing() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, WE, 1, 0),
+        Outcome::good()
+    );
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn release_from_unregistered_nexus_or_with_wrong_key_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, WE, 0, 0),
+        Outcome::ReservationConflict
+    );
+    register(&mut lu, &a, 1);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, WE, 2, 0),
+        Outcome::ReservationConflict
+    );
+}
+
+#[test]
+fn release_by_non_holder_is_good_and_keeps_the_reservation() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Release, WE, 2, 0),
+        Outcome::good()
+    );
+    assert!(lu.reservation().is_some());
+}
+
+#[test]
+fn release_with_a_different_type_is_invalid_release_of_persistent_reservation() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    let r = out(&mut lu, &a, ServiceAction::Release, EA, 1, 0);
+    assert_eq!(r, refused(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION));
+    assert!(lu.reservation().is_some());
+}
+
+#[test]
+fn release_by_holder_removes_reservation_keeps_registrations_and_generation() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, EA_RO), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, EA_RO, 1, 0),
+        Outcome::good()
+    );
+    assert!(lu.reservation().is_none());
+    assert_eq!(keys(&lu), vec![1]);
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn release_of_all_registrants_reservation_by_any_registrant_releases_it() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Release, WE_AR, 2, 0),
+        Outcome::good()
+    );
+    assert!(lu.reservation().is_none());
+}
+
+// --- CLEAR ---
+
+#[test]
+fn clear_removes_every_registration_and_the_reservation_and_increments_generation() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Clear, 0, 2, 0),
+        Outcome::good()
+    );
+    assert!(lu.registrations().is_empty());
+    assert!(lu.reservation().is_none());
+    assert_eq!(lu.generation(), 3);
+}
+
+#[test]
+fn clear_from_unregistered_nexus_or_with_wrong_key_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Clear, 0, 0, 0),
+        Outcome::ReservationConflict
+    );
+    register(&mut lu, &a, 1);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Clear, 0, 9, 0),
+        Outcome::ReservationConflict
+    );
+    assert_eq!(keys(&lu), vec![1]);
+}
+
+// --- PREEMPT / PREEMPT AND ABORT ---
+
+#[test]
+fn preempt_of_the_holder_removes_its_registrations_and_takes_the_reservation() {
+    for sa in [ServiceAction::Preempt, ServiceAction::PreemptAndAbort] {
+        let mut lu = unit();
+        let (a, b) = (nexus("a"), nexus("b"));
+        register(&mut lu, &a, 1);
+        register(&mut lu, &b, 2);
+        assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+        assert_eq!(out(&mut lu, &b, sa, EA, 2, 1), Outcome::good());
+        assert_eq!(keys(&lu), vec![2]);
+        let r = lu.reservation().unwrap();
+        assert_eq!(
+            (r.holder.clone(), r.rtype),
+            (b.clone(), ReservationType::ExclusiveAccess)
+        );
+        assert_eq!(lu.generation(), 3);
+    }
+}
+
+#[test]
+fn preempt_of_own_key_by_holder_changes_type_and_keeps_registration() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Preempt, EA, 1, 1),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![1]);
+    assert_eq!(lu.reservation().map(|r| r.rtype.code()), Some(EA));
+}
+
+#[test]
+fn preempt_without_reservation_removes_registrations_with_the_key() {
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    register(&mut lu, &c, 2);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 2),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![1]);
+    assert!(lu.reservation().is_none());
+    assert_eq!(lu.generation(), 4);
+}
+
+#[test]
+fn preempt_of_a_non_holder_key_removes_registrations_and_keeps_the_reservation() {
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    register(&mut lu, &c, 3);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 3),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![1, 2]);
+    assert_eq!(lu.reservation().map(|r| r.holder.clone()), Some(a));
+}
+
+#[test]
+fn preempt_with_a_key_nobody_holds_is_a_conflict() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 7),
+        Outcome::ReservationConflict
+    );
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn preempt_with_key_zero_without_all_registrants_reservation_is_invalid_field_in_parameter_list() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    let r = out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 0);
+    assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    let r = out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 0);
+    assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+}
+
+#[test]
+fn preempt_with_key_zero_under_all_registrants_removes_all_others_and_reserves_for_caller() {
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    register(&mut lu, &c, 3);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Preempt, EA, 2, 0),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![2]);
+    let r = lu.reservation().unwrap();
+    assert_eq!((r.holder.clone(), r.rtype.code()), (b, EA));
+}
+
+#[test]
+fn preempt_with_nonzero_key_under_all_registrants_only_removes_those_registrations() {
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    register(&mut lu, &c, 3);
+    assert_eq!(reserve(&mut lu, &a, 1, EA_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 3),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![1, 2]);
+    assert_eq!(lu.reservation().map(|r| r.rtype.code()), Some(EA_AR));
+}
+
+#[test]
+fn preempt_with_invalid_type_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    let r = out(&mut lu, &a, ServiceAction::PreemptAndAbort, 0x2, 1, 2);
+    assert_eq!(r, refused(Sense::INVALID_FIELD_IN_CDB));
+    assert_eq!(keys(&lu), vec![1, 2]);
+}
+
+#[test]
+fn preempt_from_unregistered_nexus_is_a_conflict() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("a"), 1);
+    assert_eq!(
+        out(&mut lu, &nexus("b"), ServiceAction::Preempt, WE, 0, 1),
+        Outcome::ReservationConflict
+    );
+}
+
+// --- REGISTER AND MOVE ---
+
+fn move_cmd(
+    lu: &mut LogicalUnit,
+    from: &Nexus,
+    key: u64,
+    sa_key: u64,
+    unreg: bool,
+    port: u16,
+    to: &str,
+) -> Outcome {
+    let list = build::move_list(key, sa_key, unreg, false, port, &Initiator::iscsi(to));
+    let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+    lu.execute(from, &cdb, &list)
+}
+
+#[test]
+fn register_and_move_registers_destination_and_moves_the_reservation() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
+    assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 2, "b"), Outcome::good());
+    let b2 = Nexus::new(Initiator::iscsi("b"), 2);
+    assert_eq!(lu.key_of(&b2), Some(5));
+    assert_eq!(lu.key_of(&a), Some(1));
+    assert_eq!(lu.reservation().map(|r| r.holder.clone()), Some(b2));
+    assert_eq!(lu.generation(), 2);
+}
+
+#[test]
+fn register_and_move_with_unreg_unregisters_the_source() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(move_cmd(&mut lu, &a, 1, 5, true, 1, "b"), Outcome::good());
+    assert_eq!(lu.key_of(&a), None);
+    lu.check_invariants().unwrap();
+}
+
+#[test]
+fn register_and_move_without_reservation_is_invalid_field_in_cdb() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(
+        move_cmd(&mut lu, &a, 1, 5, false, 1, "b"),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
+fn register_and_move_by_non_holder_or_under_all_registrants_is_a_conflict() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(
+        move_cmd(&mut lu, &b, 2, 5, false, 1, "c"),
+        Outcome::ReservationConflict
+    );
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, WE, 1, 0),
+        Outcome::good()
+    );
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    assert_eq!(
+        move_cmd(&mut lu, &a, 1, 5, false, 1, "c"),
+        Outcome::ReservationConflict
+    );
+}
+
+#[test]
+fn register_and_move_to_own_nexus_or_unknown_port_or_zero_key_is_invalid_field_in_parameter_list() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    let bad = refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST);
+    assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 1, "a"), bad);
+    assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 9, "b"), bad);
+    assert_eq!(move_cmd(&mut lu, &a, 1, 0, false, 1, "b"), bad);
+}
+
+#[test]
+fn register_and_move_with_transport_id_beyond_list_is_parameter_list_length_error() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    let mut list = build::move_list(1, 5, false, false, 1, &Initiator::Sas([2; 8]));
+    list[23] = 200;
+    let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+    assert_eq!(
+        lu.execute(&a, &cdb, &list),
+        refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
+    );
+}
+
+// --- conflicts of other commands ---
+
+#[test]
+fn write_exclusive_lets_everyone_read_and_only_the_holder_write() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert!(!lu.access_conflicts(&a, Access::Write));
+    assert!(!lu.access_conflicts(&b, Access::Read));
+    assert!(lu.access_conflicts(&b, Access::Write));
+}
+
+#[test]
+fn exclusive_access_refuses_reads_and_writes_from_non_holders() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
+    assert!(lu.access_conflicts(&b, Access::Read));
+    assert!(lu.access_conflicts(&b, Access::Write));
+    assert!(!lu.access_conflicts(&a, Access::Read));
+}
+
+#[test]
+fn registrants_only_types_admit_registrants_and_refuse_others() {
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, EA_RO), Outcome::good());
+    assert!(!lu.access_conflicts(&b, Access::Write));
+    assert!(lu.access_conflicts(&c, Access::Read));
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, EA_RO, 1, 0),
+        Outcome::good()
+    );
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert!(!lu.access_conflicts(&c, Access::Read));
+    assert!(lu.access_conflicts(&c, Access::Write));
+}
+
+#[test]
+fn no_reservation_means_no_conflict() {
+    let lu = unit();
+    assert!(!lu.access_conflicts(&nexus("x"), Access::Write));
+}
+
+// --- PR IN payloads ---
+
+#[test]
+fn read_keys_reports_generation_length_and_keys_in_registration_order() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("a"), 0x11);
+    register(&mut lu, &nexus("b"), 0x22);
+    let data = lu.execute(&nexus("a"), &build::read_keys(100), &[]);
+    let mut expected = vec![0, 0, 0, 2, 0, 0, 0, 16];
+    expected.extend(0x11u64.to_be_bytes());
+    expected.extend(0x22u64.to_be_bytes());
+    assert_eq!(data, Outcome::Good(expected));
+}
+
+#[test]
+fn read_keys_is_truncated_to_the_allocation_length_but_reports_the_full_length() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("a"), 0x11);
+    let data = lu.execute(&nexus("a"), &build::read_keys(8), &[]);
+    assert_eq!(data, Outcome::Good(vec![0, 0, 0, 1, 0, 0, 0, 8]));
+    let data = lu.execute(&nexus("a"), &build::read_keys(0), &[]);
+    assert_eq!(data, Outcome::Good(vec![]));
+}
+
+#[test]
+fn read_reservation_reports_holder_key_scope_and_type() {
+    let mut lu = unit();
+    let a = nexus("a");
+    let cdb = build::pr_in(InAction::ReadReservation, 100);
+    assert_eq!(
+        lu.execute(&a, &cdb, &[]),
+        Outcome::Good(vec![0, 0, 0, 0, 0, 0, 0, 0])
+    );
+    register(&mut lu, &a, 0x42);
+    assert_eq!(reserve(&mut lu, &a, 0x42, WE_RO), Outcome::good());
+    let mut expected = vec![0, 0, 0, 1, 0, 0, 0, 16];
+    expected.extend(0x42u64.to_be_bytes());
+    expected.extend([0, 0, 0, 0, 0, WE_RO, 0, 0]);
+    assert_eq!(lu.execute(&a, &cdb, &[]), Outcome::Good(expected));
+}
+
+#[test]
+fn read_reservation_of_all_registrants_type_reports_key_zero() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 0x42);
+    assert_eq!(reserve(&mut lu, &a, 0x42, EA_AR), Outcome::good());
+    let data = lu.execute(&a, &build::pr_in(InAction::ReadReservation, 100), &[]);
+    assert_eq!(data.data()[8..16], [0; 8]);
+    assert_eq!(data.data()[21], EA_AR);
+}
+
+#[test]
+fn report_capabilities_reports_supported_types_and_aptpl_state() {
+    let mut lu = unit();
+    let cdb = build::pr_in(InAction::ReportCapabilities, 100);
+    let data = lu.execute(&nexus("a"), &cdb, &[]);
+    assert_eq!(
+        data,
+        Outcome::Good(vec![0, 8, 0x0D, 0x80, 0xEA, 0x01, 0, 0])
+    );
+    let (c, l) = build::register(0, 1, true);
+    assert_eq!(lu.execute(&nexus("a"), &c, &l), Outcome::good());
+    assert_eq!(lu.execute(&nexus("a"), &cdb, &[]).data()[3], 0x81);
+}
+
+#[test]
+fn read_full_status_describes_every_registration_with_holder_flag_and_transport_id() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), Nexus::new(Initiator::Sas([7; 8]), 2));
+    register(&mut lu, &a, 0x11);
+    register(&mut lu, &b, 0x22);
+    assert_eq!(reserve(&mut lu, &b, 0x22, EA), Outcome::good());
+    let out = lu.execute(&a, &build::pr_in(InAction::ReadFullStatus, 1000), &[]);
+    assert_eq!(out.status(), STATUS_GOOD);
+    let data = out.data();
+    let tid_a = Initiator::iscsi("a").transport_id();
+    let first_len = 24 + tid_a.len();
+    assert_eq!(data[4..8], ((first_len + 48) as u32).to_be_bytes());
+    let first = &data[8..8 + first_len];
+    assert_eq!(first[0..8], 0x11u64.to_be_bytes());
+    assert_eq!(first[12..14], [0, 0]);
+    assert_eq!(first[18..20], [0, 1]);
+    assert_eq!(first[24..], tid_a[..]);
+    let second = &data[8 + first_len..];
+    assert_eq!(second[0..8], 0x22u64.to_be_bytes());
+    assert_eq!(second[12..14], [0x01, EA]);
+    assert_eq!(second[18..20], [0, 2]);
+    assert_eq!(second[20..24], [0, 0, 0, 24]);
+    assert_eq!(second[24..], Initiator::Sas([7; 8]).transport_id()[..]);
+}
+
+#[test]
+fn pr_in_does_not_change_the_generation() {
+    let mut lu = unit();
+    register(&mut lu, &nexus("a"), 1);
+    for action in [
+        InAction::ReadKeys,
+        InAction::ReadReservation,
+        InAction::ReportCapabilities,
+        InAction::ReadFullStatus,
+    ] {
+        let _ = lu.execute(&nexus("b"), &build::pr_in(action, 100), &[]);
+    }
+    assert_eq!(lu.generation(), 1);
+}
+
+#[test]
+fn state_round_trips_through_json() {
+    let mut lu = unit();
+    let a = nexus("a");
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    let json = serde_json::to_string(&lu).unwrap();
+    let back: LogicalUnit = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, lu);
+}
