@@ -1,0 +1,184 @@
+//! PERSISTENT RESERVE OUT parameter lists (SPC-4 6.17.3, 6.17.4).
+
+use super::error::{PrDecodeError, PrEncodeError};
+use super::transport_id::TransportId;
+use crate::wire::{be_u16, be_u32, be_u64};
+
+/// Size of the basic parameter list and of the REGISTER AND MOVE list header.
+pub const PARAMETER_LIST_LEN: usize = 24;
+
+const SPEC_I_PT: u8 = 0x08;
+const ALL_TG_PT: u8 = 0x04;
+const APTPL: u8 = 0x01;
+const MOVE_UNREG: u8 = 0x02;
+const MOVE_APTPL: u8 = 0x01;
+
+/// The basic parameter list of every service action but REGISTER AND MOVE.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
+pub struct PrOutParams {
+    pub reservation_key: u64,
+    pub service_action_key: u64,
+    /// Specify initiator ports: `transport_ids` follow the 24 bytes.
+    pub spec_i_pt: bool,
+    /// Register through all target ports.
+    pub all_tg_pt: bool,
+    /// Activate persist through power loss.
+    pub aptpl: bool,
+    /// Only with `spec_i_pt`.
+    pub transport_ids: Vec<TransportId>,
+}
+
+/// The REGISTER AND MOVE parameter list.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct RegisterMoveParams {
+    pub reservation_key: u64,
+    pub service_action_key: u64,
+    /// Unregister the I_T nexus the command came through.
+    pub unreg: bool,
+    pub aptpl: bool,
+    pub relative_target_port: u16,
+    pub transport_id: TransportId,
+}
+
+impl PrOutParams {
+    /// The parameter list: 24 bytes, then, with SPEC_I_PT, the u32 length of the
+    /// TransportID list and the list.
+    pub fn encode(&self) -> Result<Vec<u8>, PrEncodeError> {
+        if !self.spec_i_pt && !self.transport_ids.is_empty() {
+            return Err(PrEncodeError::TransportIdsWithoutSpecIPt);
+        }
+        let mut out = vec![0u8; PARAMETER_LIST_LEN];
+        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
+        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
+        out[20] = flag(self.spec_i_pt, SPEC_I_PT)
+            | flag(self.all_tg_pt, ALL_TG_PT)
+            | flag(self.aptpl, APTPL);
+        if self.spec_i_pt {
+            let mut ids = Vec::new();
+            for id in &self.transport_ids {
+                id.encode(&mut ids)?;
+            }
+            let len = u32::try_from(ids.len()).map_err(|_| PrEncodeError::TooLong {
+                what: "transport ID list",
+                len: ids.len(),
+            })?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&ids);
+        }
+        Ok(out)
+    }
+
+    /// Decodes a whole parameter list. Its length must be exactly what the content
+    /// implies (24, or 28 plus the TransportID list length with SPEC_I_PT), as SPC
+    /// requires of the PARAMETER LIST LENGTH.
+    pub fn decode(buf: &[u8]) -> Result<PrOutParams, PrDecodeError> {
+        const WHAT: &str = "PR OUT parameter list";
+        let (Some(reservation_key), Some(service_action_key), Some(&flags)) =
+            (be_u64(buf, 0), be_u64(buf, 8), buf.get(20))
+        else {
+            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
+        };
+        if buf.len() < PARAMETER_LIST_LEN {
+            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
+        }
+        let spec_i_pt = flags & SPEC_I_PT != 0;
+        let mut transport_ids = Vec::new();
+        if spec_i_pt {
+            let list_len = be_u32(buf, PARAMETER_LIST_LEN)
+                .ok_or_else(|| too_short(WHAT, PARAMETER_LIST_LEN + 4, buf.len()))?;
+            let list = buf.get(PARAMETER_LIST_LEN + 4..).unwrap_or_default();
+            check_exact(WHAT, u64::from(list_len), list.len())?;
+            let mut rest = list;
+            while !rest.is_empty() {
+                let (id, used) = TransportId::decode(rest)?;
+                transport_ids.push(id);
+                rest = rest.get(used..).unwrap_or_default();
+            }
+        } else {
+            check_exact(WHAT, PARAMETER_LIST_LEN as u64, buf.len())?;
+        }
+        Ok(PrOutParams {
+            reservation_key,
+            service_action_key,
+            spec_i_pt,
+            all_tg_pt: flags & ALL_TG_PT != 0,
+            aptpl: flags & APTPL != 0,
+            transport_ids,
+        })
+    }
+}
+
+impl RegisterMoveParams {
+    /// The parameter list: 24 bytes (UNREG is bit 1 and APTPL bit 0 of byte 17,
+    /// relative target port at 18..20, TransportID length at 20..24), then the ID.
+    pub fn encode(&self) -> Result<Vec<u8>, PrEncodeError> {
+        let mut out = vec![0u8; PARAMETER_LIST_LEN];
+        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
+        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
+        out[17] = flag(self.unreg, MOVE_UNREG) | flag(self.aptpl, MOVE_APTPL);
+        out[18..20].copy_from_slice(&self.relative_target_port.to_be_bytes());
+        let id = self.transport_id.to_bytes()?;
+        let len = u32::try_from(id.len()).map_err(|_| PrEncodeError::TooLong {
+            what: "transport ID",
+            len: id.len(),
+        })?;
+        out[20..24].copy_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&id);
+        Ok(out)
+    }
+
+    /// Decodes a whole REGISTER AND MOVE list; its length must be 24 plus the
+    /// TransportID length field, and the ID must fill that field exactly.
+    pub fn decode(buf: &[u8]) -> Result<RegisterMoveParams, PrDecodeError> {
+        const WHAT: &str = "REGISTER AND MOVE parameter list";
+        let (
+            Some(reservation_key),
+            Some(service_action_key),
+            Some(&flags),
+            Some(port),
+            Some(id_len),
+        ) = (
+            be_u64(buf, 0),
+            be_u64(buf, 8),
+            buf.get(17),
+            be_u16(buf, 18),
+            be_u32(buf, 20),
+        )
+        else {
+            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
+        };
+        let id_bytes = buf.get(PARAMETER_LIST_LEN..).unwrap_or_default();
+        check_exact(WHAT, u64::from(id_len), id_bytes.len())?;
+        let (transport_id, used) = TransportId::decode(id_bytes)?;
+        check_exact("REGISTER AND MOVE transport ID", u64::from(id_len), used)?;
+        Ok(RegisterMoveParams {
+            reservation_key,
+            service_action_key,
+            unreg: flags & MOVE_UNREG != 0,
+            aptpl: flags & MOVE_APTPL != 0,
+            relative_target_port: port,
+            transport_id,
+        })
+    }
+}
+
+const fn flag(set: bool, bit: u8) -> u8 {
+    if set { bit } else { 0 }
+}
+
+fn too_short(what: &'static str, needed: usize, got: usize) -> PrDecodeError {
+    PrDecodeError::TooShort { what, needed, got }
+}
+
+fn check_exact(what: &'static str, declared: u64, actual: usize) -> Result<(), PrDecodeError> {
+    let actual = actual as u64;
+    if declared == actual {
+        Ok(())
+    } else {
+        Err(PrDecodeError::LengthMismatch {
+            what,
+            declared,
+            actual,
+        })
+    }
+}
