@@ -6,11 +6,13 @@
 //!   asks for, well-formed or not;
 //! - [`descriptors`]: files, pipes, sockets and devices to send;
 //! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
+//! - [`checks`]: "another client is still served", "descriptor count back to baseline";
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices.
 
 pub mod bins;
 pub mod cdb;
+pub mod checks;
 pub mod daemon;
 pub mod descriptors;
 pub mod proc;

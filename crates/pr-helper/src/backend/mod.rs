@@ -1,1 +1,211 @@
 //! Backends that execute requests.
+//!
+//! [`Backends::execute`] is the one entry point: it applies the checks that need no
+//! device (the CDB bytes 5-6 rule, PR OUT on a read-only descriptor), classifies the
+//! descriptor and hands the command to the backend for that kind of file:
+//!
+//! | descriptor | answer |
+//! |---|---|
+//! | whole block device, sg character device | `SG_IO` ([`sgio`]) |
+//! | partition | refused with 0B/00/06 unless partitions are allowed (see below) |
+//! | regular file | the emulated target when configured, else 0B/00/06 |
+//! | anything else (pipe, socket, /dev/null, ...) | 0B/00/06, no ioctl |
+//!
+//! 0B/00/06 (ABORTED COMMAND, I/O PROCESS TERMINATED) is what QEMU's helper answers when
+//! its `SG_IO` fails with ENOTTY; we give the same reply without issuing the ioctl. A
+//! partition gets it too: an unprivileged caller's `SG_IO` on a partition fails that way
+//! in the kernel, and our CAP_SYS_RAWIO would otherwise bypass that check and reserve
+//! the whole LUN (a deliberate difference from QEMU's helper, which sends the ioctl).
+//!
+//! Every call here blocks; the serving code runs it in its bounded pool.
+
+pub mod emulated;
+pub mod sgio;
+#[cfg(feature = "test-hooks")]
+mod test_latency;
+
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use pr_protocol::{Direction, Request, Response};
+use scsi::sense::Sense;
+use sg_io::DescriptorKind;
+
+use crate::serve::ServeSettings;
+
+/// The process on the other end of a connection, from SO_PEERCRED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Process id at the time the peer connected.
+    pub pid: i32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+/// Why the backends could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The emulated target's state directory could not be opened.
+    #[error("cannot open the emulated target's state directory {path}")]
+    EmulatedState {
+        /// The configured directory.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// What kind of descriptor a command was executed on, for the per-command log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptorLabel {
+    /// Classified.
+    Kind(DescriptorKind),
+    /// Not looked at: the command was refused from its CDB alone.
+    NotExamined,
+    /// `fstat` or the sysfs lookup failed.
+    Unclassifiable,
+}
+
+impl fmt::Display for DescriptorLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DescriptorLabel::Kind(kind) => kind.fmt(f),
+            DescriptorLabel::NotExamined => f.write_str("not examined"),
+            DescriptorLabel::Unclassifiable => f.write_str("unclassifiable"),
+        }
+    }
+}
+
+/// The answer to one command, with what the log line needs to know about it.
+#[derive(Debug)]
+pub struct Execution {
+    /// The response to write to the peer.
+    pub response: Response,
+    /// The kind of descriptor the command went to.
+    pub descriptor: DescriptorLabel,
+}
+
+/// The set of backends a daemon serves with, chosen per descriptor.
+#[derive(Debug)]
+pub struct Backends {
+    sgio_timeout: Duration,
+    allow_partitions: bool,
+    emulated: Option<emulated::EmulatedBackend>,
+    #[cfg(feature = "test-hooks")]
+    injected_latency: Option<Duration>,
+}
+
+impl Backends {
+    /// Prepares the backends the settings ask for.
+    pub fn new(settings: &ServeSettings) -> Result<Self, BackendError> {
+        let emulated = settings
+            .emulated_state_dir
+            .as_deref()
+            .map(|dir| {
+                emulated::EmulatedBackend::open(dir).map_err(|e| BackendError::EmulatedState {
+                    path: dir.to_path_buf(),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            sgio_timeout: settings.sgio_timeout,
+            allow_partitions: settings.allow_partitions,
+            emulated,
+            #[cfg(feature = "test-hooks")]
+            injected_latency: test_latency::configured(),
+        })
+    }
+
+    /// Executes one request and returns its response. Blocks (ioctl, file I/O).
+    pub fn execute(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Response {
+        self.execute_described(request, peer).response
+    }
+
+    /// [`execute`](Self::execute), also telling what kind of descriptor was used.
+    pub fn execute_described(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Execution {
+        #[cfg(feature = "test-hooks")]
+        if let Some(latency) = self.injected_latency {
+            std::thread::sleep(latency);
+        }
+        // PR OUT's parameter list length is cdb[5..9], but the protocol carries only
+        // cdb[7..9] bytes: a device told more than we sent must never see the command.
+        if request.cdb_check().is_err() {
+            return refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
+        }
+        let fd = request.fd.as_fd();
+        let kind = match sg_io::classify(fd) {
+            Ok(kind) => kind,
+            Err(error) => {
+                tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
+                return refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
+            }
+        };
+        let label = DescriptorLabel::Kind(kind);
+        if request.direction() == Direction::Out && !may_write(fd) {
+            return refused(Sense::INVALID_OPCODE, label);
+        }
+        let response = match kind {
+            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => {
+                sgio::execute(fd, request, self.sgio_timeout)
+            }
+            DescriptorKind::Partition if self.allow_partitions => {
+                sgio::execute(fd, request, self.sgio_timeout)
+            }
+            DescriptorKind::RegularFile => self.regular_file(fd, request, peer),
+            DescriptorKind::Partition | DescriptorKind::Other(_) => {
+                check_condition(Sense::IO_ERROR)
+            }
+        };
+        Execution {
+            response,
+            descriptor: label,
+        }
+    }
+
+    fn regular_file(
+        &self,
+        fd: BorrowedFd<'_>,
+        request: &Request<OwnedFd>,
+        peer: &PeerInfo,
+    ) -> Response {
+        match &self.emulated {
+            Some(emulated) => emulated.execute(fd, &request.cdb, &request.data_out, peer),
+            None => check_condition(Sense::IO_ERROR),
+        }
+    }
+}
+
+/// Whether PR OUT may be sent through `fd`: its open file description allows writes.
+/// A descriptor whose flags cannot be read is treated as read-only.
+fn may_write(fd: BorrowedFd<'_>) -> bool {
+    sg_io::access_mode(fd).is_ok_and(|mode| mode.can_write())
+}
+
+fn refused(sense: Sense, descriptor: DescriptorLabel) -> Execution {
+    Execution {
+        response: check_condition(sense),
+        descriptor,
+    }
+}
+
+/// A CHECK CONDITION response carrying `sense` in fixed format, no payload.
+pub(crate) fn check_condition(sense: Sense) -> Response {
+    Response::check_condition(&sense.fixed_bytes())
+}
+
+/// An error and its sources on one line, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -1,1 +1,116 @@
 //! Accept loop and connection tasks.
+//!
+//! [`serve`] owns a listening socket until the shutdown handle fires. Each accepted
+//! connection becomes one tokio task ([`connection`]); the blocking backend call of a
+//! request runs in a bounded pool ([`pool`]) so that the I/O threads never block and a
+//! hung device can hold only a few pool slots.
+
+mod accept;
+mod connection;
+mod peer;
+mod pool;
+mod recv;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+
+use crate::backend::{BackendError, Backends};
+
+pub use peer::Allowlist;
+
+/// The handle that tells [`serve`] to stop: send `true` (or drop the sender).
+///
+/// The start-up code wires SIGTERM, SIGINT and SIGHUP to the sending half.
+pub type ShutdownSignal = tokio::sync::watch::Receiver<bool>;
+
+/// Creates a shutdown handle pair: keep the sender, give the receiver to [`serve`].
+pub fn shutdown_channel() -> (tokio::sync::watch::Sender<bool>, ShutdownSignal) {
+    tokio::sync::watch::channel(false)
+}
+
+/// Everything [`serve`] needs to know, already validated by the configuration step.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Connections served at once; a connection beyond it is closed at once.
+    pub max_connections: usize,
+    /// Time a peer has, from connecting, to send its requested-features word.
+    pub handshake_timeout: Duration,
+    /// Time a peer has, from the first byte of a request, to send all of it; also the
+    /// time it has to take a response off the socket.
+    pub request_timeout: Duration,
+    /// After shutdown is requested, how long in-flight commands may still run.
+    pub shutdown_grace: Duration,
+    /// Peers whose uid is not listed are refused (`None`: any uid).
+    pub allowed_uids: Option<Vec<u32>>,
+    /// Peers whose gid is not listed are refused (`None`: any gid).
+    pub allowed_gids: Option<Vec<u32>>,
+    /// Backend calls that may block at once (size of the blocking pool).
+    pub blocking_threads: usize,
+    /// Timeout handed to the SG_IO ioctl.
+    pub sgio_timeout: Duration,
+    /// Whether a partition descriptor may receive SG_IO (it reaches the whole LUN).
+    pub allow_partitions: bool,
+    /// Where the emulated target keeps its state; `None` disables the emulated backend.
+    pub emulated_state_dir: Option<PathBuf>,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            allowed_uids: None,
+            allowed_gids: None,
+            blocking_threads: 64,
+            sgio_timeout: Duration::from_secs(30),
+            allow_partitions: false,
+            emulated_state_dir: None,
+        }
+    }
+}
+
+/// What happened while serving, returned when [`serve`] stops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServeSummary {
+    /// Connections accepted (including those refused by the cap or the allowlist).
+    pub connections_accepted: u64,
+    /// Connections closed at once because the cap was reached.
+    pub connections_over_cap: u64,
+    /// Connections refused by the uid/gid allowlist.
+    pub connections_refused: u64,
+    /// Commands executed and answered.
+    pub commands: u64,
+    /// Connections still open when the grace period ran out (dropped by force).
+    pub forced_connections: u64,
+}
+
+/// Why [`serve`] could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Preparing the backends failed (e.g. the emulated state directory).
+    #[error("cannot prepare the backends")]
+    Backends(#[source] BackendError),
+    /// `accept` failed with an error that retrying cannot fix.
+    #[error("accepting a connection failed")]
+    Accept(#[source] std::io::Error),
+}
+
+/// Serves `listener` until `shutdown` fires, then drains in-flight commands for at most
+/// `settings.shutdown_grace`.
+///
+/// Must run inside a multi-threaded tokio runtime (blocking backend calls use
+/// `spawn_blocking`).
+pub async fn serve(
+    listener: UnixListener,
+    settings: ServeSettings,
+    shutdown: ShutdownSignal,
+) -> Result<ServeSummary, ServeError> {
+    let backends = Backends::new(&settings).map_err(ServeError::Backends)?;
+    let context = Arc::new(connection::Context::new(backends, &settings));
+    accept::run(listener, context, &settings, shutdown).await
+}

@@ -1,0 +1,387 @@
+//! One connection: handshake, then requests one at a time until the peer leaves, breaks
+//! a rule, stalls, or the daemon shuts down.
+//!
+//! Reads never ask for more than the decoder's current stage wants, so the bytes and
+//! the descriptor of a pipelined next request stay in the socket until their turn.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pr_protocol::{
+    Decoded, HandshakeDecoder, MAX_TRANSFER, Negotiation, Request, RequestDecoder, Response,
+    Violation,
+};
+use scsi::sense::Sense;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixStream;
+use tokio::time::timeout_at;
+
+use super::pool::{DeviceKey, Pool};
+use super::recv::{Received, recv_with_fds};
+use super::{ServeSettings, ShutdownSignal};
+use crate::backend::{Backends, Execution, PeerInfo, check_condition};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct Context {
+    backends: Arc<Backends>,
+    pool: Pool,
+    handshake_timeout: Duration,
+    request_timeout: Duration,
+    commands: AtomicU64,
+}
+
+impl Context {
+    pub(crate) fn new(backends: Backends, settings: &ServeSettings) -> Self {
+        Self {
+            backends: Arc::new(backends),
+            pool: Pool::new(settings.blocking_threads),
+            handshake_timeout: settings.handshake_timeout,
+            request_timeout: settings.request_timeout,
+            commands: AtomicU64::new(0),
+        }
+    }
+
+    /// Commands executed and answered so far.
+    pub(crate) fn commands(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a connection ended: the reason in its closing log line.
+#[derive(Debug)]
+pub(crate) enum CloseReason {
+    /// The peer closed the socket between requests.
+    PeerClosed,
+    /// The peer broke a protocol rule.
+    Violation(Violation),
+    /// The kernel truncated the control message (more descriptors than we make room
+    /// for, or our descriptor table is full); descriptors that did arrive are closed.
+    ControlTruncated { received: usize },
+    /// No requested-features word within the handshake deadline.
+    HandshakeTimeout(Duration),
+    /// A request started but was not complete within the request deadline.
+    RequestTimeout {
+        deadline: Duration,
+        stage_wanted: usize,
+    },
+    /// The peer did not take a response off the socket within the request deadline.
+    ReplyTimeout(Duration),
+    /// The daemon is shutting down and the connection was idle.
+    ShuttingDown,
+    /// Reading or writing the socket failed.
+    Io {
+        step: &'static str,
+        error: io::Error,
+    },
+    /// The blocking backend call did not complete (it panicked).
+    BackendFailed,
+}
+
+impl CloseReason {
+    /// Whether the peer did something wrong (logged as a warning).
+    pub(crate) fn is_peer_fault(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::Violation(_)
+                | CloseReason::ControlTruncated { .. }
+                | CloseReason::HandshakeTimeout(_)
+                | CloseReason::RequestTimeout { .. }
+                | CloseReason::ReplyTimeout(_)
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("peer closed the connection"),
+            CloseReason::Violation(violation) => write!(f, "protocol violation: {violation}"),
+            CloseReason::ControlTruncated { received } => write!(
+                f,
+                "protocol violation: truncated control message ({received} descriptor(s) \
+                 received and closed; too many sent, or our descriptor table is full)"
+            ),
+            CloseReason::HandshakeTimeout(limit) => {
+                write!(
+                    f,
+                    "no feature word within the handshake deadline of {limit:?}"
+                )
+            }
+            CloseReason::RequestTimeout {
+                deadline,
+                stage_wanted,
+            } => write!(
+                f,
+                "request incomplete after the request deadline of {deadline:?} \
+                 ({stage_wanted} byte(s) of the current stage missing)"
+            ),
+            CloseReason::ReplyTimeout(limit) => {
+                write!(f, "peer did not read its response within {limit:?}")
+            }
+            CloseReason::ShuttingDown => f.write_str("daemon shutting down"),
+            CloseReason::Io { step, error } => write!(f, "{step} failed: {error}"),
+            CloseReason::BackendFailed => f.write_str("the backend call did not complete"),
+        }
+    }
+}
+
+/// A connection being served.
+pub(crate) struct Connection {
+    context: Arc<Context>,
+    stream: UnixStream,
+    peer: PeerInfo,
+    shutdown: ShutdownSignal,
+    buffer: Vec<u8>,
+}
+
+/// The outcome of waiting for the next chunk of input.
+enum Input {
+    Data(Received),
+    Closed(CloseReason),
+}
+
+impl Connection {
+    pub(crate) fn new(
+        context: Arc<Context>,
+        stream: UnixStream,
+        peer: PeerInfo,
+        shutdown: ShutdownSignal,
+    ) -> Self {
+        Self {
+            context,
+            stream,
+            peer,
+            shutdown,
+            buffer: vec![0; MAX_TRANSFER],
+        }
+    }
+
+    /// Serves the connection to its end and says why it ended. Dropping the returned
+    /// future (forced shutdown) closes the socket and any descriptor held.
+    pub(crate) async fn run(mut self) -> CloseReason {
+        if let Err(reason) = self.handshake().await {
+            return reason;
+        }
+        let mut decoder = RequestDecoder::<OwnedFd>::new();
+        loop {
+            let request = match self.read_request(&mut decoder).await {
+                Ok(request) => request,
+                Err(reason) => return reason,
+            };
+            if let Err(reason) = self.answer(request).await {
+                return reason;
+            }
+            if self.shutting_down() {
+                return CloseReason::ShuttingDown;
+            }
+        }
+    }
+
+    async fn handshake(&mut self) -> Result<(), CloseReason> {
+        let mut decoder = HandshakeDecoder::default();
+        let deadline = tokio::time::Instant::now() + self.context.handshake_timeout;
+        let greeting = decoder.greeting();
+        match timeout_at(deadline, self.stream.write_all(&greeting)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(io_failure("writing the feature word", error)),
+            Err(_) => {
+                return Err(CloseReason::HandshakeTimeout(
+                    self.context.handshake_timeout,
+                ));
+            }
+        }
+        loop {
+            let wanted = decoder.bytes_wanted();
+            let received = match timeout_at(deadline, self.receive(wanted)).await {
+                Ok(Input::Data(received)) => received,
+                Ok(Input::Closed(reason)) => return Err(reason),
+                Err(_) => {
+                    return Err(CloseReason::HandshakeTimeout(
+                        self.context.handshake_timeout,
+                    ));
+                }
+            };
+            if received.bytes == 0 {
+                return Err(match decoder.end_of_stream() {
+                    Ok(()) => CloseReason::PeerClosed,
+                    Err(violation) => CloseReason::Violation(violation),
+                });
+            }
+            let bytes = self.buffer.get(..received.bytes).unwrap_or_default();
+            match decoder.feed(bytes, received.fds) {
+                Ok(Negotiation::NeedMore) => continue,
+                Ok(Negotiation::Done { .. }) => return Ok(()),
+                Err(violation) => return Err(CloseReason::Violation(violation)),
+            }
+        }
+    }
+
+    /// Reads one complete request. Between requests it also watches for shutdown; once
+    /// a request has begun, the request deadline runs until it is complete.
+    async fn read_request(
+        &mut self,
+        decoder: &mut RequestDecoder<OwnedFd>,
+    ) -> Result<Request<OwnedFd>, CloseReason> {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let wanted = decoder.bytes_wanted();
+            let input = match deadline {
+                None => self.receive_unless_shutdown(wanted).await,
+                Some(deadline) => match timeout_at(deadline, self.receive(wanted)).await {
+                    Ok(input) => input,
+                    Err(_) => {
+                        return Err(CloseReason::RequestTimeout {
+                            deadline: self.context.request_timeout,
+                            stage_wanted: decoder.bytes_wanted(),
+                        });
+                    }
+                },
+            };
+            let received = match input {
+                Input::Data(received) => received,
+                Input::Closed(reason) => return Err(reason),
+            };
+            if received.bytes == 0 {
+                return Err(match decoder.end_of_stream() {
+                    Ok(()) => CloseReason::PeerClosed,
+                    Err(violation) => CloseReason::Violation(violation),
+                });
+            }
+            deadline
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.context.request_timeout);
+            let bytes = self.buffer.get(..received.bytes).unwrap_or_default();
+            match decoder.feed(bytes, received.fds) {
+                Ok(Decoded::NeedMore) => continue,
+                Ok(Decoded::Request(request)) => return Ok(request),
+                Err(violation) => return Err(CloseReason::Violation(violation)),
+            }
+        }
+    }
+
+    /// Waits for input while idle; a shutdown request ends the wait (and the connection).
+    async fn receive_unless_shutdown(&mut self, wanted: usize) -> Input {
+        if self.shutting_down() {
+            return Input::Closed(CloseReason::ShuttingDown);
+        }
+        let mut shutdown = self.shutdown.clone();
+        tokio::select! {
+            input = self.receive(wanted) => input,
+            // Either the flag turned true or the sender is gone: both mean stop.
+            _ = shutdown.wait_for(|&stop| stop) => Input::Closed(CloseReason::ShuttingDown),
+        }
+    }
+
+    /// One `recvmsg` of at most `wanted` bytes (and never more than the buffer).
+    async fn receive(&mut self, wanted: usize) -> Input {
+        let limit = wanted.clamp(1, self.buffer.len());
+        let Some(buffer) = self.buffer.get_mut(..limit) else {
+            return Input::Closed(CloseReason::Violation(Violation::AlreadyFailed));
+        };
+        match recv_with_fds(&self.stream, buffer).await {
+            Ok(received) if received.control_truncated => {
+                let received = received.fds.len();
+                // The descriptors that did arrive are closed as `fds` drops here.
+                Input::Closed(CloseReason::ControlTruncated { received })
+            }
+            Ok(received) => Input::Data(received),
+            Err(error) => Input::Closed(io_failure("reading the socket", error)),
+        }
+    }
+
+    /// Executes `request` in the pool, writes its response, then closes its descriptor.
+    async fn answer(&mut self, request: Request<OwnedFd>) -> Result<(), CloseReason> {
+        let started = Instant::now();
+        let key = DeviceKey::of(request.fd.as_fd());
+        let backends = Arc::clone(&self.context.backends);
+        let peer = self.peer;
+        let job = move || {
+            let execution = backends.execute_described(&request, &peer);
+            (execution, request)
+        };
+        let (execution, request) = match self.context.pool.run(key, job).await {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(peer = %self.peer, error = %crate::backend::error_chain(&error), "backend call failed");
+                return Err(CloseReason::BackendFailed);
+            }
+        };
+        let Execution {
+            response,
+            descriptor,
+        } = execution;
+        let mut wire = Vec::with_capacity(response.encoded_len());
+        let response = match response.encode(&request.cdb, &mut wire) {
+            Ok(()) => response,
+            Err(error) => {
+                // A backend bug; QEMU's client would assert on it, so never send it.
+                tracing::error!(peer = %self.peer, error = %error, "backend produced an invalid response");
+                let fallback = check_condition(Sense::IO_ERROR);
+                wire.clear();
+                let _ = fallback.encode(&request.cdb, &mut wire);
+                fallback
+            }
+        };
+        log_command(
+            &self.peer,
+            &request,
+            &descriptor,
+            &response,
+            started.elapsed(),
+        );
+        let deadline = tokio::time::Instant::now() + self.context.request_timeout;
+        let written = timeout_at(deadline, self.stream.write_all(&wire)).await;
+        self.context.commands.fetch_add(1, Ordering::Relaxed);
+        // The descriptor closes here, after the response went out (or failed to).
+        drop(request);
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(io_failure("writing the response", error)),
+            Err(_) => Err(CloseReason::ReplyTimeout(self.context.request_timeout)),
+        }
+    }
+
+    fn shutting_down(&self) -> bool {
+        // A dropped sender also means stop: nobody can tell us to go on.
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+}
+
+fn io_failure(step: &'static str, error: io::Error) -> CloseReason {
+    CloseReason::Io { step, error }
+}
+
+fn log_command(
+    peer: &PeerInfo,
+    request: &Request<OwnedFd>,
+    descriptor: &crate::backend::DescriptorLabel,
+    response: &Response,
+    latency: Duration,
+) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let opcode = request.cdb[0];
+    let service_action = request.cdb[1] & 0x1f;
+    let status = scsi::status::Status(response.status);
+    let sense = if response.status == pr_protocol::STATUS_CHECK_CONDITION {
+        Sense::parse(&response.sense).to_string()
+    } else {
+        String::from("-")
+    };
+    tracing::debug!(
+        peer = %peer,
+        command = scsi::cdb::command_name(opcode),
+        service_action = format_args!("{service_action:#04x}"),
+        descriptor = %descriptor,
+        status = %status,
+        sense = %sense,
+        payload = response.data.len(),
+        latency_us = latency.as_micros() as u64,
+        "command"
+    );
+}

@@ -1,0 +1,130 @@
+//! What the daemon does with each kind of descriptor a peer may send: no ioctl on
+//! anything but a whole block device or an sg device, PR OUT refused on a read-only
+//! descriptor, the descriptor's flags never changed, every descriptor closed after its
+//! response.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use pr_testkit::checks::{idle_fd_baseline, wait_for_fd_count};
+use pr_testkit::{Daemon, DaemonOptions, WireResponse, cdb, descriptors};
+use rustix::fs::OFlags;
+
+fn start() -> (Daemon, usize) {
+    let daemon = Daemon::start_with(DaemonOptions::new(env!("CARGO_BIN_EXE_pr-helper")))
+        .expect("daemon starts");
+    let baseline = idle_fd_baseline(&daemon).expect("baseline");
+    (daemon, baseline)
+}
+
+/// PR IN READ KEYS and PR OUT REGISTER on `fd`, on one connection.
+fn in_and_out(daemon: &Daemon, fd: BorrowedFd<'_>) -> (WireResponse, WireResponse) {
+    let mut client = daemon.client().expect("client");
+    let pr_in = client.call(&cdb::read_keys(256), fd, &[]).expect("PR IN");
+    let pr_out = client
+        .call(&cdb::register(24), fd, &cdb::register_params(0x1234))
+        .expect("PR OUT");
+    (pr_in, pr_out)
+}
+
+fn assert_aborted(response: &WireResponse) {
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+}
+
+#[test]
+fn non_scsi_descriptors_get_aborted_command_without_an_ioctl() {
+    let (daemon, baseline) = start();
+    let file = descriptors::regular_file(1 << 20).expect("file");
+    let null = descriptors::dev_null().expect("/dev/null");
+    let (socket, _peer) = descriptors::socket_pair().expect("socket");
+    let (pipe_read, pipe_write) = descriptors::pipe().expect("pipe");
+    let kinds: [(&str, BorrowedFd<'_>); 5] = [
+        ("regular file", file.as_file().as_fd()),
+        ("/dev/null", null.as_fd()),
+        ("socket", socket.as_fd()),
+        ("pipe read end", pipe_read.as_fd()),
+        ("pipe write end", pipe_write.as_fd()),
+    ];
+    for (name, fd) in kinds {
+        let (pr_in, pr_out) = in_and_out(&daemon, fd);
+        assert_aborted(&pr_in);
+        // The pipe's read end is read-only: PR OUT is refused before anything else.
+        if name == "pipe read end" {
+            assert!(
+                pr_out.is_check_condition(0x05, 0x20, 0x00),
+                "{name}: {pr_out:?}"
+            );
+        } else {
+            assert_aborted(&pr_out);
+        }
+    }
+    // The regular file was not written to (no ioctl, no emulation).
+    let contents = std::fs::read(file.path()).expect("read back");
+    assert!(contents.iter().all(|&b| b == 0));
+    wait_for_fd_count(daemon.pid(), baseline).expect("every descriptor closed");
+}
+
+#[test]
+fn pr_out_on_a_read_only_descriptor_is_refused_but_pr_in_is_not() {
+    let (daemon, baseline) = start();
+    let (read_only, _backing) = descriptors::read_only_file().expect("read-only file");
+    let (pr_in, pr_out) = in_and_out(&daemon, read_only.as_fd());
+    assert_aborted(&pr_in);
+    assert!(pr_out.is_check_condition(0x05, 0x20, 0x00), "{pr_out:?}");
+    // Same reply bytes as Debian's qemu-pr-helper 7.2 (protocol.md, observed replies).
+    assert_eq!(
+        &pr_out.sense[..18],
+        &[
+            0x70, 0, 0x05, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0
+        ]
+    );
+    assert!(pr_out.sense[18..].iter().all(|&b| b == 0));
+    assert_eq!(
+        &pr_in.sense[..18],
+        &[
+            0x70, 0, 0x0b, 0, 0, 0, 0, 0x0a, 0, 0, 0, 0, 0x00, 0x06, 0, 0, 0, 0
+        ]
+    );
+    wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
+}
+
+#[test]
+fn the_descriptor_flags_are_never_changed() {
+    let (daemon, baseline) = start();
+    let (pipe_read, pipe_write) = descriptors::pipe().expect("pipe");
+    for fd in [pipe_read.as_fd(), pipe_write.as_fd()] {
+        let flags = rustix::fs::fcntl_getfl(fd).expect("getfl") | OFlags::NONBLOCK;
+        rustix::fs::fcntl_setfl(fd, flags).expect("setfl");
+        let _ = in_and_out(&daemon, fd);
+        let after = rustix::fs::fcntl_getfl(fd).expect("getfl");
+        assert!(after.contains(OFlags::NONBLOCK), "O_NONBLOCK was cleared");
+        assert_eq!(after, flags);
+    }
+    wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
+}
+
+#[test]
+fn a_loop_device_gets_its_sg_io_and_the_failure_is_mapped() {
+    let (daemon, baseline) = start();
+    let device = match pr_testkit::reference::LoopDevice::attach(1 << 20) {
+        Ok(device) => device,
+        Err(error) => {
+            // No loop devices in this environment (e.g. an unprivileged container).
+            eprintln!("skipping: no loop device: {error}");
+            return;
+        }
+    };
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device.path())
+        .expect("open loop device");
+    // The loop driver does not implement SG_IO (ENOTTY): the same reply as QEMU's helper.
+    let (pr_in, pr_out) = in_and_out(&daemon, fd.as_fd());
+    assert_aborted(&pr_in);
+    assert_aborted(&pr_out);
+    drop(fd);
+    wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
+}

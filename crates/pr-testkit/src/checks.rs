@@ -1,0 +1,65 @@
+//! Checks that several tests share: "another client is still served", "the daemon's
+//! descriptor count is back to its baseline".
+
+use std::io;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use crate::{Daemon, cdb, descriptors, fd_count, proc::fd_targets};
+
+/// How long [`wait_for_fd_count`] waits for the daemon to close what it should. It
+/// bounds a hang (a leak), it measures nothing: the count usually settles at once.
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Waits until process `pid` has exactly `expected` open descriptors. Connections are
+/// closed by the daemon asynchronously, so the count is polled; a leak shows as an
+/// error listing the descriptors still open.
+pub fn wait_for_fd_count(pid: u32, expected: usize) -> io::Result<()> {
+    let started = Instant::now();
+    loop {
+        let now = fd_count(pid)?;
+        if now == expected {
+            return Ok(());
+        }
+        if started.elapsed() > SETTLE_LIMIT {
+            return Err(io::Error::other(format!(
+                "daemon {pid} has {now} descriptors open, expected {expected}: {:?}",
+                fd_targets(pid).unwrap_or_default()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The daemon's descriptor count once it is idle: measured after one client has been
+/// served and has left, so lazily created runtime descriptors are already there.
+pub fn idle_fd_baseline(daemon: &Daemon) -> io::Result<usize> {
+    expect_served(daemon)?;
+    // Let the served connection's close land, then take the stable value.
+    let mut previous = fd_count(daemon.pid())?;
+    let started = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = fd_count(daemon.pid())?;
+        if now == previous || started.elapsed() > SETTLE_LIMIT {
+            return Ok(now);
+        }
+        previous = now;
+    }
+}
+
+/// A fresh client completes the handshake and gets the expected answer to a PR IN on a
+/// regular file (CHECK CONDITION, ABORTED COMMAND / I/O PROCESS TERMINATED: no ioctl
+/// is sent to a regular file without the emulated backend).
+pub fn expect_served(daemon: &Daemon) -> io::Result<()> {
+    let mut client = daemon.client()?;
+    let file = descriptors::regular_file(4096)?;
+    let response = client.call(&cdb::read_keys(64), file.as_file().as_fd(), &[])?;
+    if response.is_check_condition(0x0b, 0x00, 0x06) {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "unexpected answer to a served client: {response:?}"
+        )))
+    }
+}
