@@ -1,0 +1,767 @@
+//! Differential tests: the same request streams go to Debian's
+//! `qemu-pr-helper` (7.2, the reference) and to our `pr-helper`, each on its
+//! own temporary socket, with the same descriptors; the reply bytes (status,
+//! size, 96 sense bytes, payload) and the moments each helper closes the
+//! connection must be identical.
+//!
+//! The descriptors are the kinds this machine has: regular files, /dev/null,
+//! pipes, sockets, a directory, and a loop device (a block device that both
+//! helpers send SG_IO to and that fails it), read-write and read-only.
+//!
+//! Where we differ on purpose, the difference is a row of
+//! [`DELIBERATE_DIFFERENCES`]; rows that can be shown on this machine have a
+//! test below asserting both sides of the difference.
+//!
+//! `PR_HELPER_BIN` overrides the binary under test (e.g. a release build).
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use pr_testkit::reference::{self, HelperProcess, LoopDevice};
+use pr_testkit::{RawClient, cdb, descriptors};
+use tempfile::TempDir;
+
+/// One way our daemon deliberately answers differently from Debian's
+/// `qemu-pr-helper` 7.2.
+pub struct Difference {
+    /// What the peer or the device does.
+    pub situation: &'static str,
+    /// What `qemu-pr-helper` does.
+    pub qemu_pr_helper: &'static str,
+    /// What `pr-helper` does.
+    pub pr_helper: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Every deliberate difference from `qemu-pr-helper`, one row each.
+pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
+    Difference {
+        situation: "descriptor that is neither a whole block device nor an sg character \
+                    device (regular file, /dev/null, pipe, socket, directory)",
+        qemu_pr_helper: "issues SG_IO on it; the ioctl fails (ENOTTY) and it answers CHECK \
+                         CONDITION, ABORTED COMMAND / I/O PROCESS TERMINATED (0B/00/06)",
+        pr_helper: "issues no ioctl at all and answers the same bytes",
+        reason: "an ioctl number means different things to different drivers: sending SG_IO \
+                 with CAP_SYS_RAWIO to an arbitrary descriptor is a risk with nothing to gain",
+    },
+    Difference {
+        situation: "PR OUT with non-zero CDB bytes 5-6 (PARAMETER LIST LENGTH above 65535)",
+        qemu_pr_helper: "reads cdb[7..9] bytes of parameter list, then forwards the CDB \
+                         unchanged, so the device is told a length it never gets",
+        pr_helper: "reads the same cdb[7..9] bytes (the stream stays in step) and answers \
+                    CHECK CONDITION, ILLEGAL REQUEST / INVALID FIELD IN CDB (05/24/00) \
+                    without touching the device",
+        reason: "protocol lengths stop at 8192; forwarding a CDB that disagrees with the data \
+                 sent is a latent bug",
+    },
+    Difference {
+        situation: "descriptor of a partition of a block device",
+        qemu_pr_helper: "issues SG_IO on it, which reaches the whole LUN",
+        pr_helper: "refuses it by default without any ioctl; a long option allows it",
+        reason: "a reservation always covers the whole logical unit, and our CAP_SYS_RAWIO \
+                 bypasses the kernel's own partition check",
+    },
+    Difference {
+        situation: "received descriptor has O_NONBLOCK set",
+        qemu_pr_helper: "clears O_NONBLOCK, on the open file description it shares with QEMU",
+        pr_helper: "never changes the flags of a received descriptor",
+        reason: "the flags belong to the sender's open file",
+    },
+    Difference {
+        situation: "peer connects and never completes the handshake",
+        qemu_pr_helper: "waits forever, holding the connection",
+        pr_helper: "closes the connection at the handshake deadline (a long option)",
+        reason: "a stalled or hostile peer must not pin resources",
+    },
+    Difference {
+        situation: "peer stops in the middle of a request (CDB or parameter list)",
+        qemu_pr_helper: "waits forever, holding the connection and any descriptor received",
+        pr_helper: "closes the connection at the request deadline and closes the descriptor",
+        reason: "same: bounded resources per peer",
+    },
+    Difference {
+        situation: "more connections than the connection cap",
+        qemu_pr_helper: "no cap",
+        pr_helper: "closes each connection beyond the cap at once, with a log line",
+        reason: "bounded memory and descriptors",
+    },
+    Difference {
+        situation: "descriptor table full (accept fails with EMFILE/ENFILE)",
+        qemu_pr_helper: "spins at 100% CPU retrying accept",
+        pr_helper: "backs off and recovers when peers leave",
+        reason: "a full table is transient; a busy loop makes it worse",
+    },
+    Difference {
+        situation: "listen backlog",
+        qemu_pr_helper: "1",
+        pr_helper: "at least 128",
+        reason: "many VMs (re)connect at once after a helper restart",
+    },
+    Difference {
+        situation: "SG_IO timeout",
+        qemu_pr_helper: "1 ms (raised to 7 s by the block layer, but used as is on /dev/sg*)",
+        pr_helper: "30 s by default, a long option",
+        reason: "1 ms times out on slow arrays through sg devices",
+    },
+    Difference {
+        situation: "SG_IO CDB length",
+        qemu_pr_helper: "always 16",
+        pr_helper: "the opcode's real length (10 for PR IN / PR OUT)",
+        reason: "some targets reject a 10-byte command sent as 16 bytes",
+    },
+    Difference {
+        situation: "SG_IO completes with a host status the mapping table does not know \
+                    (e.g. DID_ERROR 0x07)",
+        qemu_pr_helper: "falls through to GOOD",
+        pr_helper: "CHECK CONDITION, ABORTED COMMAND / I_T NEXUS LOSS OCCURRED (0B/29/07)",
+        reason: "never report success for a transport failure",
+    },
+    Difference {
+        situation: "descriptors inherited from the parent process",
+        qemu_pr_helper: "kept open",
+        pr_helper: "closed at start-up",
+        reason: "process hygiene: a privileged daemon must not hold unknown descriptors",
+    },
+    Difference {
+        situation: "-u / -g",
+        qemu_pr_helper: "keeps CAP_SYS_RAWIO, clears the bounding set; no NO_NEW_PRIVS; fails \
+                         to remove its socket and pid file at exit",
+        pr_helper: "keeps only CAP_SYS_RAWIO (plus CAP_SYS_ADMIN for device-mapper), clears \
+                    bounding, inheritable and ambient sets, sets NO_NEW_PRIVS, drops \
+                    supplementary groups, still removes socket and pid file at exit",
+        reason: "least privilege, clean shutdown",
+    },
+    Difference {
+        situation: "peer credentials",
+        qemu_pr_helper: "not checked or logged",
+        pr_helper: "logged for every connection; optional uid/gid allowlist (long options)",
+        reason: "audit trail and defence in depth",
+    },
+];
+
+/// What one step of a stream produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    /// A complete reply, as its wire bytes.
+    Reply(Vec<u8>),
+    /// The helper closed the connection instead of replying.
+    Closed,
+}
+
+/// One step of a request stream: bytes to send, each chunk with its
+/// descriptors, then one reply (or the close) to collect.
+struct Step<'fd> {
+    label: String,
+    chunks: Vec<(Vec<u8>, Vec<BorrowedFd<'fd>>)>,
+}
+
+impl<'fd> Step<'fd> {
+    /// A well-formed request: the CDB with `fd`, then the parameter list.
+    fn request(label: impl Into<String>, cdb: [u8; 16], fd: BorrowedFd<'fd>, out: Vec<u8>) -> Self {
+        let mut chunks = vec![(cdb.to_vec(), vec![fd])];
+        if !out.is_empty() {
+            chunks.push((out, Vec::new()));
+        }
+        Self {
+            label: label.into(),
+            chunks,
+        }
+    }
+
+    /// Arbitrary chunks, for malformed and oddly split requests.
+    fn raw(label: impl Into<String>, chunks: Vec<(Vec<u8>, Vec<BorrowedFd<'fd>>)>) -> Self {
+        Self {
+            label: label.into(),
+            chunks,
+        }
+    }
+}
+
+/// Everything one helper said to one stream.
+#[derive(Debug, PartialEq, Eq)]
+struct Transcript {
+    features: Outcome,
+    replies: Vec<Outcome>,
+}
+
+fn our_binary() -> PathBuf {
+    std::env::var_os("PR_HELPER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pr-helper")))
+}
+
+/// Both helpers, each on its own socket in one temporary directory.
+struct Pair {
+    reference: HelperProcess,
+    ours: HelperProcess,
+    _dir: TempDir,
+}
+
+fn start_pair() -> Pair {
+    assert!(
+        reference::qemu_pr_helper_available(),
+        "{} is missing: scripts/setup.sh installs qemu-system-common",
+        reference::QEMU_PR_HELPER
+    );
+    let dir = TempDir::new().expect("temporary directory");
+    let reference = HelperProcess::spawn_reference(dir.path()).expect("start qemu-pr-helper");
+    let ours = HelperProcess::spawn(
+        &our_binary(),
+        &dir.path().join("pr-helper.sock"),
+        &dir.path().join("pr-helper.pid"),
+        &[],
+    )
+    .expect("start pr-helper");
+    Pair {
+        reference,
+        ours,
+        _dir: dir,
+    }
+}
+
+fn is_closed(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}
+
+fn reply_bytes(response: &pr_testkit::WireResponse) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(104 + response.data.len());
+    bytes.extend_from_slice(&response.status.to_be_bytes());
+    bytes.extend_from_slice(&response.size.to_be_bytes());
+    bytes.extend_from_slice(&response.sense);
+    bytes.extend_from_slice(&response.data);
+    bytes
+}
+
+/// Reads one reply, or notes the close. Any other failure (e.g. the
+/// 60 s hang guard in `RawClient`) fails the test.
+fn collect(client: &mut RawClient, helper: &str, label: &str) -> Outcome {
+    match client.read_response() {
+        Ok(response) => Outcome::Reply(reply_bytes(&response)),
+        Err(error) if is_closed(&error) => Outcome::Closed,
+        Err(error) => panic!("{helper}, {label}: reading the reply failed: {error}"),
+    }
+}
+
+/// Runs `steps` on a fresh connection, one reply per step. With `pipelined`
+/// every step is sent before the first reply is read.
+fn run_stream(
+    helper: &HelperProcess,
+    requested_features: u32,
+    steps: &[Step<'_>],
+    pipelined: bool,
+) -> Transcript {
+    let name = helper.program().display().to_string();
+    let mut client = RawClient::connect(helper.socket()).expect("connect");
+    let features = match client.read_features() {
+        Ok(word) => Outcome::Reply(word.to_be_bytes().to_vec()),
+        Err(error) if is_closed(&error) => Outcome::Closed,
+        Err(error) => panic!("{name}: reading the feature word failed: {error}"),
+    };
+    let mut replies = Vec::new();
+    if client.send_features(requested_features).is_err() {
+        return Transcript { features, replies };
+    }
+    let mut sent = 0;
+    for step in steps {
+        let delivered = step
+            .chunks
+            .iter()
+            .try_for_each(|(bytes, fds)| client.send_with_fds(bytes, fds));
+        match delivered {
+            Ok(()) => sent += 1,
+            Err(error) if is_closed(&error) => {
+                replies.push(Outcome::Closed);
+                return Transcript { features, replies };
+            }
+            Err(error) => panic!("{name}, {}: sending failed: {error}", step.label),
+        }
+        if !pipelined {
+            let outcome = collect(&mut client, &name, &step.label);
+            let closed = outcome == Outcome::Closed;
+            replies.push(outcome);
+            if closed {
+                return Transcript { features, replies };
+            }
+        }
+    }
+    if pipelined {
+        for step in steps.iter().take(sent) {
+            let outcome = collect(&mut client, &name, &step.label);
+            let closed = outcome == Outcome::Closed;
+            replies.push(outcome);
+            if closed {
+                break;
+            }
+        }
+    }
+    if steps.is_empty() {
+        // Handshake-only streams: the client leaves; the helper must close
+        // without sending anything.
+        let _ = client.shutdown_write();
+        replies.push(match client.expect_closed() {
+            Ok(()) => Outcome::Closed,
+            Err(error) => panic!("{name}: expected a close after the client left: {error}"),
+        });
+    }
+    Transcript { features, replies }
+}
+
+fn hex(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Closed => "connection closed".to_owned(),
+        Outcome::Reply(bytes) => {
+            // Status, size and the 18 bytes of fixed sense carry all the news.
+            let shown: Vec<String> = bytes.iter().take(26).map(|b| format!("{b:02x}")).collect();
+            format!("{} ({} bytes)", shown.join(" "), bytes.len())
+        }
+    }
+}
+
+/// Runs the stream against both helpers and asserts identical transcripts,
+/// naming the first step that differs.
+fn assert_same(
+    pair: &Pair,
+    context: &str,
+    requested: u32,
+    steps: &[Step<'_>],
+    pipelined: bool,
+) -> Transcript {
+    let theirs = run_stream(&pair.reference, requested, steps, pipelined);
+    let ours = run_stream(&pair.ours, requested, steps, pipelined);
+    assert_eq!(
+        theirs.features, ours.features,
+        "{context}: feature words differ"
+    );
+    for (index, (a, b)) in theirs.replies.iter().zip(&ours.replies).enumerate() {
+        let label = steps.get(index).map_or("after the handshake", |s| &s.label);
+        assert_eq!(
+            a,
+            b,
+            "{context}, step {index} ({label}):\n  qemu-pr-helper: {}\n  pr-helper:      {}",
+            hex(a),
+            hex(b)
+        );
+    }
+    assert_eq!(
+        theirs.replies.len(),
+        ours.replies.len(),
+        "{context}: one helper answered more steps than the other"
+    );
+    assert!(
+        !theirs.replies.is_empty(),
+        "{context}: the stream produced nothing to compare"
+    );
+    theirs
+}
+
+/// The descriptors every stream is tried with, by name. The guards keep
+/// temporary files and the loop device alive.
+struct DescriptorSet {
+    named: Vec<(&'static str, OwnedFd)>,
+    _guards: (tempfile::NamedTempFile, LoopDevice),
+}
+
+fn open(path: &std::path::Path, write: bool) -> OwnedFd {
+    OwnedFd::from(
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .open(path)
+            .unwrap_or_else(|error| panic!("open {}: {error}", path.display())),
+    )
+}
+
+fn descriptor_set() -> DescriptorSet {
+    let file = descriptors::regular_file(1 << 20).expect("regular file");
+    let loop_device = LoopDevice::attach(16 << 20).expect("loop device (needs root)");
+    let (pipe_read, pipe_write) = descriptors::pipe().expect("pipe");
+    let (socket, _peer) = descriptors::socket_pair().expect("socket pair");
+    let named = vec![
+        ("regular file, read-write", open(file.path(), true)),
+        ("regular file, read-only", open(file.path(), false)),
+        ("/dev/null, read-write", open("/dev/null".as_ref(), true)),
+        ("/dev/null, read-only", open("/dev/null".as_ref(), false)),
+        ("pipe, read end", pipe_read),
+        ("pipe, write end", pipe_write),
+        ("unix socket", OwnedFd::from(socket)),
+        ("directory", OwnedFd::from(File::open("/").expect("open /"))),
+        ("loop device, read-write", open(loop_device.path(), true)),
+        ("loop device, read-only", open(loop_device.path(), false)),
+    ];
+    DescriptorSet {
+        named,
+        _guards: (file, loop_device),
+    }
+}
+
+/// A parameter list of `len` bytes: a REGISTER-shaped list (service action
+/// key 0x1122334455667788) padded with a recognisable pattern.
+fn parameter_list(len: u16) -> Vec<u8> {
+    let mut list = cdb::register_params(0x1122_3344_5566_7788);
+    list.resize(usize::from(len), 0xA5);
+    list
+}
+
+#[test]
+fn handshake_words_match() {
+    let pair = start_pair();
+    assert_same(
+        &pair,
+        "handshake, then a client that requests nothing and leaves",
+        0,
+        &[],
+        false,
+    );
+}
+
+#[test]
+fn pr_in_every_service_action_and_length_on_every_descriptor() {
+    let pair = start_pair();
+    let set = descriptor_set();
+    for (name, fd) in &set.named {
+        let mut steps = Vec::new();
+        for action in [0x00, 0x01, 0x02, 0x03, 0x1f] {
+            for len in [0u16, 8, 4096, 8192] {
+                steps.push(Step::request(
+                    format!("PR IN action {action:#04x}, allocation {len}"),
+                    cdb::pr_in(action, len),
+                    fd.as_fd(),
+                    Vec::new(),
+                ));
+            }
+        }
+        let transcript = assert_same(&pair, &format!("PR IN on {name}"), 0, &steps, false);
+        assert_eq!(
+            transcript.replies.len(),
+            steps.len(),
+            "PR IN on {name}: closed early"
+        );
+        if !name.starts_with("loop") {
+            // protocol.md: SG_IO fails with ENOTTY, CHECK CONDITION 0B/00/06.
+            for reply in &transcript.replies {
+                assert_eq!(
+                    reply,
+                    &Outcome::Reply(check_condition(0x0B, 0x00, 0x06)),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pr_out_every_service_action_and_length_on_every_descriptor() {
+    let pair = start_pair();
+    let set = descriptor_set();
+    for (name, fd) in &set.named {
+        let mut steps = Vec::new();
+        for action in [0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x1f] {
+            for len in [0u16, 24, 8192] {
+                steps.push(Step::request(
+                    format!("PR OUT action {action:#04x}, parameter list {len}"),
+                    cdb::pr_out(action, len),
+                    fd.as_fd(),
+                    parameter_list(len),
+                ));
+            }
+        }
+        // RESERVE with each scope/type byte, valid or not.
+        for scope_type in [0x01, 0x03, 0x05, 0x06, 0x07, 0x08, 0x0f, 0x13, 0xff] {
+            let mut reserve = cdb::pr_out(0x01, 24);
+            reserve[2] = scope_type;
+            steps.push(Step::request(
+                format!("PR OUT RESERVE, scope/type {scope_type:#04x}"),
+                reserve,
+                fd.as_fd(),
+                parameter_list(24),
+            ));
+        }
+        let transcript = assert_same(&pair, &format!("PR OUT on {name}"), 0, &steps, false);
+        assert_eq!(
+            transcript.replies.len(),
+            steps.len(),
+            "PR OUT on {name}: closed early"
+        );
+        if name.ends_with("read-only") || name.ends_with("read end") {
+            // protocol.md: PR OUT on a read-only descriptor, 05/20/00.
+            for reply in &transcript.replies {
+                assert_eq!(
+                    reply,
+                    &Outcome::Reply(check_condition(0x05, 0x20, 0x00)),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn pipelined_and_split_requests_match() {
+    let pair = start_pair();
+    let set = descriptor_set();
+    for (name, fd) in &set.named {
+        let fd = fd.as_fd();
+        let read_keys = cdb::read_keys(512);
+        let register = cdb::register(24);
+        let pipelined = vec![
+            Step::request("READ KEYS 1", read_keys, fd, Vec::new()),
+            Step::request("REGISTER", register, fd, parameter_list(24)),
+            Step::request("READ KEYS 2", read_keys, fd, Vec::new()),
+            Step::request("REPORT CAPABILITIES", cdb::pr_in(0x02, 8), fd, Vec::new()),
+        ];
+        assert_same(&pair, &format!("pipelined on {name}"), 0, &pipelined, true);
+
+        let split = vec![
+            Step::raw(
+                "CDB in two halves, descriptor with the second",
+                vec![
+                    (read_keys[..8].to_vec(), Vec::new()),
+                    (read_keys[8..].to_vec(), vec![fd]),
+                ],
+            ),
+            Step::raw(
+                "CDB byte by byte, descriptor with the first",
+                read_keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (vec![*b], if i == 0 { vec![fd] } else { Vec::new() }))
+                    .collect(),
+            ),
+            Step::raw(
+                "PR OUT, CDB and parameter list in one write",
+                vec![(
+                    [register.as_slice(), &parameter_list(24)].concat(),
+                    vec![fd],
+                )],
+            ),
+            Step::raw(
+                "PR OUT, parameter list in three pieces",
+                vec![
+                    (register.to_vec(), vec![fd]),
+                    (parameter_list(24)[..5].to_vec(), Vec::new()),
+                    (parameter_list(24)[5..20].to_vec(), Vec::new()),
+                    (parameter_list(24)[20..].to_vec(), Vec::new()),
+                ],
+            ),
+        ];
+        assert_same(&pair, &format!("split writes on {name}"), 0, &split, false);
+    }
+}
+
+#[test]
+fn protocol_violations_close_the_connection_in_both() {
+    let pair = start_pair();
+    let file = descriptors::regular_file(4096).expect("regular file");
+    let fd = file.as_file().as_fd();
+    let other = descriptors::dev_null().expect("/dev/null");
+    let with_opcode = |opcode: u8| {
+        let mut bytes = cdb::read_keys(8);
+        bytes[0] = opcode;
+        bytes
+    };
+    let violations: Vec<(&str, Step<'_>)> = vec![
+        (
+            "TEST UNIT READY",
+            Step::request("opcode 0x00", with_opcode(0x00), fd, Vec::new()),
+        ),
+        (
+            "INQUIRY",
+            Step::request("opcode 0x12", with_opcode(0x12), fd, Vec::new()),
+        ),
+        (
+            "MAINTENANCE IN",
+            Step::request("opcode 0xa3", with_opcode(0xA3), fd, Vec::new()),
+        ),
+        (
+            "PR IN 8193",
+            Step::request("allocation 8193", cdb::pr_in(0, 8193), fd, Vec::new()),
+        ),
+        (
+            "PR IN 65535",
+            Step::request("allocation 65535", cdb::pr_in(0, 65535), fd, Vec::new()),
+        ),
+        (
+            "PR OUT 8193",
+            Step::request("parameter list 8193", cdb::pr_out(0, 8193), fd, Vec::new()),
+        ),
+        (
+            "PR OUT 65535",
+            Step::request(
+                "parameter list 65535",
+                cdb::pr_out(0, 65535),
+                fd,
+                Vec::new(),
+            ),
+        ),
+        (
+            "no descriptor",
+            Step::raw(
+                "READ KEYS without a descriptor",
+                vec![(cdb::read_keys(8).to_vec(), Vec::new())],
+            ),
+        ),
+        (
+            "two descriptors",
+            Step::raw(
+                "READ KEYS with two descriptors",
+                vec![(cdb::read_keys(8).to_vec(), vec![fd, other.as_fd()])],
+            ),
+        ),
+        (
+            "a descriptor on each half",
+            Step::raw(
+                "READ KEYS, one descriptor per half",
+                vec![
+                    (cdb::read_keys(8)[..8].to_vec(), vec![fd]),
+                    (cdb::read_keys(8)[8..].to_vec(), vec![other.as_fd()]),
+                ],
+            ),
+        ),
+    ];
+    for (name, violation) in violations {
+        // A good request first: the violation must not change earlier replies.
+        let steps = [
+            Step::request(
+                "READ KEYS before the violation",
+                cdb::read_keys(8),
+                fd,
+                Vec::new(),
+            ),
+            violation,
+        ];
+        let transcript = assert_same(&pair, name, 0, &steps, false);
+        assert_eq!(
+            transcript.replies.last(),
+            Some(&Outcome::Closed),
+            "{name}: the reference did not close the connection"
+        );
+        assert!(matches!(
+            transcript.replies.first(),
+            Some(Outcome::Reply(_))
+        ));
+    }
+    // Unknown requested feature bits: the helper closes after the handshake.
+    let steps = [Step::request(
+        "READ KEYS after asking for feature bit 31",
+        cdb::read_keys(8),
+        fd,
+        Vec::new(),
+    )];
+    let transcript = assert_same(&pair, "unknown feature bit", 0x8000_0000, &steps, false);
+    assert_eq!(transcript.replies, vec![Outcome::Closed]);
+}
+
+/// Fixed-format sense as the helpers synthesise it.
+fn check_condition(key: u8, asc: u8, ascq: u8) -> Vec<u8> {
+    let mut bytes = vec![0u8; 104];
+    bytes[3] = 2;
+    bytes[8] = 0x70;
+    bytes[8 + 2] = key;
+    bytes[8 + 7] = 10;
+    bytes[8 + 12] = asc;
+    bytes[8 + 13] = ascq;
+    bytes
+}
+
+/// Row "PR OUT with non-zero CDB bytes 5-6": the reference forwards the CDB
+/// (its SG_IO on a regular file fails: 0B/00/06); we refuse it (05/24/00);
+/// both consume the same parameter bytes, so the next request agrees again.
+#[test]
+fn cdb_bytes_5_and_6_are_refused_without_touching_the_device() {
+    let pair = start_pair();
+    let file = descriptors::regular_file(4096).expect("regular file");
+    let fd = file.as_file().as_fd();
+    for byte in [5usize, 6] {
+        let mut register = cdb::register(24);
+        register[byte] = 0x01;
+        let steps = [
+            Step::request(
+                format!("REGISTER with cdb[{byte}] = 1"),
+                register,
+                fd,
+                parameter_list(24),
+            ),
+            Step::request("READ KEYS afterwards", cdb::read_keys(8), fd, Vec::new()),
+        ];
+        let theirs = run_stream(&pair.reference, 0, &steps, false);
+        let ours = run_stream(&pair.ours, 0, &steps, false);
+        assert_eq!(
+            theirs.replies.first(),
+            Some(&Outcome::Reply(check_condition(0x0B, 0x00, 0x06))),
+            "qemu-pr-helper forwards the CDB; SG_IO on a regular file fails"
+        );
+        assert_eq!(
+            ours.replies.first(),
+            Some(&Outcome::Reply(check_condition(0x05, 0x24, 0x00))),
+            "pr-helper refuses the CDB: INVALID FIELD IN CDB"
+        );
+        assert_eq!(
+            theirs.replies.get(1),
+            ours.replies.get(1),
+            "the streams stay in step"
+        );
+        assert_eq!(ours.replies.len(), 2, "the connection stays open");
+    }
+}
+
+/// Row "received descriptor has O_NONBLOCK set": the flags live in the open
+/// file description we share with the helper, so we can watch them.
+#[test]
+fn received_descriptor_flags_are_left_alone() {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let pair = start_pair();
+    for (helper, expect_cleared) in [(&pair.reference, true), (&pair.ours, false)] {
+        let (_read_end, write_end) = descriptors::pipe().expect("pipe");
+        let flags = fcntl_getfl(&write_end).expect("F_GETFL");
+        fcntl_setfl(&write_end, flags | OFlags::NONBLOCK).expect("F_SETFL");
+        let steps = [Step::request(
+            "READ KEYS",
+            cdb::read_keys(8),
+            write_end.as_fd(),
+            Vec::new(),
+        )];
+        let transcript = run_stream(helper, 0, &steps, false);
+        assert!(
+            matches!(transcript.replies.first(), Some(Outcome::Reply(_))),
+            "{}: no reply",
+            helper.program().display()
+        );
+        let after = fcntl_getfl(&write_end).expect("F_GETFL");
+        assert_eq!(
+            !after.contains(OFlags::NONBLOCK),
+            expect_cleared,
+            "{}: O_NONBLOCK after the request: {after:?}",
+            helper.program().display()
+        );
+    }
+}
+
+/// The table is the single source for the README: every row says something.
+#[test]
+fn deliberate_differences_table_is_complete() {
+    for row in DELIBERATE_DIFFERENCES {
+        for (column, text) in [
+            ("situation", row.situation),
+            ("qemu_pr_helper", row.qemu_pr_helper),
+            ("pr_helper", row.pr_helper),
+            ("reason", row.reason),
+        ] {
+            assert!(
+                !text.trim().is_empty(),
+                "{column} empty in row {:?}",
+                row.situation
+            );
+        }
+        assert_ne!(
+            row.qemu_pr_helper, row.pr_helper,
+            "row {:?} shows no difference",
+            row.situation
+        );
+    }
+}
