@@ -1,1 +1,40 @@
-//! Client library for PR helper sockets.
+//! Client library for persistent-reservation helper sockets: what QEMU's
+//! `pr-manager-helper` object is, for any Rust VMM or storage tool.
+//!
+//! A [`Client`] connects to a helper (our `pr-helper` or QEMU's
+//! `qemu-pr-helper`), sends PERSISTENT RESERVE IN/OUT commands together
+//! with the device descriptor, and returns what an `sg_io_hdr` caller would
+//! see. It is `Send + Sync` and keeps a pool of connections. The wire format
+//! is `pr-protocol`'s sans-I/O codec; this crate only does the I/O.
+//!
+//! ```no_run
+//! use std::fs::File;
+//! use std::os::fd::AsFd;
+//! use pr_manager::{Client, Config, DataTransfer};
+//!
+//! let client = Client::new(Config::new("/run/qemu-pr-helper.sock"));
+//! let disk = File::open("/dev/sdb")?;
+//! let mut data = [0u8; 256];
+//! let read_keys = [0x5E, 0x00, 0, 0, 0, 0, 0, 0x01, 0x00, 0];
+//! let reply = client.execute(&read_keys, disk.as_fd(), DataTransfer::FromDevice(&mut data))?;
+//! println!("status {}, {} byte(s)", reply.status, reply.data_len);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod client;
+mod command;
+mod conn;
+mod error;
+mod pool;
+mod status;
+mod watcher;
+
+pub use client::{Client, Config, DEFAULT_SOCKET};
+pub use command::{DataTransfer, Reply};
+pub use error::{ConnectError, Error, InvalidCommand, ProtocolError, ScsiError, TransportError};
+pub use status::StatusEvent;
+
+#[cfg(feature = "async")]
+mod async_client;
+#[cfg(feature = "async")]
+pub use async_client::AsyncClient;
