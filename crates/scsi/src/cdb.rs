@@ -358,3 +358,117 @@ pub const fn command_name(op: u8) -> &'static str {
         _ => "UNKNOWN",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn length_follows_the_group() {
+        assert_eq!(cdb_length(opcode::INQUIRY), Some(6));
+        assert_eq!(cdb_length(opcode::READ_10), Some(10));
+        assert_eq!(cdb_length(opcode::PERSISTENT_RESERVE_IN), Some(10));
+        assert_eq!(cdb_length(opcode::PERSISTENT_RESERVE_OUT), Some(10));
+        assert_eq!(cdb_length(opcode::READ_16), Some(16));
+        assert_eq!(cdb_length(opcode::REPORT_LUNS), Some(12));
+        assert_eq!(cdb_length(0x60), None);
+        assert_eq!(cdb_length(opcode::VARIABLE_LENGTH_32), None);
+        assert_eq!(cdb_length(0xC0), None);
+        assert_eq!(cdb_length(0xFF), None);
+        assert_eq!(group(0xFF), 7);
+    }
+
+    #[test]
+    fn length_of_a_variable_length_cdb_is_in_byte_7() {
+        let mut cdb = [0u8; 32];
+        cdb[0] = opcode::VARIABLE_LENGTH_32;
+        cdb[7] = 0x18;
+        assert_eq!(cdb_length_of(&cdb), Some(32));
+        assert_eq!(cdb_length_of(&cdb[..7]), None);
+        assert_eq!(cdb_length_of(&[opcode::WRITE_16]), Some(16));
+        assert_eq!(cdb_length_of(&[]), None);
+    }
+
+    #[test]
+    fn transfer_length_per_group() {
+        assert_eq!(
+            transfer_length(&[opcode::INQUIRY, 0, 0, 0, 0x60, 0]),
+            Some(0x60)
+        );
+        let mut ten = [0u8; 10];
+        ten[0] = opcode::PERSISTENT_RESERVE_IN;
+        ten[7..9].copy_from_slice(&[0x20, 0x00]);
+        assert_eq!(transfer_length(&ten), Some(0x2000));
+        let mut sixteen = [0u8; 16];
+        sixteen[0] = opcode::READ_16;
+        sixteen[10..14].copy_from_slice(&[0x01, 0x02, 0x03, 0x04]);
+        assert_eq!(transfer_length(&sixteen), Some(0x0102_0304));
+        let mut twelve = [0u8; 12];
+        twelve[0] = opcode::REPORT_LUNS;
+        twelve[6..10].copy_from_slice(&[0, 0, 0x10, 0]);
+        assert_eq!(transfer_length(&twelve), Some(0x1000));
+        assert_eq!(transfer_length(&[0xC0; 16]), None);
+        assert_eq!(transfer_length(&ten[..8]), None);
+        assert_eq!(transfer_length(&[]), None);
+    }
+
+    #[test]
+    fn pr_out_transfer_length_ignores_bytes_5_and_6_but_spc_length_does_not() {
+        let mut cdb = [0u8; 16];
+        cdb[0] = opcode::PERSISTENT_RESERVE_OUT;
+        cdb[5..9].copy_from_slice(&[0x00, 0x01, 0x00, 0x18]);
+        assert_eq!(transfer_length(&cdb), Some(0x18));
+        assert_eq!(pr_out_parameter_list_length(&cdb), Some(0x0001_0018));
+        assert_eq!(pr_out_parameter_list_length(&cdb[..8]), None);
+        cdb[0] = opcode::PERSISTENT_RESERVE_IN;
+        assert_eq!(pr_out_parameter_list_length(&cdb), None);
+        assert_eq!(pr_out_parameter_list_length(&[]), None);
+    }
+
+    #[test]
+    fn lba_per_group() {
+        assert_eq!(
+            lba(&[opcode::READ_6, 0xFF, 0x12, 0x34, 1, 0]),
+            Some(0x1F_1234)
+        );
+        assert_eq!(
+            lba(&[opcode::READ_10, 0, 0xDE, 0xAD, 0xBE, 0xEF, 0, 0, 1, 0]),
+            Some(0xDEAD_BEEF)
+        );
+        let mut sixteen = [0u8; 16];
+        sixteen[0] = opcode::WRITE_16;
+        sixteen[2..10].copy_from_slice(&0x0102_0304_0506_0708u64.to_be_bytes());
+        assert_eq!(lba(&sixteen), Some(0x0102_0304_0506_0708));
+        assert_eq!(
+            lba(&[opcode::READ_12, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0]),
+            Some(7)
+        );
+        assert_eq!(lba(&[opcode::READ_10, 0, 0]), None);
+        assert_eq!(lba(&[0xE0; 16]), None);
+        assert_eq!(lba(&[]), None);
+    }
+
+    #[test]
+    fn command_names() {
+        assert_eq!(
+            command_name(opcode::PERSISTENT_RESERVE_IN),
+            "PERSISTENT RESERVE IN"
+        );
+        assert_eq!(
+            command_name(opcode::PERSISTENT_RESERVE_OUT),
+            "PERSISTENT RESERVE OUT"
+        );
+        assert_eq!(command_name(opcode::TEST_UNIT_READY), "TEST UNIT READY");
+        assert_eq!(command_name(opcode::READ_CAPACITY_10), "READ CAPACITY(10)");
+        assert_eq!(
+            command_name(opcode::SERVICE_ACTION_IN_16),
+            "SERVICE ACTION IN(16)"
+        );
+        assert_eq!(command_name(0x02), "UNKNOWN");
+        assert_eq!(command_name(0xFF), "UNKNOWN");
+        let named = (0..=u8::MAX)
+            .filter(|&op| command_name(op) != "UNKNOWN")
+            .count();
+        assert!(named > 120, "{named} opcodes named");
+    }
+}

@@ -371,3 +371,342 @@ pub fn asc_description(asc: u8, ascq: u8) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// protocol.md, "Observed behaviour": PR IN on a regular file.
+    const GOLDEN_IO_ERROR: [u8; 18] = [
+        0x70, 0x00, 0x0B, 0x00, 0x00, 0x00, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00,
+        0x00, 0x00, 0x00,
+    ];
+    /// protocol.md, "Observed behaviour": PR OUT on a read-only descriptor.
+    const GOLDEN_INVALID_OPCODE: [u8; 18] = [
+        0x70, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x0A, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00,
+        0x00, 0x00, 0x00,
+    ];
+
+    #[test]
+    fn fixed_sense_matches_the_reference_helper_byte_for_byte() {
+        assert_eq!(Sense::IO_ERROR.fixed_bytes(), GOLDEN_IO_ERROR);
+        assert_eq!(Sense::INVALID_OPCODE.fixed_bytes(), GOLDEN_INVALID_OPCODE);
+        let mut wire = [0u8; 96];
+        assert_eq!(Sense::IO_ERROR.write_fixed(&mut wire), 18);
+        assert_eq!(wire[..18], GOLDEN_IO_ERROR);
+        assert!(wire[18..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn fixed_layout_places_key_length_asc_ascq() {
+        let bytes = Sense::new(0x06, 0x2A, 0x03).fixed_bytes();
+        assert_eq!(bytes[0], 0x70);
+        assert_eq!(bytes[2], 0x06);
+        assert_eq!(bytes[7], 10);
+        assert_eq!(bytes[12], 0x2A);
+        assert_eq!(bytes[13], 0x03);
+        assert_eq!(bytes.iter().filter(|&&b| b != 0).count(), 5);
+    }
+
+    #[test]
+    fn descriptor_layout_places_key_asc_ascq_in_bytes_1_to_3() {
+        let sense = Sense::new(0x05, 0x24, 0x00);
+        assert_eq!(
+            sense.descriptor_bytes(),
+            [0x72, 0x05, 0x24, 0x00, 0, 0, 0, 0]
+        );
+        let mut buf = [0xEEu8; 12];
+        assert_eq!(sense.write_descriptor(&mut buf), 8);
+        assert_eq!(buf[..8], sense.descriptor_bytes());
+        assert_eq!(buf[8..], [0xEE; 4], "bytes past the image are left alone");
+    }
+
+    #[test]
+    fn key_is_encoded_as_its_low_nibble_only() {
+        let sense = Sense::new(0xF5, 0x24, 0x00);
+        assert_eq!(sense.fixed_bytes()[2], 0x05);
+        assert_eq!(sense.descriptor_bytes()[1], 0x05);
+    }
+
+    #[test]
+    fn writers_truncate_to_the_callers_buffer() {
+        let mut small = [0u8; 5];
+        assert_eq!(Sense::INVALID_FIELD.write_fixed(&mut small), 5);
+        assert_eq!(small, [0x70, 0, 0x05, 0, 0]);
+        let mut tiny = [0u8; 2];
+        assert_eq!(Sense::INVALID_FIELD.write_descriptor(&mut tiny), 2);
+        assert_eq!(tiny, [0x72, 0x05]);
+        assert_eq!(Sense::INVALID_FIELD.write_fixed(&mut []), 0);
+        let mut exact = [0u8; 18];
+        assert_eq!(
+            Sense::INVALID_FIELD.write(SenseFormat::Fixed, &mut exact),
+            18
+        );
+        let mut exact = [0u8; 8];
+        assert_eq!(
+            Sense::INVALID_FIELD.write(SenseFormat::Descriptor, &mut exact),
+            8
+        );
+    }
+
+    #[test]
+    fn parse_reads_both_formats_current_and_deferred() {
+        let sense = Sense::new(0x06, 0x2A, 0x05);
+        assert_eq!(Sense::parse(&sense.fixed_bytes()), sense);
+        assert_eq!(Sense::parse(&sense.descriptor_bytes()), sense);
+        let mut deferred = sense.fixed_bytes();
+        deferred[0] = 0x71;
+        assert_eq!(Sense::parse(&deferred), sense);
+        let mut deferred = sense.descriptor_bytes();
+        deferred[0] = 0x73;
+        assert_eq!(Sense::parse(&deferred), sense);
+        let mut valid_bit = sense.fixed_bytes();
+        valid_bit[0] = 0xF0;
+        assert_eq!(Sense::parse(&valid_bit), sense);
+    }
+
+    #[test]
+    fn parse_of_short_buffers_yields_io_process_terminated() {
+        let fixed = Sense::INVALID_FIELD.fixed_bytes();
+        assert_eq!(Sense::parse(&fixed[..13]), Sense::IO_ERROR);
+        assert_eq!(Sense::parse(&fixed[..14]), Sense::INVALID_FIELD);
+        let descriptor = Sense::INVALID_FIELD.descriptor_bytes();
+        assert_eq!(Sense::parse(&descriptor[..3]), Sense::IO_ERROR);
+        assert_eq!(Sense::parse(&descriptor[..4]), Sense::INVALID_FIELD);
+        assert_eq!(Sense::parse(&[]), Sense::IO_ERROR);
+        assert_eq!(Sense::IO_ERROR, Sense::new(0x0B, 0x00, 0x06));
+    }
+
+    #[test]
+    fn format_and_deferral_come_from_the_response_code() {
+        assert_eq!(format_of(&[0x70]), Some(SenseFormat::Fixed));
+        assert_eq!(format_of(&[0xF1]), Some(SenseFormat::Fixed));
+        assert_eq!(format_of(&[0x72]), Some(SenseFormat::Descriptor));
+        assert_eq!(format_of(&[0x73]), Some(SenseFormat::Descriptor));
+        assert_eq!(format_of(&[0x00]), None);
+        assert_eq!(format_of(&[]), None);
+        assert!(is_deferred(&[0x71]));
+        assert!(is_deferred(&[0x73]));
+        assert!(!is_deferred(&[0x70]));
+        assert!(!is_deferred(&[]));
+    }
+
+    #[test]
+    fn convert_switches_formats_both_ways() {
+        let sense = Sense::RESERVATIONS_RELEASED;
+        let mut out = [0u8; 18];
+        assert_eq!(
+            convert(&sense.fixed_bytes(), SenseFormat::Descriptor, &mut out),
+            8
+        );
+        assert_eq!(out[..8], sense.descriptor_bytes());
+        assert_eq!(
+            convert(&sense.descriptor_bytes(), SenseFormat::Fixed, &mut out),
+            18
+        );
+        assert_eq!(out, sense.fixed_bytes());
+        let mut short = [0u8; 4];
+        assert_eq!(convert(&[0x72], SenseFormat::Fixed, &mut short), 4);
+        assert_eq!(short, [0x70, 0, 0x0B, 0]);
+    }
+
+    #[test]
+    fn predefined_senses_have_their_standard_codes() {
+        let table = [
+            (Sense::NO_SENSE, (0x00, 0x00, 0x00)),
+            (Sense::LUN_NOT_READY, (0x02, 0x04, 0x03)),
+            (Sense::NO_MEDIUM, (0x02, 0x3A, 0x00)),
+            (Sense::TARGET_FAILURE, (0x04, 0x44, 0x00)),
+            (Sense::INVALID_OPCODE, (0x05, 0x20, 0x00)),
+            (Sense::LBA_OUT_OF_RANGE, (0x05, 0x21, 0x00)),
+            (Sense::INVALID_FIELD, (0x05, 0x24, 0x00)),
+            (Sense::INVALID_PARAM, (0x05, 0x26, 0x00)),
+            (Sense::INVALID_PARAM_LEN, (0x05, 0x1A, 0x00)),
+            (Sense::LUN_NOT_SUPPORTED, (0x05, 0x25, 0x00)),
+            (Sense::IO_ERROR, (0x0B, 0x00, 0x06)),
+            (Sense::I_T_NEXUS_LOSS, (0x0B, 0x29, 0x07)),
+            (Sense::LUN_COMM_FAILURE, (0x0B, 0x08, 0x00)),
+            (Sense::READ_ERROR, (0x03, 0x11, 0x00)),
+            (Sense::NOT_READY, (0x02, 0x04, 0x00)),
+            (Sense::RESET, (0x06, 0x29, 0x00)),
+            (Sense::SCSI_BUS_RESET, (0x06, 0x29, 0x02)),
+            (Sense::WRITE_PROTECTED, (0x07, 0x27, 0x00)),
+            (Sense::SPACE_ALLOC_FAILED, (0x07, 0x27, 0x07)),
+            (
+                Sense::INSUFFICIENT_REGISTRATION_RESOURCES,
+                (0x05, 0x55, 0x04),
+            ),
+            (Sense::RESERVATIONS_PREEMPTED, (0x06, 0x2A, 0x03)),
+            (Sense::RESERVATIONS_RELEASED, (0x06, 0x2A, 0x04)),
+            (Sense::REGISTRATIONS_PREEMPTED, (0x06, 0x2A, 0x05)),
+        ];
+        for (sense, (key, asc, ascq)) in table {
+            assert_eq!(
+                (sense.key, sense.asc, sense.ascq),
+                (key, asc, ascq),
+                "{sense}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_is_key_name_then_description() {
+        assert_eq!(
+            Sense::INVALID_FIELD.to_string(),
+            "ILLEGAL REQUEST: INVALID FIELD IN CDB"
+        );
+        assert_eq!(
+            Sense::IO_ERROR.to_string(),
+            "ABORTED COMMAND: I/O PROCESS TERMINATED"
+        );
+        assert_eq!(
+            Sense::INSUFFICIENT_REGISTRATION_RESOURCES.to_string(),
+            "ILLEGAL REQUEST: INSUFFICIENT REGISTRATION RESOURCES"
+        );
+        assert_eq!(
+            Sense::new(0x05, 0x99, 0x01).to_string(),
+            "ILLEGAL REQUEST: ASC 0x99 ASCQ 0x01"
+        );
+        assert_eq!(
+            Sense::new(0x0C, 0x24, 0x00).to_string(),
+            "SENSE KEY 0x0C: INVALID FIELD IN CDB"
+        );
+    }
+
+    #[test]
+    fn every_named_sense_has_a_description() {
+        let named = [
+            Sense::NO_SENSE,
+            Sense::LUN_NOT_READY,
+            Sense::NO_MEDIUM,
+            Sense::NOT_READY_REMOVAL_PREVENTED,
+            Sense::TARGET_FAILURE,
+            Sense::INVALID_OPCODE,
+            Sense::LBA_OUT_OF_RANGE,
+            Sense::INVALID_FIELD,
+            Sense::INVALID_PARAM,
+            Sense::INVALID_PARAM_VALUE,
+            Sense::INVALID_PARAM_LEN,
+            Sense::LUN_NOT_SUPPORTED,
+            Sense::SAVING_PARAMS_NOT_SUPPORTED,
+            Sense::INCOMPATIBLE_FORMAT,
+            Sense::ILLEGAL_REQ_REMOVAL_PREVENTED,
+            Sense::INVALID_TAG,
+            Sense::TOO_MANY_SEGMENTS,
+            Sense::IO_ERROR,
+            Sense::I_T_NEXUS_LOSS,
+            Sense::LUN_FAILURE,
+            Sense::LUN_COMM_FAILURE,
+            Sense::OVERLAPPED_COMMANDS,
+            Sense::READ_ERROR,
+            Sense::NOT_READY,
+            Sense::CAPACITY_CHANGED,
+            Sense::SCSI_BUS_RESET,
+            Sense::UNIT_ATTENTION_NO_MEDIUM,
+            Sense::RESET,
+            Sense::MEDIUM_CHANGED,
+            Sense::REPORTED_LUNS_CHANGED,
+            Sense::DEVICE_INTERNAL_RESET,
+            Sense::WRITE_PROTECTED,
+            Sense::SPACE_ALLOC_FAILED,
+            Sense::MISCOMPARE,
+            Sense::INSUFFICIENT_REGISTRATION_RESOURCES,
+            Sense::RESERVATIONS_PREEMPTED,
+            Sense::RESERVATIONS_RELEASED,
+            Sense::REGISTRATIONS_PREEMPTED,
+        ];
+        for sense in named {
+            assert!(sense.asc_description().is_some(), "{sense:?}");
+            assert!(key::name(sense.key).is_some(), "{sense:?}");
+        }
+    }
+
+    #[test]
+    fn key_names_cover_every_defined_key() {
+        assert_eq!(key::name(key::ILLEGAL_REQUEST), Some("ILLEGAL REQUEST"));
+        assert_eq!(key::name(key::ABORTED_COMMAND), Some("ABORTED COMMAND"));
+        assert_eq!(key::name(0x0C), None);
+        assert_eq!(key::name(0x10), None);
+        assert_eq!((0..=0x0F).filter(|&k| key::name(k).is_some()).count(), 15);
+    }
+
+    #[test]
+    fn errno_follows_the_key_then_the_asc() {
+        use crate::errno::*;
+        let cases = [
+            (Sense::NO_SENSE, EAGAIN),
+            (Sense::new(key::RECOVERED_ERROR, 0x17, 0x00), EAGAIN),
+            (Sense::RESERVATIONS_PREEMPTED, EAGAIN),
+            (Sense::IO_ERROR, ECANCELED),
+            (Sense::LUN_COMM_FAILURE, ECANCELED),
+            (Sense::INVALID_PARAM_LEN, EINVAL),
+            (Sense::INVALID_OPCODE, EINVAL),
+            (Sense::INVALID_FIELD, EINVAL),
+            (Sense::INVALID_PARAM, EINVAL),
+            (Sense::LBA_OUT_OF_RANGE, ENOSPC),
+            (Sense::SPACE_ALLOC_FAILED, ENOSPC),
+            (Sense::LUN_NOT_SUPPORTED, ENOTSUP),
+            (Sense::NO_MEDIUM, ENOMEDIUM),
+            (Sense::new(key::NOT_READY, 0x3A, 0x01), ENOMEDIUM),
+            (Sense::new(key::NOT_READY, 0x3A, 0x02), ENOMEDIUM),
+            (Sense::new(key::NOT_READY, 0x3A, 0x03), EIO),
+            (Sense::WRITE_PROTECTED, EACCES),
+            (Sense::new(key::NOT_READY, 0x04, 0x01), EINPROGRESS),
+            (Sense::new(key::NOT_READY, 0x04, 0x02), ENOTCONN),
+            (Sense::NOT_READY, EIO),
+            (Sense::INSUFFICIENT_REGISTRATION_RESOURCES, EIO),
+            (Sense::READ_ERROR, EIO),
+            (Sense::TARGET_FAILURE, EIO),
+            (Sense::MISCOMPARE, EIO),
+            (Sense::new(key::MEDIUM_ERROR, 0x24, 0x00), EIO),
+        ];
+        for (sense, expected) in cases {
+            assert_eq!(sense.to_errno(), expected, "{sense}");
+        }
+    }
+
+    #[test]
+    fn guest_recoverable_follows_the_listed_codes() {
+        for sense in [
+            Sense::NO_SENSE,
+            Sense::RESET,
+            Sense::IO_ERROR,
+            Sense::new(1, 0x17, 1),
+        ] {
+            assert!(sense.is_guest_recoverable(), "{sense}");
+        }
+        for (asc, ascq) in [
+            (0x1A, 0x00),
+            (0x20, 0x00),
+            (0x24, 0x00),
+            (0x25, 0x00),
+            (0x26, 0x00),
+            (0x21, 0x04),
+            (0x21, 0x05),
+            (0x21, 0x06),
+            (0x55, 0x0E),
+            (0x04, 0x01),
+            (0x04, 0x02),
+        ] {
+            for k in [key::NOT_READY, key::ILLEGAL_REQUEST, key::DATA_PROTECT] {
+                assert!(
+                    Sense::new(k, asc, ascq).is_guest_recoverable(),
+                    "{k} {asc:x} {ascq:x}"
+                );
+            }
+            assert!(!Sense::new(key::MEDIUM_ERROR, asc, ascq).is_guest_recoverable());
+        }
+        for sense in [
+            Sense::LBA_OUT_OF_RANGE,
+            Sense::NO_MEDIUM,
+            Sense::WRITE_PROTECTED,
+            Sense::SPACE_ALLOC_FAILED,
+            Sense::INSUFFICIENT_REGISTRATION_RESOURCES,
+            Sense::TARGET_FAILURE,
+            Sense::READ_ERROR,
+            Sense::MISCOMPARE,
+        ] {
+            assert!(!sense.is_guest_recoverable(), "{sense}");
+        }
+    }
+}

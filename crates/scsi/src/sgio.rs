@@ -108,3 +108,151 @@ fn map_errno(err: i32) -> CommandResult {
         _ => CommandResult::check_condition(Sense::IO_ERROR),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(err: i32) -> SgIoOutcome {
+        SgIoOutcome {
+            errno: Some(err),
+            ..SgIoOutcome::default()
+        }
+    }
+
+    fn completed(host_status: u16, driver_status: u16, scsi_status: u8) -> SgIoOutcome {
+        SgIoOutcome {
+            errno: None,
+            host_status,
+            driver_status,
+            scsi_status,
+        }
+    }
+
+    fn check(sense: Sense) -> CommandResult {
+        CommandResult {
+            status: Status::CHECK_CONDITION,
+            synthesized_sense: Some(sense),
+        }
+    }
+
+    fn plain(status: Status) -> CommandResult {
+        CommandResult {
+            status,
+            synthesized_sense: None,
+        }
+    }
+
+    #[test]
+    fn errno_table_of_protocol_md() {
+        let cases = [
+            (errno::EDOM, plain(Status::TASK_SET_FULL)),
+            (errno::EBADE, plain(Status::RESERVATION_CONFLICT)),
+            (errno::ENOMEM, check(Sense::new(0x04, 0x44, 0x00))),
+            (errno::EREMOTEIO, check(Sense::new(0x04, 0x44, 0x00))),
+            (errno::ENODATA, check(Sense::new(0x03, 0x11, 0x00))),
+            (errno::EINVAL, check(Sense::new(0x05, 0x24, 0x00))),
+            (errno::ENOSPC, check(Sense::new(0x07, 0x27, 0x07))),
+            (errno::ENOTTY, check(Sense::new(0x0B, 0x00, 0x06))),
+            (errno::EIO, check(Sense::new(0x0B, 0x00, 0x06))),
+            (errno::EPERM, check(Sense::new(0x0B, 0x00, 0x06))),
+            (-1, check(Sense::new(0x0B, 0x00, 0x06))),
+        ];
+        for (err, expected) in cases {
+            assert_eq!(map_sg_io_outcome(&failed(err)), expected, "errno {err}");
+        }
+    }
+
+    #[test]
+    fn errno_wins_over_every_status_field() {
+        let outcome = SgIoOutcome {
+            errno: Some(errno::EBADE),
+            host_status: host::DID_TIME_OUT,
+            driver_status: driver::DRIVER_SENSE,
+            scsi_status: Status::CHECK_CONDITION.0,
+        };
+        assert_eq!(
+            map_sg_io_outcome(&outcome),
+            plain(Status::RESERVATION_CONFLICT)
+        );
+    }
+
+    #[test]
+    fn errno_zero_counts_as_success() {
+        let outcome = SgIoOutcome {
+            errno: Some(0),
+            ..SgIoOutcome::default()
+        };
+        assert_eq!(map_sg_io_outcome(&outcome), plain(Status::GOOD));
+    }
+
+    #[test]
+    fn transport_trouble_is_busy() {
+        for host_status in [host::DID_NO_CONNECT, host::DID_BUS_BUSY, host::DID_TIME_OUT] {
+            let mapped = map_sg_io_outcome(&completed(host_status, 0, 0x02));
+            assert_eq!(mapped, plain(Status::BUSY), "host {host_status}");
+        }
+        assert_eq!(
+            map_sg_io_outcome(&completed(0, driver::DRIVER_TIMEOUT, 0)),
+            plain(Status::BUSY)
+        );
+        // The suggestion bits of the high nibble do not hide the driver code.
+        assert_eq!(
+            map_sg_io_outcome(&completed(0, 0x26, 0)),
+            plain(Status::BUSY)
+        );
+        // A driver timeout beats an unknown host status.
+        let mapped = map_sg_io_outcome(&completed(host::DID_ERROR, driver::DRIVER_TIMEOUT, 0));
+        assert_eq!(mapped, plain(Status::BUSY));
+    }
+
+    #[test]
+    fn any_other_host_status_is_nexus_loss_never_good() {
+        for host_status in [
+            host::DID_BAD_TARGET,
+            host::DID_ABORT,
+            host::DID_ERROR,
+            host::DID_RESET,
+            0x0B,
+            0xFFFF,
+        ] {
+            let mapped = map_sg_io_outcome(&completed(host_status, 0, 0));
+            assert_eq!(
+                mapped,
+                check(Sense::new(0x0B, 0x29, 0x07)),
+                "host {host_status}"
+            );
+        }
+    }
+
+    #[test]
+    fn device_status_passes_through_with_its_sense() {
+        let cases = [
+            Status::CHECK_CONDITION,
+            Status::RESERVATION_CONFLICT,
+            Status::BUSY,
+            Status(0x7E),
+        ];
+        for status in cases {
+            assert_eq!(
+                map_sg_io_outcome(&completed(0, driver::DRIVER_SENSE, status.0)),
+                plain(status)
+            );
+        }
+    }
+
+    #[test]
+    fn driver_sense_flag_alone_is_check_condition() {
+        let mapped = map_sg_io_outcome(&completed(0, driver::DRIVER_SENSE, 0));
+        assert_eq!(mapped, plain(Status::CHECK_CONDITION));
+    }
+
+    #[test]
+    fn clean_completion_is_good() {
+        assert_eq!(map_sg_io_outcome(&completed(0, 0, 0)), plain(Status::GOOD));
+        assert_eq!(
+            map_sg_io_outcome(&completed(0, 0x10, 0)),
+            plain(Status::GOOD)
+        );
+    }
+}

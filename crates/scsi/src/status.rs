@@ -30,7 +30,7 @@ impl Status {
 
     /// True for GOOD and CONDITION MET, the two statuses that mean success.
     pub const fn is_success(self) -> bool {
-        matches!(self.0, 0x00 | 0x04 | 0x10 | 0x14)
+        matches!(self.0, 0x00 | 0x04)
     }
 
     /// The standard name of the status, `None` for reserved values.
