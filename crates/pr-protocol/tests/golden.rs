@@ -49,3 +49,39 @@ fn pr_out_on_a_read_only_descriptor() {
     assert_eq!(wire.len(), 104);
     assert_eq!(wire, expected_reply(2, INVALID_OPCODE));
 }
+
+/// The same replies built the way the daemon builds them: from `scsi`'s
+/// named senses through its fixed-format builder.
+#[test]
+fn replies_from_the_scsi_sense_builder() {
+    use scsi::sense::Sense;
+
+    let mut wire = Vec::new();
+    Response::check_condition(&Sense::IO_ERROR.fixed_bytes())
+        .encode(&PR_IN_READ_KEYS, &mut wire)
+        .unwrap();
+    assert_eq!(wire, expected_reply(2, IO_PROCESS_TERMINATED));
+
+    wire.clear();
+    Response::check_condition(&Sense::INVALID_OPCODE.fixed_bytes())
+        .encode(&PR_OUT_REGISTER, &mut wire)
+        .unwrap();
+    assert_eq!(wire, expected_reply(2, INVALID_OPCODE));
+}
+
+/// The CDB bytes 5-6 fault names INVALID FIELD IN CDB, as `scsi` spells it.
+#[test]
+fn cdb_fault_sense_is_invalid_field_in_cdb() {
+    use pr_protocol::{Decoded, RequestDecoder};
+    use scsi::sense::Sense;
+
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x5F;
+    cdb[5] = 1;
+    let mut decoder = RequestDecoder::new();
+    let Ok(Decoded::Request(request)) = decoder.feed(&cdb, [()]) else {
+        panic!("expected a complete request");
+    };
+    let (key, asc, ascq) = request.cdb_check().unwrap_err().sense_code();
+    assert_eq!(Sense { key, asc, ascq }, Sense::INVALID_FIELD);
+}
