@@ -10,7 +10,6 @@
 
 mod access;
 mod classify;
-mod outcome;
 mod send;
 mod sys;
 
@@ -18,5 +17,5 @@ pub use access::{AccessMode, AccessModeError, access_mode};
 pub use classify::{
     ClassifyError, DescriptorKind, OtherKind, SG_MAJOR, classify, classify_with_sysfs,
 };
-pub use outcome::SgIoOutcome;
+pub use scsi::sgio::SgIoOutcome;
 pub use send::{Direction, MAX_CDB_LEN, SENSE_BUFFER_SIZE, SendError, SgIoReport, send};

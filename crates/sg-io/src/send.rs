@@ -3,7 +3,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use crate::outcome::SgIoOutcome;
+use scsi::sgio::SgIoOutcome;
 
 use crate::sys;
 

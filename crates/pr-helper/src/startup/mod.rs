@@ -1,1 +1,286 @@
-//! Start-up sequence.
+//! Start-up sequence: from a validated [`Config`] to a serving daemon, and
+//! the orderly exit.
+//!
+//! [`run`] is one linear sequence; each step is a small module:
+//! 1. [`activation`]: read (and clear) systemd's variables while we are
+//!    still single-threaded;
+//! 2. descriptor hygiene: close everything inherited above stderr, except
+//!    the activation socket;
+//! 3. [`ids`]: resolve user and group names;
+//! 4. [`pidfile`]: take the pid file lock (before touching the socket, so a
+//!    second instance changes nothing);
+//! 5. [`listener`]: the activation socket, or bind our own;
+//! 6. [`daemonize`] with `-d`; from here errors reach the waiting parent;
+//! 7. [`logging`]; 8. our pid into the pid file;
+//! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
+//! 10. [`privileges`]: keep CAP_SYS_RAWIO only, switch uid/gid;
+//! 11. the tokio runtime (its threads inherit the reduced privileges),
+//!     [`signals`], readiness ([`notify`], the `-d` parent), then serve;
+//! 12. on shutdown: wait for the janitor so the files are gone at exit.
+
+pub mod activation;
+pub mod daemonize;
+pub mod ids;
+pub mod janitor;
+pub mod listener;
+pub mod logging;
+pub mod notify;
+pub mod pidfile;
+pub mod privileges;
+pub mod signals;
+mod sys;
+
+use std::os::unix::net::UnixListener;
+
+use crate::config::Config;
+use crate::serve::{self, ServeError, ServeSettings};
+
+use activation::{ActivationError, Environment};
+use daemonize::{DaemonizeError, Readiness};
+use ids::IdError;
+use janitor::{FileIdentity, Janitor, JanitorError};
+use listener::ListenerError;
+use logging::LoggingError;
+use pidfile::{PidFile, PidFileError};
+use privileges::PrivilegeError;
+
+/// The step of start-up (or the serving) that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("systemd socket activation")]
+    Activation(#[from] ActivationError),
+    #[error("cannot close inherited descriptors")]
+    CloseDescriptors(#[source] std::io::Error),
+    #[error("resolving users and groups")]
+    Ids(#[from] IdError),
+    #[error("pid file")]
+    PidFile(#[from] PidFileError),
+    #[error("listening socket")]
+    Listener(#[from] ListenerError),
+    #[error("cannot identify the socket file {path} we just bound")]
+    SocketIdentity {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot identify the pid file")]
+    PidFileIdentity(#[source] std::io::Error),
+    #[error("detaching (-d)")]
+    Daemonize(#[from] DaemonizeError),
+    #[error("logging")]
+    Logging(#[from] LoggingError),
+    #[error("starting the janitor process")]
+    Janitor(#[from] JanitorError),
+    #[error("dropping privileges")]
+    Privileges(#[from] PrivilegeError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot install the signal handlers")]
+    Signals(#[source] std::io::Error),
+    #[error("cannot use the listening socket")]
+    ListenerSetup(#[source] std::io::Error),
+    #[error("serving")]
+    Serve(#[from] ServeError),
+}
+
+/// Runs the daemon until it is told to stop. `Ok` means an orderly exit.
+pub fn run(config: Config) -> Result<(), StartupError> {
+    // 1. systemd's variables, read and removed while single-threaded.
+    let env = Environment::take(std::process::id())?;
+    if env.activated && config.socket_given {
+        return Err(ActivationError::SocketOptionWithActivation.into());
+    }
+
+    // 2. Descriptors inherited from whoever started us are not ours to
+    // keep open (qemu-pr-helper keeps them); fd 3 is systemd's socket.
+    let first_to_close = if env.activated {
+        activation::LISTEN_FDS_START + 1
+    } else {
+        activation::LISTEN_FDS_START
+    };
+    sys::close_from(first_to_close.unsigned_abs()).map_err(StartupError::CloseDescriptors)?;
+
+    // 3. Names to numbers, now, so a typo fails before anything changes.
+    let switch = ids::resolve_switch(config.user.as_ref(), config.group.as_ref())?;
+    let socket_gid = config
+        .socket_group
+        .as_ref()
+        .map(|g| ids::resolve_group("--socket-group", g))
+        .transpose()?;
+    let settings = serve_settings(&config)?;
+
+    // 4. The pid file lock: a second instance stops here.
+    let pidfile = config.pidfile.as_deref().map(PidFile::lock).transpose()?;
+
+    // 5. The listening socket.
+    let (listener, bound_socket, removed_stale) = if env.activated {
+        (activation::take_listener()?, None, false)
+    } else {
+        let bound = listener::bind_socket(&config.socket, config.socket_mode, socket_gid)?;
+        let identity = FileIdentity::of_path(&config.socket).map_err(|source| {
+            StartupError::SocketIdentity {
+                path: config.socket.clone(),
+                source,
+            }
+        })?;
+        (bound.listener, Some(identity), bound.removed_stale)
+    };
+
+    // 6. Detach. The parent waits in `detach` for our report and exits.
+    let mut readiness = if config.daemon {
+        Some(daemonize::detach()?)
+    } else {
+        None
+    };
+    let started = Started {
+        listener,
+        bound_socket,
+        removed_stale,
+        pidfile,
+        switch,
+        settings,
+    };
+    let result = run_detached(&config, &env, started, readiness.as_mut());
+    if let (Err(error), Some(readiness)) = (&result, readiness.as_mut()) {
+        readiness.fail(&error_chain(error));
+    }
+    result
+}
+
+/// What the steps before detaching produced.
+struct Started {
+    listener: UnixListener,
+    bound_socket: Option<FileIdentity>,
+    removed_stale: bool,
+    pidfile: Option<PidFile>,
+    switch: Option<ids::SwitchTo>,
+    settings: ServeSettings,
+}
+
+fn run_detached(
+    config: &Config,
+    env: &Environment,
+    started: Started,
+    readiness: Option<&mut Readiness>,
+) -> Result<(), StartupError> {
+    let Started {
+        listener,
+        bound_socket,
+        removed_stale,
+        mut pidfile,
+        switch,
+        settings,
+    } = started;
+
+    // 7. Logging (to the journal or syslog when detached).
+    logging::init(config, config.daemon)?;
+    if removed_stale {
+        tracing::info!(path = %config.socket.display(), "removed a stale socket left by a previous run");
+    }
+
+    // 8. Our pid (the daemon's, after a -d fork).
+    let mut cleanup = Vec::new();
+    if let Some(pidfile) = pidfile.as_mut() {
+        pidfile.write_pid(std::process::id())?;
+        cleanup.push(pidfile.identity().map_err(StartupError::PidFileIdentity)?);
+    }
+    // The socket systemd created is systemd's to remove.
+    cleanup.extend(bound_socket);
+
+    // 9. The janitor, forked while we may still unlink anything.
+    let janitor = if cleanup.is_empty() {
+        None
+    } else {
+        Some(Janitor::spawn(cleanup)?)
+    };
+
+    // 10. Privileges.
+    let dropped = privileges::drop_privileges(switch)?;
+    if !dropped.has_rawio {
+        tracing::warn!(
+            "CAP_SYS_RAWIO is not available: PERSISTENT RESERVE commands on SCSI devices will fail; run as root"
+        );
+    }
+    if !dropped.bounding_cleared {
+        tracing::warn!("not privileged: the capability bounding set is left as inherited");
+    }
+
+    // 11. Runtime, signals, readiness, serving.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("pr-helper")
+        // Blocking backend calls are bounded by serve; leave room for the
+        // runtime's own blocking work.
+        .max_blocking_threads(settings.blocking_threads.saturating_add(8))
+        .build()
+        .map_err(StartupError::Runtime)?;
+    let served = runtime.block_on(async {
+        listener.set_nonblocking(true).map_err(StartupError::ListenerSetup)?;
+        let listener =
+            tokio::net::UnixListener::from_std(listener).map_err(StartupError::ListenerSetup)?;
+        let (shutdown_tx, shutdown_rx) = serve::shutdown_channel();
+        signals::spawn_shutdown_on_signals(shutdown_tx).map_err(StartupError::Signals)?;
+        if let Some(socket) = &env.notify_socket {
+            if let Err(error) = notify::notify_ready(socket) {
+                tracing::warn!(error = %error, "cannot notify systemd of readiness");
+            }
+        }
+        if let Some(readiness) = readiness {
+            readiness.ready();
+        }
+        tracing::info!(
+            socket = %if env.activated { "(systemd)".into() } else { config.socket.display().to_string() },
+            pid = std::process::id(),
+            "serving"
+        );
+        serve::serve(listener, settings, shutdown_rx).await.map_err(StartupError::from)
+    });
+    // Commands still stuck in the kernel after the grace period must not
+    // hold up the exit.
+    runtime.shutdown_background();
+
+    // 12. Files removed before our exit status is visible.
+    if let Some(janitor) = janitor {
+        match janitor.finish() {
+            Ok(0) => {}
+            Ok(code) => tracing::warn!(code, "could not remove the socket or pid file"),
+            Err(error) => tracing::warn!(error = %error, "lost track of the janitor process"),
+        }
+    }
+    drop(pidfile);
+    let summary = served?;
+    tracing::info!(?summary, "stopped");
+    Ok(())
+}
+
+/// The serving settings with the allowlists resolved.
+fn serve_settings(config: &Config) -> Result<ServeSettings, IdError> {
+    let mut settings = config.serve.clone();
+    if !config.allow_uids.is_empty() {
+        let uids = config
+            .allow_uids
+            .iter()
+            .map(|u| ids::resolve_uid("--allow-uid", u));
+        settings.allowed_uids = Some(uids.collect::<Result<_, _>>()?);
+    }
+    if !config.allow_gids.is_empty() {
+        let gids = config
+            .allow_gids
+            .iter()
+            .map(|g| ids::resolve_group("--allow-gid", g));
+        settings.allowed_gids = Some(gids.collect::<Result<_, _>>()?);
+    }
+    Ok(settings)
+}
+
+/// An error and its causes on one line: "step: cause: cause".
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

@@ -1,0 +1,179 @@
+//! Removing the socket and pid file when the daemon exits, even after it
+//! gave up root.
+//!
+//! Once the daemon runs as `-u USER` it can no longer unlink files in
+//! `/var/run` (qemu-pr-helper leaves them behind). So, before dropping
+//! privileges, we fork a tiny janitor process that keeps root's uid but no
+//! capability beyond CAP_DAC_OVERRIDE, ignores termination signals and
+//! blocks reading a pipe. The daemon holds the pipe's write end and never
+//! writes to it: when the daemon exits, however it exits (even killed), the
+//! read returns end-of-file and the janitor removes the files, but only if
+//! they are still the ones we created (same device and inode), so it never
+//! removes a successor's socket. On an orderly exit the daemon waits for the
+//! janitor, so both files are gone by the time the daemon's exit status is
+//! visible.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::pipe::{PipeFlags, pipe_with};
+use rustix::process::{Pid, WaitOptions, waitpid};
+
+use super::sys::{self, Forked};
+
+/// A file we created, identified by path and (device, inode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file now at `path`.
+    pub fn of_path(path: &Path) -> io::Result<FileIdentity> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(FileIdentity {
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    /// The identity of an open file known to be at `path`.
+    pub fn of_open(path: &Path, fd: BorrowedFd<'_>) -> io::Result<FileIdentity> {
+        let stat = rustix::fs::fstat(fd)?;
+        Ok(FileIdentity {
+            path: path.to_owned(),
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+
+    /// Removes the file if it is still ours. Returns whether it removed it.
+    pub fn remove_if_ours(&self) -> io::Result<bool> {
+        match FileIdentity::of_path(&self.path) {
+            Ok(now) if now == *self => std::fs::remove_file(&self.path).map(|()| true),
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Why the janitor could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum JanitorError {
+    #[error("cannot create the janitor's pipe")]
+    Pipe(#[source] io::Error),
+    #[error("cannot fork the janitor process")]
+    Fork(#[source] io::Error),
+}
+
+/// The daemon's side: dropping it (or exiting) releases the janitor.
+#[derive(Debug)]
+pub struct Janitor {
+    pid: i32,
+    pipe: Option<OwnedFd>,
+}
+
+impl Janitor {
+    /// Forks the janitor for `files`. Must run while single-threaded.
+    pub fn spawn(files: Vec<FileIdentity>) -> Result<Janitor, JanitorError> {
+        let (read_end, write_end) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(|e| JanitorError::Pipe(e.into()))?;
+        match sys::fork().map_err(JanitorError::Fork)? {
+            Forked::Child => {
+                drop(write_end);
+                janitor_main(read_end, &files)
+            }
+            Forked::Parent(pid) => Ok(Janitor {
+                pid,
+                pipe: Some(write_end),
+            }),
+        }
+    }
+
+    /// Lets the janitor clean up now and waits until it has. Returns the
+    /// janitor's exit code (0: everything removed or already gone).
+    pub fn finish(mut self) -> io::Result<i32> {
+        self.pipe = None;
+        let pid = Pid::from_raw(self.pid).ok_or_else(|| io::Error::other("janitor pid is 0"))?;
+        loop {
+            match waitpid(Some(pid), WaitOptions::empty()) {
+                Ok(Some((_, status))) => {
+                    return Ok(status.exit_status().unwrap_or(-1));
+                }
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// The janitor process: never returns.
+fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
+    // Keep only the pipe: the listener and the pid file lock belong to the daemon.
+    let _ = sys::close_all_except(read_end.as_raw_fd());
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
+        let _ = sys::ignore_signal(signal);
+    }
+    let _ = limit_privileges();
+    let mut pipe = std::fs::File::from(read_end);
+    let mut byte = [0u8; 1];
+    // Nothing is ever written: the read returns when the daemon is gone.
+    loop {
+        match pipe.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let mut code = 0;
+    for file in files {
+        if file.remove_if_ours().is_err() {
+            code = 1;
+        }
+    }
+    std::process::exit(code)
+}
+
+/// The janitor only unlinks files: CAP_DAC_OVERRIDE (for a directory root
+/// does not own) and nothing else, and it can never gain more.
+fn limit_privileges() -> Result<(), caps::errors::CapsError> {
+    use caps::{CapSet, Capability, CapsHashSet};
+    let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE].into_iter().collect();
+    caps::clear(None, CapSet::Inheritable)?;
+    caps::clear(None, CapSet::Ambient)?;
+    caps::set(None, CapSet::Effective, &keep)?;
+    caps::set(None, CapSet::Permitted, &keep)?;
+    let _ = rustix::thread::set_no_new_privs(true);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removes_only_our_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        std::fs::write(&path, b"a").unwrap();
+        let ours = FileIdentity::of_path(&path).unwrap();
+        // Replaced by someone else: same path, new inode.
+        let other = dir.path().join("other");
+        std::fs::write(&other, b"b").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert!(!ours.remove_if_ours().unwrap());
+        assert!(path.exists());
+        let now = FileIdentity::of_path(&path).unwrap();
+        assert!(now.remove_if_ours().unwrap());
+        assert!(!path.exists());
+        assert!(!now.remove_if_ours().unwrap());
+    }
+}

@@ -1,0 +1,155 @@
+//! Dropping privileges: the daemon needs exactly one capability,
+//! CAP_SYS_RAWIO, which the kernel requires for PERSISTENT RESERVE IN/OUT
+//! through SG_IO. Everything else goes, for good:
+//!
+//! 1. the bounding set is emptied (no later exec can regain anything);
+//! 2. the inheritable and ambient sets are emptied;
+//! 3. with `-u`/`-g`: supplementary groups dropped, gid then uid switched,
+//!    with PR_SET_KEEPCAPS so the permitted set survives the uid change;
+//! 4. permitted and effective are set to CAP_SYS_RAWIO alone;
+//! 5. NO_NEW_PRIVS, so no set-uid program or file capability can add any.
+//!
+//! Capabilities and ids are per thread in the kernel: this runs while the
+//! process is single-threaded, before the runtime starts its threads,
+//! which then inherit the result.
+
+use caps::{CapSet, Capability, CapsHashSet};
+use rustix::process::{Gid, Uid};
+
+use super::ids::SwitchTo;
+use super::sys;
+
+/// A privilege step that failed, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("cannot read this process's capabilities")]
+    Read(#[source] caps::errors::CapsError),
+    #[error(
+        "-u/-g need root (or CAP_SETUID, CAP_SETGID and CAP_SETPCAP): start as root, \
+         or drop -u/-g"
+    )]
+    NotPrivileged,
+    #[error("cannot clear the capability bounding set (capability {cap})")]
+    Bounding {
+        cap: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot clear the {set} capability set")]
+    Clear {
+        set: &'static str,
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    #[error("cannot keep capabilities across the uid change (PR_SET_KEEPCAPS)")]
+    KeepCaps(#[source] std::io::Error),
+    #[error("cannot drop supplementary groups")]
+    Groups(#[source] std::io::Error),
+    #[error("cannot switch to gid {0}")]
+    Gid(u32, #[source] std::io::Error),
+    #[error("cannot switch to uid {0}")]
+    Uid(u32, #[source] std::io::Error),
+    #[error("cannot set the {set} capability set to CAP_SYS_RAWIO only")]
+    Set {
+        set: &'static str,
+        #[source]
+        source: caps::errors::CapsError,
+    },
+    #[error("cannot set NO_NEW_PRIVS")]
+    NoNewPrivs(#[source] std::io::Error),
+}
+
+/// What the drop achieved, for the start-up log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dropped {
+    /// CAP_SYS_RAWIO is effective (without it PR commands fail with EPERM).
+    pub has_rawio: bool,
+    /// The bounding set could be emptied (needs CAP_SETPCAP).
+    pub bounding_cleared: bool,
+}
+
+/// Applies the steps above. Without privileges (an unprivileged test run)
+/// and without `-u`/`-g`, does what an unprivileged process may.
+pub fn drop_privileges(switch: Option<SwitchTo>) -> Result<Dropped, PrivilegeError> {
+    let permitted = caps::read(None, CapSet::Permitted).map_err(PrivilegeError::Read)?;
+    let may_setpcap = permitted.contains(&Capability::CAP_SETPCAP);
+    if switch.is_some()
+        && !(may_setpcap
+            && permitted.contains(&Capability::CAP_SETUID)
+            && permitted.contains(&Capability::CAP_SETGID))
+    {
+        return Err(PrivilegeError::NotPrivileged);
+    }
+    let has_rawio = permitted.contains(&Capability::CAP_SYS_RAWIO);
+    let keep: CapsHashSet = if has_rawio {
+        [Capability::CAP_SYS_RAWIO].into_iter().collect()
+    } else {
+        CapsHashSet::new()
+    };
+
+    if may_setpcap {
+        clear_bounding_set()?;
+    }
+    caps::clear(None, CapSet::Inheritable).map_err(|source| PrivilegeError::Clear {
+        set: "inheritable",
+        source,
+    })?;
+    caps::clear(None, CapSet::Ambient).map_err(|source| PrivilegeError::Clear {
+        set: "ambient",
+        source,
+    })?;
+
+    if let Some(switch) = switch {
+        switch_ids(switch)?;
+    }
+
+    // Effective first: it must stay a subset of permitted at every step.
+    caps::set(None, CapSet::Effective, &keep).map_err(|source| PrivilegeError::Set {
+        set: "effective",
+        source,
+    })?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(|source| PrivilegeError::Set {
+        set: "permitted",
+        source,
+    })?;
+    rustix::thread::set_no_new_privs(true).map_err(|e| PrivilegeError::NoNewPrivs(e.into()))?;
+    Ok(Dropped {
+        has_rawio,
+        bounding_cleared: may_setpcap,
+    })
+}
+
+/// Every capability the kernel knows, not only those the `caps` crate
+/// names, so that CapBnd really ends up 0.
+fn clear_bounding_set() -> Result<(), PrivilegeError> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(63);
+    for cap in 0..=last {
+        match sys::drop_bounding_capability(cap) {
+            Ok(()) => {}
+            // Beyond what this kernel supports: nothing to drop.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
+            Err(source) => return Err(PrivilegeError::Bounding { cap, source }),
+        }
+    }
+    Ok(())
+}
+
+fn switch_ids(switch: SwitchTo) -> Result<(), PrivilegeError> {
+    rustix::thread::set_keep_capabilities(true).map_err(|e| PrivilegeError::KeepCaps(e.into()))?;
+    rustix::thread::set_thread_groups(&[]).map_err(|e| PrivilegeError::Groups(e.into()))?;
+    if let Some(gid) = switch.gid {
+        let id = Gid::from_raw(gid);
+        rustix::thread::set_thread_res_gid(id, id, id)
+            .map_err(|e| PrivilegeError::Gid(gid, e.into()))?;
+    }
+    if let Some(uid) = switch.uid {
+        let id = Uid::from_raw(uid);
+        rustix::thread::set_thread_res_uid(id, id, id)
+            .map_err(|e| PrivilegeError::Uid(uid, e.into()))?;
+    }
+    rustix::thread::set_keep_capabilities(false).map_err(|e| PrivilegeError::KeepCaps(e.into()))?;
+    Ok(())
+}
