@@ -14,7 +14,7 @@ kver=$(basename "$(ls -d "$tree"/lib/modules/*/ | head -n 1)")
 # The modules the guest loads; modprobe resolves each one's dependencies.
 modules=(configfs target_core_mod target_core_file tcm_loop scsi_mod sd_mod sg dm-mod dm-multipath)
 # Our binaries (built by cargo --release) and the reference tools from Debian.
-our_binaries=(pr-helper prtool pr-bench pr-replay pr-model-check)
+our_binaries=(pr-helper prtool pr-bench pr-replay pr-sigterm-probe pr-model-check)
 debian_binaries=(/usr/bin/sg_persist /usr/bin/sg_raw /usr/bin/qemu-pr-helper)
 
 root=$(mktemp -d)

@@ -4,3 +4,4 @@
 
 pub mod hex;
 pub mod report;
+pub mod wire;

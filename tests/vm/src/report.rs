@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn a_clean_run_has_no_problems() {
         let report = Report::parse(RUN);
-        assert_eq!(report.problems(&names(&["setup", "lifecycle"])[1..]), Vec::<String>::new());
+        assert_eq!(
+            report.problems(&names(&["setup", "lifecycle"])[1..]),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -20,19 +20,15 @@
 //! STATUS payloads is printed as `g+N`, relative to the first one seen.
 
 use std::fs::OpenOptions;
-use std::io::{self, IoSlice, Read, Write};
-use std::mem::MaybeUninit;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
 use vm_tests::hex::{encode_hex, parse_hex};
+use vm_tests::wire::{self, CDB_SIZE, Reply, WireError, read_reply, send_request};
 
-const CDB_SIZE: usize = 16;
-const SENSE_SIZE: usize = 96;
-const MAX_TRANSFER: usize = 8192;
 const PR_IN: u8 = 0x5e;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +53,8 @@ enum ReplayError {
     Connect {
         path: PathBuf,
         #[source]
-        source: io::Error,
+        source: WireError,
     },
-    #[error("handshake")]
-    Handshake(#[source] io::Error),
     #[error("writing to stdout")]
     Output(#[source] io::Error),
 }
@@ -123,17 +117,11 @@ fn parse_stream(text: &str) -> Result<Vec<Step>, ReplayError> {
     Ok(steps)
 }
 
-fn connect(path: &PathBuf) -> Result<UnixStream, ReplayError> {
-    let mut stream = UnixStream::connect(path).map_err(|source| ReplayError::Connect {
-        path: path.clone(),
+fn connect(path: &Path) -> Result<UnixStream, ReplayError> {
+    wire::connect(path).map_err(|source| ReplayError::Connect {
+        path: path.to_path_buf(),
         source,
-    })?;
-    let mut supported = [0u8; 4];
-    stream
-        .read_exact(&mut supported)
-        .map_err(ReplayError::Handshake)?;
-    stream.write_all(&[0u8; 4]).map_err(ReplayError::Handshake)?;
-    Ok(stream)
+    })
 }
 
 fn open_descriptor(step: &Step) -> Result<Option<OwnedFd>, ReplayError> {
@@ -154,48 +142,17 @@ fn open_descriptor(step: &Step) -> Result<Option<OwnedFd>, ReplayError> {
 
 /// What came back for one request.
 enum Outcome {
-    Reply { header: Vec<u8>, payload: Vec<u8> },
+    Reply(Reply),
+    /// The peer closed the connection (or any other transport failure).
     Closed,
 }
 
-/// Sends one request and reads its reply. Any transport failure after the
-/// connection was up means the peer closed it.
 fn exchange(stream: &mut UnixStream, step: &Step, fd: Option<&OwnedFd>) -> Outcome {
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds;
-    if let Some(fd) = fd {
-        fds = [fd.as_fd()];
-        control.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = send_request(stream, &step.cdb, fd.map(AsFd::as_fd), &step.parameters);
+    match sent.and_then(|()| read_reply(stream)) {
+        Ok(reply) => Outcome::Reply(reply),
+        Err(_) => Outcome::Closed,
     }
-    let sent = sendmsg(
-        stream.as_fd(),
-        &[IoSlice::new(&step.cdb)],
-        &mut control,
-        SendFlags::NOSIGNAL,
-    );
-    if !matches!(sent, Ok(CDB_SIZE)) {
-        return Outcome::Closed;
-    }
-    if !step.parameters.is_empty() && stream.write_all(&step.parameters).is_err() {
-        return Outcome::Closed;
-    }
-    let mut header = vec![0u8; 8 + SENSE_SIZE];
-    if stream.read_exact(&mut header).is_err() {
-        return Outcome::Closed;
-    }
-    let size = i32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-    let Ok(size) = usize::try_from(size) else {
-        return Outcome::Closed;
-    };
-    if size > MAX_TRANSFER {
-        return Outcome::Closed;
-    }
-    let mut payload = vec![0u8; size];
-    if stream.read_exact(&mut payload).is_err() {
-        return Outcome::Closed;
-    }
-    Outcome::Reply { header, payload }
 }
 
 /// Service actions whose payload starts with the PR generation.
@@ -208,11 +165,7 @@ fn render_payload(step: &Step, payload: &[u8], base: &mut Option<u32>, relative:
         [a, b, c, d, rest @ ..] if relative && has_generation(&step.cdb) => {
             let generation = u32::from_be_bytes([*a, *b, *c, *d]);
             let first = *base.get_or_insert(generation);
-            format!(
-                "g+{}:{}",
-                generation.wrapping_sub(first),
-                encode_hex(rest)
-            )
+            format!("g+{}:{}", generation.wrapping_sub(first), encode_hex(rest))
         }
         _ => encode_hex(payload),
     }
@@ -227,11 +180,10 @@ fn run(args: &[String]) -> Result<(), ReplayError> {
         return Err(ReplayError::Usage);
     };
     let socket = PathBuf::from(socket);
-    let text =
-        std::fs::read_to_string(stream_file).map_err(|source| ReplayError::ReadStream {
-            path: PathBuf::from(stream_file),
-            source,
-        })?;
+    let text = std::fs::read_to_string(stream_file).map_err(|source| ReplayError::ReadStream {
+        path: PathBuf::from(stream_file),
+        source,
+    })?;
     let steps = parse_stream(&text)?;
 
     let mut out = io::stdout().lock();
@@ -244,7 +196,7 @@ fn run(args: &[String]) -> Result<(), ReplayError> {
             None => connection.insert(connect(&socket)?),
         };
         let line = match exchange(stream, step, fd.as_ref()) {
-            Outcome::Reply { header, payload } => format!(
+            Outcome::Reply(Reply { header, payload }) => format!(
                 "{} reply {} {} {} {}",
                 step.name,
                 encode_hex(&header[0..4]),
