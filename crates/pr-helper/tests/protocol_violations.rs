@@ -67,14 +67,26 @@ impl Setup {
         self.daemon.client().expect("client connects")
     }
 
-    /// The daemon wrote exactly one closing line naming `needle`.
+    /// The daemon wrote a closing line naming `needle`. The line follows the close the
+    /// peer sees, so it is polled for.
     fn logged(&self, needle: &str) {
-        let log = self.daemon.log_text();
-        assert!(
-            log.lines()
-                .any(|line| line.contains("connection closed") && line.contains(needle)),
-            "no closing log line containing {needle:?} in:\n{log}"
+        for _ in 0..3000 {
+            if self.has_close_line(needle) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "no closing log line containing {needle:?} in:\n{}",
+            self.daemon.log_text()
         );
+    }
+
+    fn has_close_line(&self, needle: &str) -> bool {
+        self.daemon
+            .log_text()
+            .lines()
+            .any(|line| line.contains("connection closed") && line.contains(needle))
     }
 }
 
@@ -252,7 +264,7 @@ fn disconnect_mid_cdb_is_cleaned_up() {
     bad.send_with_fds(&cdb::read_keys(64)[..7], &[a.as_file().as_fd()])
         .expect("part of the CDB");
     drop(bad);
-    wait_for_log(&setup, "7 of 16 CDB bytes");
+    setup.logged("7 of 16 CDB bytes");
     setup.back_to_baseline();
 }
 
@@ -265,7 +277,7 @@ fn disconnect_mid_parameter_list_is_cleaned_up() {
         .expect("CDB");
     bad.send(&[0u8; 3]).expect("part of the list");
     drop(bad);
-    wait_for_log(&setup, "3 of 24 parameter list bytes");
+    setup.logged("3 of 24 parameter list bytes");
     setup.back_to_baseline();
 }
 
@@ -386,22 +398,6 @@ fn connections_beyond_the_cap_are_closed_at_once() {
     }
     drop((second, third));
     wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
-}
-
-/// Waits until the daemon logged a closing line containing `needle` (the close happens
-/// after our disconnect, asynchronously).
-fn wait_for_log(setup: &Setup, needle: &str) {
-    for _ in 0..3000 {
-        let log = setup.daemon.log_text();
-        if log
-            .lines()
-            .any(|line| line.contains("connection closed") && line.contains(needle))
-        {
-            return;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    setup.logged(needle);
 }
 
 #[test]
