@@ -108,3 +108,95 @@ impl PrOutCdb {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pr_in_cdb_layout() {
+        let cdb = pr_in_cdb(PrInAction::ReadFullStatus, 0x1234);
+        assert_eq!(cdb, [0x5E, 0x03, 0, 0, 0, 0, 0, 0x12, 0x34, 0]);
+        assert_eq!(crate::cdb::transfer_length(&cdb), Some(0x1234));
+    }
+
+    #[test]
+    fn pr_out_cdb_layout() {
+        let cdb = pr_out_cdb(
+            PrOutAction::Reserve,
+            Scope::LogicalUnit,
+            Some(ReservationType::WriteExclusiveRegistrantsOnly),
+            24,
+        );
+        assert_eq!(cdb, [0x5F, 0x01, 0x05, 0, 0, 0, 0, 0, 24, 0]);
+        let big = pr_out_cdb(PrOutAction::Register, Scope::LogicalUnit, None, 0x0102_0304);
+        assert_eq!(big, [0x5F, 0x00, 0x00, 0, 0, 0x01, 0x02, 0x03, 0x04, 0]);
+        assert_eq!(
+            crate::cdb::pr_out_parameter_list_length(&big),
+            Some(0x0102_0304)
+        );
+    }
+
+    #[test]
+    fn cdbs_decode_what_they_encode() {
+        for action in PrInAction::ALL {
+            let cdb = PrInCdb {
+                action,
+                allocation_length: 8192,
+            };
+            assert_eq!(PrInCdb::decode(&cdb.encode()), Ok(cdb));
+        }
+        for action in PrOutAction::ALL {
+            let cdb = PrOutCdb {
+                action,
+                scope_type: ScopeType(0x07),
+                parameter_list_length: 40,
+            };
+            assert_eq!(PrOutCdb::decode(&cdb.encode()), Ok(cdb));
+            let padded: Vec<u8> = cdb.encode().into_iter().chain([0; 6]).collect();
+            assert_eq!(PrOutCdb::decode(&padded), Ok(cdb));
+        }
+    }
+
+    #[test]
+    fn cdb_decoders_refuse_what_is_not_theirs() {
+        let out = pr_out_cdb(PrOutAction::Clear, Scope::LogicalUnit, None, 24);
+        let inn = pr_in_cdb(PrInAction::ReadKeys, 8);
+        assert_eq!(
+            PrInCdb::decode(&out),
+            Err(PrDecodeError::NotPrCommand(0x5F))
+        );
+        assert_eq!(
+            PrOutCdb::decode(&inn),
+            Err(PrDecodeError::NotPrCommand(0x5E))
+        );
+        assert_eq!(
+            PrInCdb::decode(&inn[..8]),
+            Err(PrDecodeError::CdbTooShort { got: 8 })
+        );
+        assert_eq!(
+            PrOutCdb::decode(&out[..9]),
+            Err(PrDecodeError::CdbTooShort { got: 9 })
+        );
+        assert_eq!(
+            PrOutCdb::decode(&[]),
+            Err(PrDecodeError::CdbTooShort { got: 0 })
+        );
+        let mut bad = inn;
+        bad[1] = 0x04;
+        assert_eq!(
+            PrInCdb::decode(&bad),
+            Err(PrDecodeError::UnknownPrInAction(4))
+        );
+        let mut bad = out;
+        bad[1] = 0xE9;
+        assert_eq!(
+            PrOutCdb::decode(&bad),
+            Err(PrDecodeError::UnknownPrOutAction(9))
+        );
+        assert_eq!(
+            PrDecodeError::UnknownPrOutAction(9).sense(),
+            crate::Sense::INVALID_FIELD_IN_CDB
+        );
+    }
+}

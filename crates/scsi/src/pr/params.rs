@@ -182,3 +182,190 @@ fn check_exact(what: &'static str, declared: u64, actual: usize) -> Result<(), P
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic() -> PrOutParams {
+        PrOutParams {
+            reservation_key: 0x1111_2222_3333_4444,
+            service_action_key: 0xAAAA_BBBB_CCCC_DDDD,
+            spec_i_pt: false,
+            all_tg_pt: true,
+            aptpl: true,
+            transport_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn basic_list_layout() {
+        let bytes = basic().encode().unwrap();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(bytes[0..8], 0x1111_2222_3333_4444u64.to_be_bytes());
+        assert_eq!(bytes[8..16], 0xAAAA_BBBB_CCCC_DDDDu64.to_be_bytes());
+        assert_eq!(bytes[16..20], [0; 4]);
+        assert_eq!(bytes[20], 0x05);
+        assert_eq!(bytes[21..24], [0; 3]);
+        assert_eq!(PrOutParams::decode(&bytes), Ok(basic()));
+    }
+
+    #[test]
+    fn spec_i_pt_appends_the_transport_id_list() {
+        let params = PrOutParams {
+            spec_i_pt: true,
+            transport_ids: vec![
+                TransportId::FibreChannel { n_port_name: 1 },
+                TransportId::Iscsi {
+                    name: "iqn.2024-01.test:a".into(),
+                    isid: None,
+                },
+                TransportId::Sas { address: 2 },
+            ],
+            ..basic()
+        };
+        let bytes = params.encode().unwrap();
+        assert_eq!(bytes[20], 0x0D);
+        let list_len = u32::from_be_bytes(bytes[24..28].try_into().unwrap());
+        assert_eq!(list_len as usize, bytes.len() - 28);
+        assert_eq!(list_len, 24 + 24 + 24);
+        assert_eq!(PrOutParams::decode(&bytes), Ok(params));
+        let empty = PrOutParams {
+            spec_i_pt: true,
+            ..basic()
+        };
+        assert_eq!(empty.encode().unwrap().len(), 28);
+        assert_eq!(PrOutParams::decode(&empty.encode().unwrap()), Ok(empty));
+    }
+
+    #[test]
+    fn basic_list_errors() {
+        let ids = PrOutParams {
+            transport_ids: vec![TransportId::Sas { address: 1 }],
+            ..basic()
+        };
+        assert_eq!(ids.encode(), Err(PrEncodeError::TransportIdsWithoutSpecIPt));
+        let bytes = basic().encode().unwrap();
+        assert!(matches!(
+            PrOutParams::decode(&bytes[..23]),
+            Err(PrDecodeError::TooShort {
+                needed: 24,
+                got: 23,
+                ..
+            })
+        ));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            PrOutParams::decode(&long),
+            Err(PrDecodeError::LengthMismatch {
+                declared: 24,
+                actual: 25,
+                ..
+            })
+        ));
+        let mut spec = bytes;
+        spec[20] |= 0x08;
+        assert!(matches!(
+            PrOutParams::decode(&spec),
+            Err(PrDecodeError::TooShort { needed: 28, .. })
+        ));
+        spec.extend_from_slice(&[0, 0, 0, 24]);
+        spec.extend_from_slice(&[0; 20]);
+        assert!(matches!(
+            PrOutParams::decode(&spec),
+            Err(PrDecodeError::LengthMismatch {
+                declared: 24,
+                actual: 20,
+                ..
+            })
+        ));
+        spec[27] = 20;
+        assert!(matches!(
+            PrOutParams::decode(&spec),
+            Err(PrDecodeError::TooShort {
+                needed: 24,
+                got: 20,
+                ..
+            })
+        ));
+        assert_eq!(
+            PrDecodeError::TooShort {
+                what: "x",
+                needed: 1,
+                got: 0
+            }
+            .sense(),
+            crate::Sense::PARAMETER_LIST_LENGTH_ERROR
+        );
+    }
+
+    #[test]
+    fn register_and_move_layout() {
+        let params = RegisterMoveParams {
+            reservation_key: 5,
+            service_action_key: 6,
+            unreg: true,
+            aptpl: false,
+            relative_target_port: 0x0102,
+            transport_id: TransportId::Iscsi {
+                name: "iqn.2024-01.test:b".into(),
+                isid: Some("1".into()),
+            },
+        };
+        let bytes = params.encode().unwrap();
+        assert_eq!(bytes[0..8], 5u64.to_be_bytes());
+        assert_eq!(bytes[8..16], 6u64.to_be_bytes());
+        assert_eq!(bytes[16], 0);
+        assert_eq!(bytes[17], 0x02, "UNREG is bit 1");
+        assert_eq!(bytes[18..20], [0x01, 0x02]);
+        let id_len = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!(id_len as usize, bytes.len() - 24);
+        assert_eq!(bytes[24], 0x45);
+        assert_eq!(RegisterMoveParams::decode(&bytes), Ok(params.clone()));
+        let aptpl = RegisterMoveParams {
+            unreg: false,
+            aptpl: true,
+            ..params
+        };
+        assert_eq!(aptpl.encode().unwrap()[17], 0x01, "APTPL is bit 0");
+    }
+
+    #[test]
+    fn register_and_move_errors() {
+        let params = RegisterMoveParams {
+            reservation_key: 1,
+            service_action_key: 2,
+            unreg: false,
+            aptpl: false,
+            relative_target_port: 1,
+            transport_id: TransportId::FibreChannel { n_port_name: 9 },
+        };
+        let bytes = params.encode().unwrap();
+        assert!(matches!(
+            RegisterMoveParams::decode(&bytes[..20]),
+            Err(PrDecodeError::TooShort { .. })
+        ));
+        assert!(matches!(
+            RegisterMoveParams::decode(&bytes[..40]),
+            Err(PrDecodeError::LengthMismatch { .. })
+        ));
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0; 4]);
+        padded[23] = 28;
+        assert!(matches!(
+            RegisterMoveParams::decode(&padded),
+            Err(PrDecodeError::LengthMismatch {
+                declared: 28,
+                actual: 24,
+                ..
+            })
+        ));
+        let mut none = bytes[..24].to_vec();
+        none[20..24].fill(0);
+        assert!(matches!(
+            RegisterMoveParams::decode(&none),
+            Err(PrDecodeError::TooShort { .. })
+        ));
+    }
+}

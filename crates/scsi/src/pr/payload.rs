@@ -451,3 +451,388 @@ fn decoded<T>(value: T, additional: u32, present: usize) -> Decoded<T> {
         truncated,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pr::types::Scope;
+
+    fn scope_type(rtype: ReservationType) -> ScopeType {
+        ScopeType::new(Scope::LogicalUnit, Some(rtype))
+    }
+
+    #[test]
+    fn read_keys_layout_and_round_trip() {
+        let keys = ReadKeys {
+            generation: 7,
+            keys: vec![0x0102_0304_0506_0708, 0xFF],
+        };
+        let bytes = keys.encode().unwrap();
+        assert_eq!(bytes[0..4], [0, 0, 0, 7]);
+        assert_eq!(bytes[4..8], [0, 0, 0, 16]);
+        assert_eq!(bytes[8..16], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(bytes.len(), 24);
+        let decoded = ReadKeys::decode(&bytes).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded {
+                value: keys,
+                advertised_len: 24,
+                truncated: false
+            }
+        );
+    }
+
+    #[test]
+    fn read_keys_tolerates_truncation_and_ignores_padding() {
+        let keys = ReadKeys {
+            generation: 1,
+            keys: vec![1, 2, 3],
+        };
+        let bytes = keys.encode().unwrap();
+        let cut = ReadKeys::decode(&bytes[..20]).unwrap();
+        assert_eq!(cut.value.keys, vec![1]);
+        assert!(cut.truncated);
+        assert_eq!(cut.advertised_len, 32);
+        let header_only = ReadKeys::decode(&bytes[..8]).unwrap();
+        assert!(header_only.value.keys.is_empty() && header_only.truncated);
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0xEE; 16]);
+        assert_eq!(ReadKeys::decode(&padded).unwrap().value, keys);
+        assert!(matches!(
+            ReadKeys::decode(&bytes[..7]),
+            Err(PrDecodeError::TooShort {
+                needed: 8,
+                got: 7,
+                ..
+            })
+        ));
+        let odd = [0, 0, 0, 0, 0, 0, 0, 12];
+        assert_eq!(
+            ReadKeys::decode(&odd),
+            Err(PrDecodeError::BadAdditionalLength {
+                what: "READ KEYS data",
+                len: 12
+            })
+        );
+    }
+
+    #[test]
+    fn read_reservation_layout_and_round_trip() {
+        let none = ReadReservation {
+            generation: 3,
+            reservation: None,
+        };
+        assert_eq!(none.encode(), [0, 0, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(ReadReservation::decode(&none.encode()).unwrap().value, none);
+        let held = ReadReservation {
+            generation: 4,
+            reservation: Some(Reservation {
+                key: 0xABCD,
+                scope_type: scope_type(ReservationType::WriteExclusiveAllRegistrants),
+            }),
+        };
+        let bytes = held.encode();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(bytes[4..8], [0, 0, 0, 16]);
+        assert_eq!(bytes[8..16], 0xABCDu64.to_be_bytes());
+        assert_eq!(bytes[21], 0x07);
+        assert_eq!(bytes.iter().skip(16).filter(|&&b| b != 0).count(), 1);
+        assert_eq!(
+            ReadReservation::decode(&bytes).unwrap(),
+            Decoded {
+                value: held,
+                advertised_len: 24,
+                truncated: false
+            }
+        );
+    }
+
+    #[test]
+    fn read_reservation_truncation_and_errors() {
+        let held = ReadReservation {
+            generation: 4,
+            reservation: Some(Reservation {
+                key: 1,
+                scope_type: scope_type(ReservationType::WriteExclusive),
+            }),
+        };
+        let bytes = held.encode();
+        let cut = ReadReservation::decode(&bytes[..16]).unwrap();
+        assert_eq!(cut.value.reservation, None);
+        assert!(cut.truncated);
+        assert_eq!(ReadReservation::decode(&bytes[..22]).unwrap().value, held);
+        let mut bad = bytes;
+        bad[7] = 8;
+        assert!(matches!(
+            ReadReservation::decode(&bad),
+            Err(PrDecodeError::BadAdditionalLength { len: 8, .. })
+        ));
+        assert!(ReadReservation::decode(&[0; 4]).is_err());
+    }
+
+    #[test]
+    fn report_capabilities_every_bit() {
+        let none = ReportCapabilities::default().encode();
+        assert_eq!(none, [0, 8, 0, 0, 0, 0, 0, 0]);
+        let bits: [(ReportCapabilities, usize, u8); 9] = [
+            (
+                ReportCapabilities {
+                    rlr_c: true,
+                    ..Default::default()
+                },
+                2,
+                0x80,
+            ),
+            (
+                ReportCapabilities {
+                    crh: true,
+                    ..Default::default()
+                },
+                2,
+                0x10,
+            ),
+            (
+                ReportCapabilities {
+                    sip_c: true,
+                    ..Default::default()
+                },
+                2,
+                0x08,
+            ),
+            (
+                ReportCapabilities {
+                    atp_c: true,
+                    ..Default::default()
+                },
+                2,
+                0x04,
+            ),
+            (
+                ReportCapabilities {
+                    ptpl_c: true,
+                    ..Default::default()
+                },
+                2,
+                0x01,
+            ),
+            (
+                ReportCapabilities {
+                    tmv: true,
+                    ..Default::default()
+                },
+                3,
+                0x80,
+            ),
+            (
+                ReportCapabilities {
+                    allow_commands: 0x5,
+                    ..Default::default()
+                },
+                3,
+                0x50,
+            ),
+            (
+                ReportCapabilities {
+                    ptpl_a: true,
+                    ..Default::default()
+                },
+                3,
+                0x01,
+            ),
+            (
+                ReportCapabilities {
+                    allow_commands: 0xFF,
+                    ..Default::default()
+                },
+                3,
+                0x70,
+            ),
+        ];
+        for (caps, at, value) in bits {
+            let bytes = caps.encode();
+            assert_eq!(bytes[at], value, "{caps:?}");
+            assert_eq!(bytes.iter().filter(|&&b| b != 0).count(), 2, "{caps:?}");
+        }
+        let masks = [
+            (ReservationType::WriteExclusiveAllRegistrants, 4, 0x80),
+            (ReservationType::ExclusiveAccessRegistrantsOnly, 4, 0x40),
+            (ReservationType::WriteExclusiveRegistrantsOnly, 4, 0x20),
+            (ReservationType::ExclusiveAccess, 4, 0x08),
+            (ReservationType::WriteExclusive, 4, 0x02),
+            (ReservationType::ExclusiveAccessAllRegistrants, 5, 0x01),
+        ];
+        for (rtype, at, value) in masks {
+            let caps = ReportCapabilities {
+                type_mask: TypeMask::from_types([rtype]),
+                ..Default::default()
+            };
+            let bytes = caps.encode();
+            assert_eq!(bytes[at], value, "{rtype:?}");
+            assert_eq!(ReportCapabilities::decode(&bytes).unwrap().value, caps);
+            assert_eq!(caps.type_mask.types(), vec![rtype]);
+            assert!(caps.type_mask.contains(rtype));
+        }
+        assert_eq!(TypeMask::ALL.to_bytes(), [0xEA, 0x01]);
+        assert_eq!(TypeMask::from_bytes([0xFF, 0xFF]), TypeMask::ALL);
+        assert_eq!(TypeMask::ALL.types(), ReservationType::ALL.to_vec());
+    }
+
+    #[test]
+    fn report_capabilities_truncation_and_errors() {
+        let caps = ReportCapabilities {
+            crh: true,
+            tmv: true,
+            type_mask: TypeMask::ALL,
+            ..Default::default()
+        };
+        let bytes = caps.encode();
+        let full = ReportCapabilities::decode(&bytes).unwrap();
+        assert_eq!(
+            full,
+            Decoded {
+                value: caps,
+                advertised_len: 8,
+                truncated: false
+            }
+        );
+        let cut = ReportCapabilities::decode(&bytes[..4]).unwrap();
+        assert!(cut.truncated);
+        assert!(cut.value.crh && cut.value.tmv);
+        assert_eq!(cut.value.type_mask, TypeMask::default());
+        assert!(matches!(
+            ReportCapabilities::decode(&bytes[..1]),
+            Err(PrDecodeError::TooShort { needed: 2, .. })
+        ));
+        assert!(matches!(
+            ReportCapabilities::decode(&[0, 4, 0, 0]),
+            Err(PrDecodeError::BadAdditionalLength { len: 4, .. })
+        ));
+        let longer = [0, 12, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(!ReportCapabilities::decode(&longer).unwrap().truncated);
+    }
+
+    fn full_status() -> FullStatus {
+        FullStatus {
+            generation: 9,
+            descriptors: vec![
+                FullStatusDescriptor {
+                    reservation_key: 0x11,
+                    all_tg_pt: false,
+                    r_holder: true,
+                    scope_type: scope_type(ReservationType::ExclusiveAccessRegistrantsOnly),
+                    relative_target_port: 1,
+                    transport_id: TransportId::Iscsi {
+                        name: "iqn.2024-01.test:one".into(),
+                        isid: Some("400001370000".into()),
+                    },
+                },
+                FullStatusDescriptor {
+                    reservation_key: 0x22,
+                    all_tg_pt: true,
+                    r_holder: false,
+                    scope_type: ScopeType(0),
+                    relative_target_port: 2,
+                    transport_id: TransportId::FibreChannel {
+                        n_port_name: 0x2100_0000_0000_0001,
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn full_status_layout_and_round_trip() {
+        let status = full_status();
+        let bytes = status.encode().unwrap();
+        assert_eq!(bytes[0..4], [0, 0, 0, 9]);
+        let additional = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(additional, bytes.len() - 8);
+        let first = &bytes[8..];
+        assert_eq!(first[0..8], 0x11u64.to_be_bytes());
+        assert_eq!(first[12], 0x01, "R_HOLDER is bit 0");
+        assert_eq!(first[13], 0x06);
+        assert_eq!(first[18..20], [0, 1]);
+        let id_len = u32::from_be_bytes(first[20..24].try_into().unwrap()) as usize;
+        assert_eq!(first[24], 0x45);
+        let second = &first[24 + id_len..];
+        assert_eq!(second[12], 0x02, "ALL_TG_PT is bit 1");
+        assert_eq!(second[20..24], [0, 0, 0, 24]);
+        assert_eq!(second.len(), 48);
+        let decoded = FullStatus::decode(&bytes).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded {
+                value: status,
+                advertised_len: bytes.len() as u64,
+                truncated: false
+            }
+        );
+    }
+
+    #[test]
+    fn full_status_drops_descriptors_cut_by_truncation() {
+        let status = full_status();
+        let bytes = status.encode().unwrap();
+        let first_len = bytes.len() - 48 - 8;
+        for cut_at in [
+            8,
+            20,
+            8 + first_len - 1,
+            8 + first_len,
+            8 + first_len + 30,
+            bytes.len() - 1,
+        ] {
+            let decoded = FullStatus::decode(&bytes[..cut_at]).unwrap();
+            assert!(decoded.truncated, "cut at {cut_at}");
+            let expected = if cut_at >= 8 + first_len { 1 } else { 0 };
+            assert_eq!(decoded.value.descriptors.len(), expected, "cut at {cut_at}");
+            assert_eq!(decoded.advertised_len, bytes.len() as u64);
+        }
+    }
+
+    #[test]
+    fn full_status_inconsistent_lengths_are_errors() {
+        let bytes = full_status().encode().unwrap();
+        let mut short_additional = bytes.clone();
+        let additional = u32::from_be_bytes(bytes[4..8].try_into().unwrap()) - 4;
+        short_additional[4..8].copy_from_slice(&additional.to_be_bytes());
+        assert!(matches!(
+            FullStatus::decode(&short_additional),
+            Err(PrDecodeError::LengthMismatch { .. })
+        ));
+        let mut stub = vec![0, 0, 0, 1, 0, 0, 0, 10];
+        stub.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            FullStatus::decode(&stub),
+            Err(PrDecodeError::TooShort {
+                needed: 24,
+                got: 10,
+                ..
+            })
+        ));
+        let mut bad_id = FullStatus {
+            generation: 0,
+            descriptors: vec![FullStatusDescriptor {
+                reservation_key: 1,
+                all_tg_pt: false,
+                r_holder: false,
+                scope_type: ScopeType(0),
+                relative_target_port: 0,
+                transport_id: TransportId::Iscsi {
+                    name: "iqn.z".into(),
+                    isid: None,
+                },
+            }],
+        }
+        .encode()
+        .unwrap();
+        let last = bad_id.len() - 1;
+        bad_id[8 + 24 + 4..=last].fill(b'x');
+        assert_eq!(
+            FullStatus::decode(&bad_id),
+            Err(PrDecodeError::IscsiNameUnterminated)
+        );
+        assert!(FullStatus::decode(&[0; 7]).is_err());
+    }
+}

@@ -238,3 +238,187 @@ fn encode_iscsi(name: &str, isid: Option<&str>, out: &mut Vec<u8>) -> Result<(),
     out.extend_from_slice(&text);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fibre_channel_layout() {
+        let id = TransportId::FibreChannel {
+            n_port_name: 0x2100_0024_FF12_3456,
+        };
+        let bytes = id.to_bytes().unwrap();
+        let mut expected = [0u8; 24];
+        expected[8..16].copy_from_slice(&[0x21, 0x00, 0x00, 0x24, 0xFF, 0x12, 0x34, 0x56]);
+        assert_eq!(bytes, expected);
+        assert_eq!(TransportId::decode(&bytes), Ok((id.clone(), 24)));
+        assert_eq!(id.protocol_id(), protocol_id::FIBRE_CHANNEL);
+    }
+
+    #[test]
+    fn sas_layout() {
+        let id = TransportId::Sas {
+            address: 0x5000_C500_1234_5678,
+        };
+        let bytes = id.to_bytes().unwrap();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(bytes[0], 0x06);
+        assert_eq!(bytes[4..12], 0x5000_C500_1234_5678u64.to_be_bytes());
+        assert!(bytes[12..].iter().all(|&b| b == 0));
+        assert_eq!(TransportId::decode(&bytes), Ok((id, 24)));
+    }
+
+    #[test]
+    fn srp_layout() {
+        let port: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+        let id = TransportId::Srp { id: port };
+        let bytes = id.to_bytes().unwrap();
+        assert_eq!(bytes[0], 0x04);
+        assert_eq!(bytes[1..8], [0; 7]);
+        assert_eq!(bytes[8..24], port);
+        assert_eq!(TransportId::decode(&bytes), Ok((id, 24)));
+    }
+
+    #[test]
+    fn iscsi_name_only_is_nul_terminated_and_padded() {
+        let name = "iqn.2003-01.org.linux-iscsi.host:initiator1";
+        let id = TransportId::Iscsi {
+            name: name.into(),
+            isid: None,
+        };
+        let bytes = id.to_bytes().unwrap();
+        assert_eq!(bytes[0], 0x05);
+        let additional = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+        assert_eq!(additional % 4, 0);
+        assert_eq!(bytes.len(), 4 + additional);
+        assert_eq!(additional, (name.len() + 1).next_multiple_of(4));
+        assert_eq!(&bytes[4..4 + name.len()], name.as_bytes());
+        assert!(bytes[4 + name.len()..].iter().all(|&b| b == 0));
+        assert_eq!(TransportId::decode(&bytes), Ok((id, bytes.len())));
+    }
+
+    #[test]
+    fn iscsi_short_names_are_padded_to_the_minimum_length() {
+        let bytes = TransportId::Iscsi {
+            name: "iqn.a".into(),
+            isid: None,
+        }
+        .to_bytes()
+        .unwrap();
+        assert_eq!(bytes.len(), 24);
+        assert_eq!(bytes[2..4], [0, 20]);
+    }
+
+    #[test]
+    fn iscsi_with_isid_uses_format_1() {
+        let id = TransportId::Iscsi {
+            name: "iqn.x:y".into(),
+            isid: Some("23d000000001".into()),
+        };
+        let bytes = id.to_bytes().unwrap();
+        assert_eq!(bytes[0], 0x45);
+        let text = b"iqn.x:y,i,0x23d000000001\0";
+        assert_eq!(&bytes[4..4 + text.len()], text);
+        assert_eq!(bytes.len() % 4, 0);
+        assert_eq!(TransportId::decode(&bytes), Ok((id, bytes.len())));
+    }
+
+    #[test]
+    fn iscsi_decode_errors() {
+        let mut unterminated = vec![0x05, 0, 0, 4];
+        unterminated.extend_from_slice(b"iqn.");
+        assert_eq!(
+            TransportId::decode(&unterminated),
+            Err(PrDecodeError::IscsiNameUnterminated)
+        );
+        let bad_utf8 = [0x05, 0, 0, 4, 0xFF, 0xFE, 0, 0];
+        assert_eq!(
+            TransportId::decode(&bad_utf8),
+            Err(PrDecodeError::IscsiNameNotUtf8)
+        );
+        let mut no_isid = vec![0x45, 0, 0, 8];
+        no_isid.extend_from_slice(b"iqn.a\0\0\0");
+        assert_eq!(
+            TransportId::decode(&no_isid),
+            Err(PrDecodeError::IscsiIsidMissing)
+        );
+        let overrun = [0x05, 0, 0, 40, b'i', 0];
+        assert!(matches!(
+            TransportId::decode(&overrun),
+            Err(PrDecodeError::TooShort { needed: 44, .. })
+        ));
+        assert!(matches!(
+            TransportId::decode(&[0x05, 0]),
+            Err(PrDecodeError::TooShort { .. })
+        ));
+    }
+
+    #[test]
+    fn iscsi_encode_refuses_unencodable_text() {
+        let nul = TransportId::Iscsi {
+            name: "a\0b".into(),
+            isid: None,
+        };
+        assert_eq!(nul.to_bytes(), Err(PrEncodeError::IscsiNul));
+        let sep = TransportId::Iscsi {
+            name: "a".into(),
+            isid: Some(",i,0x1".into()),
+        };
+        assert_eq!(sep.to_bytes(), Err(PrEncodeError::IscsiIsidHasSeparator));
+        let huge = TransportId::Iscsi {
+            name: "n".repeat(70_000),
+            isid: None,
+        };
+        assert!(matches!(
+            huge.to_bytes(),
+            Err(PrEncodeError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_protocols_and_formats_stay_raw() {
+        let mut sop = [0u8; 24];
+        sop[0] = protocol_id::SOP;
+        sop[2] = 0x12;
+        let (id, used) = TransportId::decode(&sop).unwrap();
+        assert_eq!(used, 24);
+        assert_eq!(
+            id,
+            TransportId::Other {
+                bytes: sop.to_vec()
+            }
+        );
+        assert_eq!(id.protocol_id(), protocol_id::SOP);
+        assert_eq!(id.to_bytes().unwrap(), sop);
+        let mut fc_format_1 = [0u8; 24];
+        fc_format_1[0] = 0x40;
+        assert!(matches!(
+            TransportId::decode(&fc_format_1),
+            Ok((TransportId::Other { .. }, 24))
+        ));
+        let odd_len = [protocol_id::UAS, 1, 2, 3, 4];
+        assert!(matches!(
+            TransportId::decode(&odd_len),
+            Err(PrDecodeError::TooShort { needed: 24, .. })
+        ));
+        assert_eq!(
+            TransportId::decode_exact(&odd_len),
+            Ok(TransportId::Other {
+                bytes: odd_len.to_vec()
+            })
+        );
+        assert!(TransportId::decode(&[]).is_err());
+        assert!(TransportId::decode_exact(&[]).is_err());
+    }
+
+    #[test]
+    fn decode_exact_ignores_padding_after_a_known_id() {
+        let mut bytes = TransportId::Sas { address: 7 }.to_bytes().unwrap();
+        bytes.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            TransportId::decode_exact(&bytes),
+            Ok(TransportId::Sas { address: 7 })
+        );
+    }
+}

@@ -386,3 +386,124 @@ impl fmt::Display for Scope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_action_codes_round_trip() {
+        for (i, action) in PrInAction::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(action.code()), i);
+            assert_eq!(PrInAction::from_code(action.code()), Some(action));
+        }
+        for (i, action) in PrOutAction::ALL.into_iter().enumerate() {
+            assert_eq!(usize::from(action.code()), i);
+            assert_eq!(PrOutAction::from_code(action.code()), Some(action));
+        }
+        assert_eq!(PrOutAction::ReplaceLostReservation.code(), 8);
+        assert_eq!(PrInAction::from_code(4), None);
+        assert_eq!(PrOutAction::from_code(9), None);
+    }
+
+    #[test]
+    fn reservation_type_codes_and_names() {
+        let expected = [
+            (1, "we", "Write Exclusive"),
+            (3, "ea", "Exclusive Access"),
+            (5, "we-ro", "Write Exclusive - Registrants Only"),
+            (6, "ea-ro", "Exclusive Access - Registrants Only"),
+            (7, "we-ar", "Write Exclusive - All Registrants"),
+            (8, "ea-ar", "Exclusive Access - All Registrants"),
+        ];
+        for (rtype, (code, short, long)) in ReservationType::ALL.into_iter().zip(expected) {
+            assert_eq!(rtype.code(), code);
+            assert_eq!(rtype.short_name(), short);
+            assert_eq!(rtype.long_name(), long);
+            assert_eq!(rtype.to_string(), long);
+            assert_eq!(ReservationType::from_code(code), Some(rtype));
+        }
+        for code in [0, 2, 4, 9, 15] {
+            assert_eq!(ReservationType::from_code(code), None);
+        }
+    }
+
+    #[test]
+    fn reservation_type_parses_names_and_numbers() {
+        for rtype in ReservationType::ALL {
+            assert_eq!(rtype.short_name().parse(), Ok(rtype));
+            assert_eq!(rtype.short_name().to_uppercase().parse(), Ok(rtype));
+            assert_eq!(rtype.long_name().parse(), Ok(rtype));
+            assert_eq!(rtype.code().to_string().parse(), Ok(rtype));
+            assert_eq!(format!("0x{:x}", rtype.code()).parse(), Ok(rtype));
+        }
+        assert_eq!(
+            "write exclusive, registrants only".parse(),
+            Ok(ReservationType::WriteExclusiveRegistrantsOnly)
+        );
+        assert_eq!(
+            "EA_AR".parse(),
+            Ok(ReservationType::ExclusiveAccessAllRegistrants)
+        );
+        let err = "we-xx".parse::<ReservationType>().unwrap_err();
+        assert_eq!(err.input, "we-xx");
+        assert!("2".parse::<ReservationType>().is_err());
+        assert!("".parse::<ReservationType>().is_err());
+        assert!("0x1ff".parse::<ReservationType>().is_err());
+    }
+
+    #[test]
+    fn service_actions_parse_names_and_numbers() {
+        assert_eq!("read keys".parse(), Ok(PrInAction::ReadKeys));
+        assert_eq!("READ_FULL_STATUS".parse(), Ok(PrInAction::ReadFullStatus));
+        assert_eq!("2".parse(), Ok(PrInAction::ReportCapabilities));
+        assert_eq!(
+            "preempt-and-abort".parse(),
+            Ok(PrOutAction::PreemptAndAbort)
+        );
+        assert_eq!(
+            "Replace Lost Reservation".parse(),
+            Ok(PrOutAction::ReplaceLostReservation)
+        );
+        assert_eq!("0x07".parse(), Ok(PrOutAction::RegisterAndMove));
+        assert!("read".parse::<PrInAction>().is_err());
+        assert!("9".parse::<PrOutAction>().is_err());
+        assert_eq!(
+            PrOutAction::RegisterAndIgnoreExistingKey.to_string(),
+            "REGISTER AND IGNORE EXISTING KEY"
+        );
+        assert_eq!(PrInAction::ReadReservation.to_string(), "READ RESERVATION");
+    }
+
+    #[test]
+    fn scope_type_packs_scope_high_and_type_low() {
+        let packed = ScopeType::new(
+            Scope::LogicalUnit,
+            Some(ReservationType::ExclusiveAccessAllRegistrants),
+        );
+        assert_eq!(packed, ScopeType(0x08));
+        assert_eq!(
+            packed.rtype(),
+            Some(ReservationType::ExclusiveAccessAllRegistrants)
+        );
+        assert_eq!(packed.scope(), Some(Scope::LogicalUnit));
+        assert_eq!(ScopeType::new(Scope::LogicalUnit, None), ScopeType(0));
+        let odd = ScopeType(0x23);
+        assert_eq!((odd.scope_code(), odd.type_code()), (2, 3));
+        assert_eq!(odd.scope(), None);
+        assert_eq!(odd.rtype(), Some(ReservationType::ExclusiveAccess));
+        assert_eq!(Scope::LogicalUnit.to_string(), "LU_SCOPE");
+    }
+
+    #[test]
+    fn type_semantics_helpers() {
+        assert!(!PrOutAction::Register.uses_type());
+        assert!(!PrOutAction::Clear.uses_type());
+        assert!(PrOutAction::Reserve.uses_type());
+        assert!(PrOutAction::ReplaceLostReservation.uses_type());
+        assert!(!ReservationType::WriteExclusive.registrants_share());
+        assert!(ReservationType::WriteExclusiveRegistrantsOnly.registrants_share());
+        assert!(ReservationType::ExclusiveAccessAllRegistrants.all_registrants());
+        assert!(!ReservationType::ExclusiveAccessRegistrantsOnly.all_registrants());
+    }
+}
