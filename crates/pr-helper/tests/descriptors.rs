@@ -157,5 +157,8 @@ fn expected_reply_for_failed_sg_io(fd: BorrowedFd<'_>) -> [u8; 18] {
         scsi_status: 0,
     });
     assert_eq!(mapped.status, scsi::Status::CHECK_CONDITION);
-    mapped.synthesized_sense.expect("sense synthesized for an errno").fixed_bytes()
+    mapped
+        .synthesized_sense
+        .expect("sense synthesized for an errno")
+        .fixed_bytes()
 }

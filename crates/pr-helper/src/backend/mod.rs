@@ -121,6 +121,13 @@ impl Backends {
         })
     }
 
+    /// Delays every command by `latency` (tests only: keeps commands in flight).
+    #[cfg(feature = "test-hooks")]
+    pub fn with_injected_latency(mut self, latency: Duration) -> Self {
+        self.injected_latency = Some(latency);
+        self
+    }
+
     /// Executes one request and returns its response. Blocks (ioctl, file I/O).
     pub fn execute(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Response {
         self.execute_described(request, peer).response

@@ -21,7 +21,7 @@ use tokio::net::UnixStream;
 use tokio::time::timeout_at;
 
 use super::pool::{DeviceKey, Pool};
-use super::recv::{Received, recv_with_fds};
+use super::recv::{Received, recv_now, recv_with_fds};
 use super::{ServeSettings, ShutdownSignal};
 use crate::backend::{Backends, Execution, PeerInfo, check_condition};
 
@@ -173,11 +173,9 @@ impl Connection {
                 Ok(request) => request,
                 Err(reason) => return reason,
             };
+            // After shutdown, the next read takes only what is already in the socket.
             if let Err(reason) = self.answer(request).await {
                 return reason;
-            }
-            if self.shutting_down() {
-                return CloseReason::ShuttingDown;
             }
         }
     }
@@ -263,16 +261,33 @@ impl Connection {
         }
     }
 
-    /// Waits for input while idle; a shutdown request ends the wait (and the connection).
+    /// Waits for input while idle; a shutdown request ends the wait (and the connection),
+    /// unless the next request is already waiting in the socket: a peer that sent it
+    /// before we stopped gets it answered.
     async fn receive_unless_shutdown(&mut self, wanted: usize) -> Input {
-        if self.shutting_down() {
-            return Input::Closed(CloseReason::ShuttingDown);
+        if !self.shutting_down() {
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                input = self.receive(wanted) => return input,
+                // Either the flag turned true or the sender is gone: both mean stop.
+                _ = shutdown.wait_for(|&stop| stop) => {}
+            }
         }
-        let mut shutdown = self.shutdown.clone();
-        tokio::select! {
-            input = self.receive(wanted) => input,
-            // Either the flag turned true or the sender is gone: both mean stop.
-            _ = shutdown.wait_for(|&stop| stop) => Input::Closed(CloseReason::ShuttingDown),
+        self.receive_pending(wanted)
+    }
+
+    /// Takes what the peer already sent, if anything, without waiting.
+    fn receive_pending(&mut self, wanted: usize) -> Input {
+        let limit = wanted.clamp(1, self.buffer.len());
+        let Some(buffer) = self.buffer.get_mut(..limit) else {
+            return Input::Closed(CloseReason::ShuttingDown);
+        };
+        match recv_now(&self.stream, buffer) {
+            Ok(received) => Self::checked(received),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                Input::Closed(CloseReason::ShuttingDown)
+            }
+            Err(error) => Input::Closed(io_failure("reading the socket", error)),
         }
     }
 
@@ -283,13 +298,19 @@ impl Connection {
             return Input::Closed(CloseReason::Violation(Violation::AlreadyFailed));
         };
         match recv_with_fds(&self.stream, buffer).await {
-            Ok(received) if received.control_truncated => {
-                let received = received.fds.len();
-                // The descriptors that did arrive are closed as `fds` drops here.
-                Input::Closed(CloseReason::ControlTruncated { received })
-            }
-            Ok(received) => Input::Data(received),
+            Ok(received) => Self::checked(received),
             Err(error) => Input::Closed(io_failure("reading the socket", error)),
+        }
+    }
+
+    /// A truncated control message ends the connection; anything else is input.
+    fn checked(received: Received) -> Input {
+        if received.control_truncated {
+            let received = received.fds.len();
+            // The descriptors that did arrive are closed as `fds` drops here.
+            Input::Closed(CloseReason::ControlTruncated { received })
+        } else {
+            Input::Data(received)
         }
     }
 

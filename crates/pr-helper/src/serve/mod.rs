@@ -10,6 +10,8 @@ mod connection;
 mod peer;
 mod pool;
 mod recv;
+#[cfg(all(test, feature = "test-hooks"))]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,6 +113,16 @@ pub async fn serve(
     shutdown: ShutdownSignal,
 ) -> Result<ServeSummary, ServeError> {
     let backends = Backends::new(&settings).map_err(ServeError::Backends)?;
+    serve_with_backends(listener, settings, backends, shutdown).await
+}
+
+/// [`serve`] with backends the caller prepared (tests use it to inject latency).
+pub async fn serve_with_backends(
+    listener: UnixListener,
+    settings: ServeSettings,
+    backends: Backends,
+    shutdown: ShutdownSignal,
+) -> Result<ServeSummary, ServeError> {
     let context = Arc::new(connection::Context::new(backends, &settings));
     accept::run(listener, context, &settings, shutdown).await
 }

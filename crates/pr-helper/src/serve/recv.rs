@@ -41,6 +41,17 @@ pub(crate) async fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> io::Re
     }
 }
 
+/// Reads what is already in the socket without waiting and without consulting the
+/// runtime's readiness flags (which may lag behind): `WouldBlock` means nothing is there.
+pub(crate) fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Received> {
+    loop {
+        match recv_once(stream, buf) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 fn recv_once(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Received> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_READ))];
     let mut control = RecvAncillaryBuffer::new(&mut space);

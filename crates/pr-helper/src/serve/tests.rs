@@ -1,0 +1,133 @@
+//! [`serve`](super::serve) in-process: graceful drain, forced stop after the grace
+//! period, the uid allowlist. Commands are kept in flight with the test-only latency
+//! hook, so these tests exist only with the `test-hooks` feature.
+
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use pr_testkit::{RawClient, cdb, descriptors};
+use tokio::net::UnixListener;
+
+use super::{ServeSettings, ServeSummary, serve_with_backends, shutdown_channel};
+use crate::backend::Backends;
+
+/// A daemon core running on its own runtime thread.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    done: mpsc::Receiver<ServeSummary>,
+    _dir: tempfile::TempDir,
+    socket: std::path::PathBuf,
+}
+
+fn start(settings: ServeSettings, latency: Duration) -> Running {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("serve.sock");
+    let (stop, shutdown) = shutdown_channel();
+    let (done_tx, done) = mpsc::channel();
+    let (ready_tx, ready) = mpsc::channel();
+    let path = socket.clone();
+    thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let summary = runtime.block_on(async move {
+            let listener = UnixListener::bind(&path).expect("bind");
+            ready_tx.send(()).expect("ready");
+            let backends = Backends::new(&settings)
+                .expect("backends")
+                .with_injected_latency(latency);
+            serve_with_backends(listener, settings, backends, shutdown)
+                .await
+                .expect("serve")
+        });
+        // A forced stop leaves a sleeping backend call behind; do not wait for it.
+        runtime.shutdown_background();
+        let _ = done_tx.send(summary);
+    });
+    ready.recv().expect("listener bound");
+    Running {
+        stop,
+        done,
+        _dir: dir,
+        socket,
+    }
+}
+
+fn client(socket: &Path) -> RawClient {
+    let mut client = RawClient::connect(socket).expect("connect");
+    client.handshake().expect("handshake");
+    client
+}
+
+#[test]
+fn shutdown_answers_commands_already_sent_and_closes_idle_connections() {
+    let running = start(ServeSettings::default(), Duration::from_millis(300));
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut busy = client(&running.socket);
+    let mut idle = client(&running.socket);
+    busy.send_request(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+        .expect("request");
+    running.stop.send(true).expect("stop");
+    let response = busy.read_response().expect("answered despite the shutdown");
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+    busy.expect_closed().expect("closed after its answer");
+    idle.expect_closed().expect("idle connection closed");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 1);
+    assert_eq!(summary.forced_connections, 0);
+    assert!(
+        RawClient::connect(&running.socket).is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[test]
+fn the_grace_period_bounds_the_drain() {
+    let settings = ServeSettings {
+        shutdown_grace: Duration::from_millis(100),
+        ..ServeSettings::default()
+    };
+    let running = start(settings, Duration::from_secs(600));
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut stuck = client(&running.socket);
+    stuck
+        .send_request(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+        .expect("request");
+    running.stop.send(true).expect("stop");
+    let summary = running
+        .done
+        .recv()
+        .expect("serve returned after the grace period");
+    assert_eq!(summary.forced_connections, 1);
+    assert_eq!(summary.commands, 0);
+    assert!(
+        stuck.read_response().is_err(),
+        "a forced connection got an answer"
+    );
+}
+
+#[test]
+fn peers_outside_the_uid_allowlist_are_refused() {
+    let own_uid = rustix::process::getuid().as_raw();
+    let settings = ServeSettings {
+        allowed_uids: Some(vec![own_uid.wrapping_add(1)]),
+        ..ServeSettings::default()
+    };
+    let running = start(settings, Duration::ZERO);
+    let mut refused = RawClient::connect(&running.socket).expect("connect");
+    assert!(
+        refused.read_features().is_err(),
+        "refused peer got the feature word"
+    );
+    running.stop.send(true).expect("stop");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.connections_refused, 1);
+}
