@@ -139,6 +139,9 @@ pub enum Error {
     /// The device answered with an error status.
     #[error("command failed: {0}")]
     Scsi(#[from] ScsiError),
+    /// The typed command could not be encoded.
+    #[error("the command could not be encoded")]
+    Encode(#[from] scsi::pr::PrEncodeError),
     /// The command succeeded but its payload could not be decoded.
     #[error("the reply payload could not be decoded")]
     Decode(#[from] scsi::pr::PrDecodeError),

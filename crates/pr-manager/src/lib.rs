@@ -14,6 +14,10 @@
 //!
 //! let client = Client::new(Config::new("/run/qemu-pr-helper.sock"));
 //! let disk = File::open("/dev/sdb")?;
+//! let keys = client.read_keys(disk.as_fd())?.value;
+//! println!("generation {}, {} key(s)", keys.generation, keys.keys.len());
+//!
+//! // The raw, sg_io_hdr-like view: status, sense, data, residual.
 //! let mut data = [0u8; 256];
 //! let read_keys = [0x5E, 0x00, 0, 0, 0, 0, 0, 0x01, 0x00, 0];
 //! let reply = client.execute(&read_keys, disk.as_fd(), DataTransfer::FromDevice(&mut data))?;
@@ -27,12 +31,23 @@ mod conn;
 mod error;
 mod pool;
 mod status;
+mod typed;
+mod typed_client;
 mod watcher;
 
 pub use client::{Client, Config, DEFAULT_SOCKET};
 pub use command::{DataTransfer, Reply};
 pub use error::{ConnectError, Error, InvalidCommand, ProtocolError, ScsiError, TransportError};
+/// The `scsi` types the typed API speaks.
+pub use scsi::pr::{
+    Decoded, FullStatus, FullStatusDescriptor, PrInAction, PrOutAction, ReadKeys, ReadReservation,
+    RegisterMoveParams, ReportCapabilities, ReservationType, TransportId,
+};
 pub use status::StatusEvent;
+pub use typed::{
+    PR_IN_ALLOCATION, PrInData, PrOutCommand, PrOutList, RegisterOptions, check_reply,
+    decode_pr_in, pr_in_command,
+};
 
 #[cfg(feature = "async")]
 mod async_client;

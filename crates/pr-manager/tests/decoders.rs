@@ -1,0 +1,238 @@
+//! The typed API end to end over a real socket: payloads built with the
+//! `scsi` encoders (what a real device sends), whole and truncated, are
+//! decoded into the `scsi::pr` types; PR OUT lists reach the peer intact.
+
+mod common;
+
+use std::os::fd::AsFd;
+
+use common::fake::{Answer, FakeHelper};
+use pr_manager::{
+    Client, Config, DataTransfer, Error, PrInAction, PrInData, PrOutCommand, RegisterOptions,
+    ReservationType, TransportId, decode_pr_in,
+};
+use scsi::pr::{
+    FullStatus, FullStatusDescriptor, PrOutParams, ReadKeys, ReadReservation, ReportCapabilities,
+    Reservation, Scope, ScopeType, TypeMask,
+};
+use scsi::sense::Sense;
+use scsi::status::Status;
+
+fn client(fake: &FakeHelper) -> Client {
+    let mut config = Config::new(fake.socket());
+    config.connect_attempts = 1;
+    Client::new(config)
+}
+
+fn sample_keys() -> ReadKeys {
+    ReadKeys {
+        generation: 7,
+        keys: vec![0x1111, 0x2222_0000_0000_0001, 0xFFFF_FFFF_FFFF_FFFF],
+    }
+}
+
+fn sample_reservation() -> ReadReservation {
+    ReadReservation {
+        generation: 9,
+        reservation: Some(Reservation {
+            key: 0xABCD,
+            scope_type: ScopeType::new(
+                Scope::LogicalUnit,
+                Some(ReservationType::ExclusiveAccessRegistrantsOnly),
+            ),
+        }),
+    }
+}
+
+fn sample_capabilities() -> ReportCapabilities {
+    ReportCapabilities {
+        crh: true,
+        sip_c: true,
+        atp_c: true,
+        ptpl_c: true,
+        tmv: true,
+        allow_commands: 1,
+        ptpl_a: false,
+        type_mask: TypeMask::ALL,
+        ..ReportCapabilities::default()
+    }
+}
+
+fn sample_full_status() -> FullStatus {
+    FullStatus {
+        generation: 3,
+        descriptors: vec![
+            FullStatusDescriptor {
+                reservation_key: 0xAA,
+                all_tg_pt: false,
+                r_holder: true,
+                scope_type: ScopeType::new(
+                    Scope::LogicalUnit,
+                    Some(ReservationType::WriteExclusive),
+                ),
+                relative_target_port: 1,
+                transport_id: TransportId::Iscsi {
+                    name: "iqn.2026-11.example:host-a".into(),
+                    isid: Some("23d000000".into()),
+                },
+            },
+            FullStatusDescriptor {
+                reservation_key: 0xBB,
+                all_tg_pt: true,
+                r_holder: false,
+                scope_type: ScopeType(0),
+                relative_target_port: 2,
+                transport_id: TransportId::Sas {
+                    address: 0x5000_1234_5678_9ABC,
+                },
+            },
+        ],
+    }
+}
+
+/// The four payloads, keyed by service action.
+fn payload(action: PrInAction) -> Vec<u8> {
+    match action {
+        PrInAction::ReadKeys => sample_keys().encode().expect("encode"),
+        PrInAction::ReadReservation => sample_reservation().encode(),
+        PrInAction::ReportCapabilities => sample_capabilities().encode().to_vec(),
+        PrInAction::ReadFullStatus => sample_full_status().encode().expect("encode"),
+    }
+}
+
+fn serving_payloads() -> FakeHelper {
+    FakeHelper::start(|cdb, _| {
+        let action = PrInAction::from_code(cdb[1] & 0x1f).expect("known action");
+        Answer::good(payload(action))
+    })
+}
+
+#[test]
+fn whole_payloads_decode_through_the_typed_api() {
+    let fake = serving_payloads();
+    let client = client(&fake);
+    let file = tempfile::tempfile().expect("file");
+    let fd = file.as_fd();
+    let keys = client.read_keys(fd).expect("read keys");
+    assert_eq!(keys.value, sample_keys());
+    assert!(!keys.truncated);
+    assert_eq!(
+        client.read_reservation(fd).expect("rr").value,
+        sample_reservation()
+    );
+    assert_eq!(
+        client.report_capabilities(fd).expect("rc").value,
+        sample_capabilities()
+    );
+    let full = client.read_full_status(fd).expect("rfs");
+    assert_eq!(full.value, sample_full_status());
+    assert!(!full.truncated);
+    // The typed API asks for the protocol's maximum.
+    assert!(
+        fake.seen()
+            .iter()
+            .all(|cdb| cdb[7..9] == 8192u16.to_be_bytes())
+    );
+}
+
+#[test]
+fn every_truncation_decodes_or_errs_without_panic() {
+    for action in PrInAction::ALL {
+        let whole = payload(action);
+        for len in 0..=whole.len() {
+            match decode_pr_in(action, &whole[..len]) {
+                Ok(data) => {
+                    let truncated = match &data {
+                        PrInData::Keys(d) => d.truncated,
+                        PrInData::Reservation(d) => d.truncated,
+                        PrInData::Capabilities(d) => d.truncated,
+                        PrInData::FullStatus(d) => d.truncated,
+                    };
+                    assert_eq!(truncated, len < whole.len(), "{action} at {len}");
+                }
+                // Shorter than a header: a typed error, never a panic.
+                Err(Error::Decode(_)) => assert!(len < 8, "{action} refused at {len}"),
+                Err(other) => panic!("{action} at {len}: {other}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn short_allocation_length_truncates_on_the_wire() {
+    let fake = serving_payloads();
+    let client = client(&fake);
+    let file = tempfile::tempfile().expect("file");
+    // READ KEYS with room for the header and one key only.
+    let mut buf = [0u8; 16];
+    let cdb = pr_manager::pr_in_command(PrInAction::ReadKeys, 16);
+    let reply = client
+        .execute(&cdb, file.as_fd(), DataTransfer::FromDevice(&mut buf))
+        .expect("valid");
+    assert!(reply.is_good());
+    assert_eq!(reply.data_len, 16);
+    assert_eq!(reply.residual, 0);
+    let PrInData::Keys(keys) = decode_pr_in(PrInAction::ReadKeys, &buf).expect("decode") else {
+        panic!("keys");
+    };
+    assert!(keys.truncated);
+    assert_eq!(keys.value.keys, vec![0x1111]);
+    assert_eq!(keys.advertised_len, 32);
+}
+
+#[test]
+fn allocation_length_above_8192_is_clamped_in_the_cdb_sent() {
+    let fake = serving_payloads();
+    let client = client(&fake);
+    let file = tempfile::tempfile().expect("file");
+    let mut buf = vec![0u8; 16384];
+    let cdb = pr_manager::pr_in_command(PrInAction::ReadKeys, 16384);
+    let reply = client
+        .execute(&cdb, file.as_fd(), DataTransfer::FromDevice(&mut buf))
+        .expect("clamped, not refused");
+    assert!(reply.is_good());
+    assert_eq!(reply.data_len, 32);
+    assert_eq!(reply.residual, 16384 - 32);
+    assert_eq!(fake.seen()[0][7..9], 8192u16.to_be_bytes());
+}
+
+#[test]
+fn pr_out_lists_reach_the_peer_and_errors_are_typed() {
+    let fake = FakeHelper::start(|cdb, params| {
+        // Echo check: a REGISTER whose list decodes answers GOOD, a RESERVE
+        // answers RESERVATION CONFLICT, anything else a CHECK CONDITION.
+        match cdb[1] {
+            0x00 if PrOutParams::decode(params).is_ok() => Answer::status(0),
+            0x01 => Answer::status(0x18),
+            _ => Answer::check_condition(0x05, 0x24, 0x00),
+        }
+    });
+    let client = client(&fake);
+    let file = tempfile::tempfile().expect("file");
+    let fd = file.as_fd();
+    let options = RegisterOptions {
+        aptpl: true,
+        all_tg_pt: true,
+        transport_ids: vec![TransportId::FibreChannel {
+            n_port_name: 0x2100_0024_FF00_0001,
+        }],
+    };
+    client.register(fd, 0, 0x42, options).expect("register");
+    let conflict = client
+        .reserve(fd, 0x42, ReservationType::WriteExclusive)
+        .expect_err("conflict");
+    assert!(conflict.is_reservation_conflict(), "{conflict}");
+    assert_eq!(conflict.to_string(), "command failed: RESERVATION CONFLICT");
+    match client.clear(fd, 0x42) {
+        Err(Error::Scsi(e)) => {
+            assert_eq!(e.status, Status::CHECK_CONDITION);
+            assert_eq!(e.sense, Some(Sense::INVALID_FIELD));
+        }
+        other => panic!("expected CHECK CONDITION, got {other:?}"),
+    }
+    let seen = fake.seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[1][2] & 0x0f, ReservationType::WriteExclusive.code());
+    let (cdb, _) = PrOutCommand::clear(0x42).encode().expect("encode");
+    assert_eq!(seen[2][..10], cdb);
+}
