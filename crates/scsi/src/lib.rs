@@ -1,7 +1,5 @@
-//! SCSI vocabulary for persistent reservations: status codes, sense data, CDB
-//! helpers, errno and SG_IO outcome mapping, and the PERSISTENT RESERVE IN/OUT
-//! structures. Pure: no I/O, no `unsafe`, no libc.
 #![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
 
 pub mod cdb;
 pub mod errno;
