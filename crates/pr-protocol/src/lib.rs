@@ -1,13 +1,4 @@
-//! Sans-I/O codec for the `qemu-pr-helper` socket protocol.
-//!
-//! The protocol (see `protocol.md`) is spoken over a Unix stream socket
-//! between QEMU's `pr-manager-helper` and a privileged helper. This crate
-//! only turns bytes (and received descriptors) into typed values and back;
-//! it never touches a socket, so the daemon and the client library drive it
-//! with whatever I/O they like.
-//!
-//! Server side: [`HandshakeDecoder`], [`RequestDecoder`], [`Response::encode`].
-//! Client side: [`client_handshake`], [`encode_request`], [`ResponseDecoder`].
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod features;
