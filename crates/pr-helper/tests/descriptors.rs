@@ -162,3 +162,51 @@ fn expected_reply_for_failed_sg_io(fd: BorrowedFd<'_>) -> [u8; 18] {
         .expect("sense synthesized for an errno")
         .fixed_bytes()
 }
+
+/// PR IN and PR OUT on the partition of a partitioned loop device, through a daemon
+/// started with `args`; `None` when this machine cannot make one.
+fn on_a_partition(args: &[&str]) -> Option<(WireResponse, WireResponse, [u8; 18])> {
+    let device = match descriptors::PartitionedLoop::attach() {
+        Ok(device) => device,
+        Err(error) => {
+            eprintln!("skipping: no partitioned loop device: {error}");
+            return None;
+        }
+    };
+    let daemon = Daemon::start_with(DaemonOptions::new(env!("CARGO_BIN_EXE_pr-helper")).args(args))
+        .expect("daemon starts");
+    let baseline = idle_fd_baseline(&daemon).expect("baseline");
+    let fd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(device.partition())
+        .expect("open partition");
+    let sg_io_reply = expected_reply_for_failed_sg_io(fd.as_fd());
+    let (pr_in, pr_out) = in_and_out(&daemon, fd.as_fd());
+    drop(fd);
+    wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
+    Some((pr_in, pr_out, sg_io_reply))
+}
+
+#[test]
+fn a_partition_is_refused_without_an_ioctl_by_default() {
+    let Some((pr_in, pr_out, sg_io_reply)) = on_a_partition(&[]) else {
+        return;
+    };
+    // The refusal is 0B/00/06; the ioctl would have failed differently (EINVAL on a
+    // loop partition: 05/24/00), which shows no ioctl was sent.
+    assert_aborted(&pr_in);
+    assert_aborted(&pr_out);
+    assert_ne!(&pr_in.sense[..18], &sg_io_reply[..]);
+}
+
+#[test]
+fn allow_partitions_sends_the_sg_io() {
+    let Some((pr_in, pr_out, sg_io_reply)) = on_a_partition(&["--allow-partitions"]) else {
+        return;
+    };
+    for response in [&pr_in, &pr_out] {
+        assert_eq!(response.status, 2, "{response:?}");
+        assert_eq!(&response.sense[..18], &sg_io_reply[..], "{response:?}");
+    }
+}

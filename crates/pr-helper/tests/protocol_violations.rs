@@ -118,6 +118,18 @@ fn two_descriptors_close_the_connection_and_both_descriptors() {
 }
 
 #[test]
+fn more_descriptors_than_the_control_buffer_holds_is_a_truncated_control_message() {
+    let setup = Setup::new(&[]);
+    let files: Vec<_> = (0..12).map(|_| file()).collect();
+    let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_file().as_fd()).collect();
+    let mut bad = setup.client();
+    bad.send_with_fds(&cdb::read_keys(64), &fds).expect("send");
+    bad.expect_closed().expect("closed");
+    setup.logged("truncated control message");
+    setup.back_to_baseline();
+}
+
+#[test]
 fn a_descriptor_on_each_half_of_the_cdb_closes_the_connection() {
     let setup = Setup::new(&[]);
     let (a, b) = (file(), file());
