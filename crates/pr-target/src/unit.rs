@@ -68,6 +68,12 @@ impl LogicalUnit {
         self.generation
     }
 
+    /// Starts the PRgeneration counter at `generation` (to mirror a device whose
+    /// counter is already running, e.g. in a differential test).
+    pub fn set_generation(&mut self, generation: u32) {
+        self.generation = generation;
+    }
+
     /// Whether the state must persist through power loss.
     pub fn aptpl(&self) -> bool {
         self.aptpl

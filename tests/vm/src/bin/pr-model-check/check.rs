@@ -1,0 +1,311 @@
+//! Plays a seeded command sequence against the device and the model and compares.
+//!
+//! Deliberate differences (documented, not counted as mismatches):
+//! 1. REPORT CAPABILITIES byte 2 bit 4 (CRH): LIO sets it (it also implements
+//!    SPC-2 RESERVE/RELEASE), `pr-target` does not.
+//! 2. REPORT CAPABILITIES byte 3 bit 0 (PTPL_A): when APTPL counts as active after the
+//!    registrations that set it are gone is not pinned down; the bit is masked.
+//! 3. Unit attentions: `pr-target` does not model them. A device command answered
+//!    with UNIT ATTENTION was not executed, so it is sent again (up to 4 times) and
+//!    the attentions are only counted.
+//!
+//! After a real mismatch the two may have diverged, so both are reset to an empty
+//! state before the sequence goes on; each mismatch is reported once.
+
+use pr_target::build::{self, Flags};
+use pr_target::{InAction, Initiator, LogicalUnit, Nexus, Outcome, ServiceAction};
+
+use crate::device::{Device, DeviceError, Path, Reply};
+use crate::generate::{Command, generate};
+use crate::rng::Rng;
+
+/// Key used to take over and clear the LUN before a run.
+const RESET_KEY: u64 = 0x5EED;
+/// Keys the two initiators register during discovery.
+const DISCOVERY_KEYS: [u64; 2] = [0x00D1_5C0A, 0x00D1_5C0B];
+/// Resends of a command that got UNIT ATTENTION.
+const UA_RETRIES: usize = 4;
+/// Deliberately masked REPORT CAPABILITIES bits: (byte, mask).
+const MASKED_CAPABILITY_BITS: [(usize, u8); 2] = [(2, 0x10), (3, 0x01)];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{step}: {source}")]
+    Device {
+        step: String,
+        #[source]
+        source: DeviceError,
+    },
+    #[error("{step}: unexpected reply {reply:?}")]
+    Unexpected { step: String, reply: Reply },
+    #[error("discovery: READ FULL STATUS did not show both initiators ({0})")]
+    Discovery(String),
+}
+
+/// What a run found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub commands: usize,
+    pub mismatches: usize,
+    pub unit_attentions: usize,
+    pub masked: usize,
+    pub resyncs: usize,
+}
+
+pub struct Checker<D: Device> {
+    device: D,
+    pub nexus: [Nexus; 2],
+    model: LogicalUnit,
+    ports: Vec<u16>,
+    summary: Summary,
+}
+
+impl<D: Device> Checker<D> {
+    /// Resets the device and learns how it names the two initiators (TransportID and
+    /// relative target port) from its own READ FULL STATUS.
+    pub fn new(mut device: D) -> Result<Checker<D>, CheckError> {
+        reset(&mut device)?;
+        for path in [Path::A, Path::B] {
+            let (cdb, list) = build::out_command(
+                ServiceAction::RegisterAndIgnoreExistingKey,
+                0,
+                0,
+                DISCOVERY_KEYS[path.index()],
+                Flags::default(),
+            );
+            expect_good(&mut device, path, &cdb, &list, "discovery register")?;
+        }
+        let status = expect_good(
+            &mut device,
+            Path::A,
+            &build::pr_in(InAction::ReadFullStatus, 8192),
+            &[],
+            "discovery read full status",
+        )?;
+        let found = parse_full_status(&status.data);
+        let find = |key: u64| {
+            found
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, n)| n.clone())
+        };
+        let (Some(a), Some(b)) = (find(DISCOVERY_KEYS[0]), find(DISCOVERY_KEYS[1])) else {
+            return Err(CheckError::Discovery(format!("{found:?}")));
+        };
+        let mut ports = vec![a.target_port, b.target_port];
+        ports.sort_unstable();
+        ports.dedup();
+        let mut checker = Checker {
+            device,
+            nexus: [a, b],
+            model: LogicalUnit::new(ports.clone()),
+            ports,
+            summary: Summary::default(),
+        };
+        checker.resync()?;
+        checker.summary.resyncs = 0;
+        Ok(checker)
+    }
+
+    /// Empties the device and the model, and aligns the model's generation.
+    fn resync(&mut self) -> Result<(), CheckError> {
+        reset(&mut self.device)?;
+        let keys = expect_good(
+            &mut self.device,
+            Path::A,
+            &build::read_keys(8),
+            &[],
+            "read generation",
+        )?;
+        let generation = keys
+            .data
+            .get(0..4)
+            .map_or(0, |g| u32::from_be_bytes([g[0], g[1], g[2], g[3]]));
+        self.model = LogicalUnit::new(self.ports.clone());
+        self.model.set_generation(generation);
+        self.summary.resyncs += 1;
+        Ok(())
+    }
+
+    /// Runs `count` commands from `seed`; prints one line per mismatch.
+    pub fn run(
+        &mut self,
+        seed: u64,
+        count: usize,
+        out: &mut dyn FnMut(String),
+    ) -> Result<Summary, CheckError> {
+        let mut rng = Rng::new(seed);
+        for index in 0..count {
+            let command = generate(&mut rng, &self.model, &self.nexus);
+            let reply = self.send(&command)?;
+            let nexus = self.nexus[command.path.index()].clone();
+            let expected = self.model.execute(&nexus, &command.cdb, &command.data_out);
+            self.summary.commands += 1;
+            if let Some(difference) = self.compare(&command, &reply, &expected) {
+                self.summary.mismatches += 1;
+                out(format!(
+                    "MISMATCH seed={seed} #{index} {} {}: {difference}",
+                    command.path.name(),
+                    command.label
+                ));
+                self.resync()?;
+            }
+        }
+        Ok(self.summary.clone())
+    }
+
+    fn send(&mut self, command: &Command) -> Result<Reply, CheckError> {
+        let mut attempts = 0;
+        loop {
+            let reply = self
+                .device
+                .execute(command.path, &command.cdb, &command.data_out)
+                .map_err(|source| CheckError::Device {
+                    step: command.label.clone(),
+                    source,
+                })?;
+            if reply.is_unit_attention() && attempts < UA_RETRIES {
+                attempts += 1;
+                self.summary.unit_attentions += 1;
+                continue;
+            }
+            return Ok(reply);
+        }
+    }
+
+    /// `None` when the device and the model agree (after the deliberate masks).
+    fn compare(&mut self, command: &Command, reply: &Reply, expected: &Outcome) -> Option<String> {
+        if reply.status != expected.status() {
+            return Some(format!(
+                "status device={:#04x}{} model={:#04x}{}",
+                reply.status,
+                sense_text(reply.sense),
+                expected.status(),
+                sense_text(expected.sense().map(|s| (s.key, s.asc, s.ascq)))
+            ));
+        }
+        let model_sense = expected.sense().map(|s| (s.key, s.asc, s.ascq));
+        if reply.sense != model_sense {
+            return Some(format!(
+                "sense device={} model={}",
+                sense_text(reply.sense),
+                sense_text(model_sense)
+            ));
+        }
+        let mut device_data = reply.data.clone();
+        let mut model_data = expected.data().to_vec();
+        let is_capabilities = command.cdb.first() == Some(&0x5E)
+            && command.cdb.get(1).map(|sa| sa & 0x1F) == Some(InAction::ReportCapabilities.code());
+        if is_capabilities {
+            let before = device_data != model_data;
+            for (byte, mask) in MASKED_CAPABILITY_BITS {
+                for data in [&mut device_data, &mut model_data] {
+                    if let Some(b) = data.get_mut(byte) {
+                        *b &= !mask;
+                    }
+                }
+            }
+            if before && device_data == model_data {
+                self.summary.masked += 1;
+            }
+        }
+        (device_data != model_data).then(|| {
+            format!(
+                "data device={} model={}",
+                hex(&device_data),
+                hex(&model_data)
+            )
+        })
+    }
+}
+
+fn sense_text(sense: Option<(u8, u8, u8)>) -> String {
+    sense.map_or(String::new(), |(k, a, q)| {
+        format!(" sense={k:02X}/{a:02X}/{q:02X}")
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Sends a command, resending on UNIT ATTENTION; anything but GOOD is an error.
+fn expect_good<D: Device>(
+    device: &mut D,
+    path: Path,
+    cdb: &[u8],
+    data_out: &[u8],
+    step: &str,
+) -> Result<Reply, CheckError> {
+    for _ in 0..=UA_RETRIES {
+        let reply = device
+            .execute(path, cdb, data_out)
+            .map_err(|source| CheckError::Device {
+                step: step.to_owned(),
+                source,
+            })?;
+        if reply.is_unit_attention() {
+            continue;
+        }
+        if reply.status != 0 {
+            return Err(CheckError::Unexpected {
+                step: step.to_owned(),
+                reply,
+            });
+        }
+        return Ok(reply);
+    }
+    Err(CheckError::Unexpected {
+        step: format!("{step}: unit attentions do not stop"),
+        reply: Reply {
+            status: 0x02,
+            sense: None,
+            data: Vec::new(),
+        },
+    })
+}
+
+/// Takes the LUN over (REGISTER AND IGNORE EXISTING KEY from A) and CLEARs it, then
+/// consumes the unit attentions that leaves on both paths.
+fn reset<D: Device>(device: &mut D) -> Result<(), CheckError> {
+    let (cdb, list) = build::out_command(
+        ServiceAction::RegisterAndIgnoreExistingKey,
+        0,
+        0,
+        RESET_KEY,
+        Flags::default(),
+    );
+    expect_good(device, Path::A, &cdb, &list, "reset register")?;
+    let (cdb, list) = build::out_command(ServiceAction::Clear, 0, RESET_KEY, 0, Flags::default());
+    expect_good(device, Path::A, &cdb, &list, "reset clear")?;
+    for path in [Path::A, Path::B] {
+        expect_good(
+            device,
+            path,
+            &build::read_keys(8),
+            &[],
+            "drain unit attentions",
+        )?;
+    }
+    Ok(())
+}
+
+/// (key, nexus) of every READ FULL STATUS descriptor that parses.
+pub fn parse_full_status(data: &[u8]) -> Vec<(u64, Nexus)> {
+    let mut out = Vec::new();
+    let mut rest = data.get(8..).unwrap_or_default();
+    while rest.len() >= 24 {
+        let key = u64::from_be_bytes(rest[0..8].try_into().unwrap_or([0; 8]));
+        let port = u16::from_be_bytes([rest[18], rest[19]]);
+        let tid_len = u32::from_be_bytes([rest[20], rest[21], rest[22], rest[23]]);
+        let tid_len = usize::try_from(tid_len).unwrap_or(usize::MAX);
+        let Some(tid) = rest.get(24..).and_then(|r| r.get(..tid_len)) else {
+            break;
+        };
+        if let Ok((initiator, _)) = Initiator::parse(tid) {
+            out.push((key, Nexus::new(initiator, port)));
+        }
+        rest = rest.get(24 + tid_len..).unwrap_or_default();
+    }
+    out
+}
