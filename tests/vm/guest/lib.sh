@@ -135,3 +135,83 @@ stop_helper() { # PID
     kill "$1" 2>/dev/null
     wait "$1" 2>/dev/null
 }
+
+# --- helpers: prtool through our daemon -------------------------------------
+
+# prt COMMAND [OPTIONS...] DEVICE: prtool through our pr-helper on $PR_SOCKET.
+prt() {
+    prtool --socket "$PR_SOCKET" "$@"
+}
+
+# start_our_helper_for_prtool: starts pr-helper on $PR_SOCKET, or reports
+# why not and returns 1. Sets OUR_HELPER_PID.
+start_our_helper_for_prtool() {
+    PR_SOCKET=$WORK/$SCENARIO.sock
+    for tool in pr-helper prtool; do
+        if ! have_binary "$tool"; then
+            fail binaries "$tool is missing from the initramfs (cargo build --release -p pr-helper -p prtool)"
+            return 1
+        fi
+    done
+    if ! start_helper ours "$PR_SOCKET"; then
+        fail start-pr-helper "$(tr '\n' ' ' <"$PR_SOCKET.log" | cut -c1-300)"
+        return 1
+    fi
+    OUR_HELPER_PID=$HELPER_PID
+}
+
+# out_has CHECK REGEX / out_lacks CHECK REGEX: the output of the last
+# expect_status (case-insensitive extended regex).
+out_has() {
+    if grep -qiE "$2" "$WORK/out"; then
+        pass "$1" "output matches /$2/"
+    else
+        fail "$1" "output lacks /$2/: $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+    fi
+}
+
+out_lacks() {
+    if grep -qiE "$2" "$WORK/out"; then
+        fail "$1" "output matches /$2/: $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+    else
+        pass "$1" "output has no /$2/"
+    fi
+}
+
+# expect_conflict CHECK COMMAND...: the command must fail with RESERVATION
+# CONFLICT (prtool: its conflict exit status and the words in its output).
+expect_conflict() {
+    local check=$1
+    shift
+    "$@" >"$WORK/out" 2>&1
+    local got=$?
+    if [ "$got" != 0 ] && grep -qi 'conflict' "$WORK/out"; then
+        pass "$check" "exit=$got reservation conflict"
+    else
+        fail "$check" "exit=$got, want a reservation conflict: $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+    fi
+}
+
+# sg_keys_only DEV: "keys=..." without the generation.
+sg_keys_only() {
+    sg_keys "$1" | sed 's/^gen=[^ ]* //'
+}
+
+# sg_generation DEV: the PR generation in decimal.
+sg_generation() {
+    printf '%d\n' "$(sg_keys "$1" | sed 's/^gen=\([^ ]*\) .*/\1/')"
+}
+
+# sg_full_status DEV: one line per registration, in device order:
+#   key=0x.. port=<relative target port> sas=<initiator SAS address> holder=yes|no
+sg_full_status() {
+    sg_persist -n --in --read-full-status "$1" 2>&1 | awk '
+        function flush() {
+            if (key != "") printf "key=%s port=%s sas=%s holder=%s\n", key, port, sas, holder
+        }
+        /Key=/ { flush(); sub(/.*Key=/, ""); key = tolower($1); port = ""; sas = ""; holder = "no" }
+        /Relative port address:/ { port = tolower($NF) }
+        /SAS address:/ { sas = tolower($NF); sub(/^0x/, "", sas) }
+        /Reservation holder/ { holder = "yes" }
+        END { flush() }'
+}
