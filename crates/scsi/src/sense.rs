@@ -291,10 +291,14 @@ pub fn is_deferred(buf: &[u8]) -> bool {
     )
 }
 
-/// Re-encodes sense data `input` (either format) into `out` in format `to`,
-/// truncated to `out`'s length; returns the bytes written. Only key/ASC/ASCQ carry
-/// over: information fields and descriptors are dropped.
+/// Writes sense data `input` (either format) into `out` in format `to`, truncated
+/// to `out`'s length; returns the bytes written. Data already in format `to` is
+/// copied as is (keeping information fields and descriptors); otherwise only
+/// key/ASC/ASCQ carry over, parsed as [`Sense::parse`] does.
 pub fn convert(input: &[u8], to: SenseFormat, out: &mut [u8]) -> usize {
+    if format_of(input) == Some(to) {
+        return copy_truncated(input, out);
+    }
     Sense::parse(input).write(to, out)
 }
 
@@ -505,6 +509,16 @@ mod tests {
             18
         );
         assert_eq!(out, sense.fixed_bytes());
+        let mut with_info = sense.fixed_bytes().to_vec();
+        with_info[3..7].copy_from_slice(&[1, 2, 3, 4]);
+        with_info.extend_from_slice(&[9; 6]);
+        let mut wide = [0u8; 32];
+        assert_eq!(
+            convert(&with_info, SenseFormat::Fixed, &mut wide),
+            24,
+            "same format: copied"
+        );
+        assert_eq!(wide[..24], with_info[..]);
         let mut short = [0u8; 4];
         assert_eq!(convert(&[0x72], SenseFormat::Fixed, &mut short), 4);
         assert_eq!(short, [0x70, 0, 0x0B, 0]);

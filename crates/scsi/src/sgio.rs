@@ -73,6 +73,10 @@ impl CommandResult {
 /// status (connect/busy/timeout and driver timeout => BUSY, any other non-zero =>
 /// I_T NEXUS LOSS, never GOOD), then a non-zero SCSI status as is, then the driver
 /// SENSE flag, else GOOD.
+///
+/// The driver status is read as the kernel header defines it: the low nibble is a
+/// driver code (TIMEOUT is the code 6), the high nibble suggestion flags. Kernels
+/// only report the codes 0, TIMEOUT and SENSE there.
 pub fn map_sg_io_outcome(outcome: &SgIoOutcome) -> CommandResult {
     if let Some(err) = outcome.errno.filter(|&e| e != 0) {
         return map_errno(err);

@@ -174,8 +174,11 @@ proptest! {
         let _ = sense::format_of(&buf);
         let _ = sense::is_deferred(&buf);
         let mut out = [0u8; 20];
-        prop_assert!(sense::convert(&buf, SenseFormat::Fixed, &mut out) <= 18);
-        prop_assert!(sense::convert(&buf, SenseFormat::Descriptor, &mut out) <= 8);
+        for to in [SenseFormat::Fixed, SenseFormat::Descriptor] {
+            let written = sense::convert(&buf, to, &mut out);
+            prop_assert!(written <= out.len().min(buf.len().max(18)));
+            prop_assert_eq!(sense::format_of(&out[..written]), (written > 0).then_some(to));
+        }
         let _ = cdb::cdb_length_of(&buf);
         let _ = cdb::transfer_length(&buf);
         let _ = cdb::lba(&buf);
