@@ -301,3 +301,22 @@ proptest! {
         prop_assert_eq!(decoded, response);
     }
 }
+
+proptest! {
+    #[test]
+    fn handshake_round_trips(supported in any::<u32>(), wanted in any::<u32>(), split in 0usize..=4) {
+        let mut server = HandshakeDecoder::new(supported);
+        let answer = pr_protocol::client_handshake(server.greeting(), wanted);
+        prop_assert_eq!(answer.supported, supported);
+        let (first, second) = answer.reply.split_at(split);
+        let no_fds = std::iter::empty::<Fd>;
+        let progress = server.feed(first, no_fds()).unwrap();
+        if split < 4 {
+            prop_assert_eq!(progress, Negotiation::NeedMore);
+            let done = server.feed(second, no_fds()).unwrap();
+            prop_assert_eq!(done, Negotiation::Done { enabled: wanted & supported });
+        } else {
+            prop_assert_eq!(progress, Negotiation::Done { enabled: wanted & supported });
+        }
+    }
+}
