@@ -73,14 +73,14 @@ impl PrOutParams {
     /// requires of the PARAMETER LIST LENGTH.
     pub fn decode(buf: &[u8]) -> Result<PrOutParams, PrDecodeError> {
         const WHAT: &str = "PR OUT parameter list";
+        if buf.len() < PARAMETER_LIST_LEN {
+            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
+        }
         let (Some(reservation_key), Some(service_action_key), Some(&flags)) =
             (be_u64(buf, 0), be_u64(buf, 8), buf.get(20))
         else {
             return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
         };
-        if buf.len() < PARAMETER_LIST_LEN {
-            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
-        }
         let spec_i_pt = flags & SPEC_I_PT != 0;
         let mut transport_ids = Vec::new();
         if spec_i_pt {

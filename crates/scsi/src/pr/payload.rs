@@ -1,7 +1,9 @@
 //! PERSISTENT RESERVE IN parameter data (SPC-4 6.16). Encoders produce the full
 //! data; the caller truncates it to the ALLOCATION LENGTH. Decoders accept data
 //! truncated by a short allocation length: they return what fits, flag the
-//! truncation and report the length the device wanted to send.
+//! truncation and report the length the device wanted to send. The 8-byte header
+//! (the 2-byte LENGTH for REPORT CAPABILITIES) must be present: without it
+//! nothing can be told about the data, and the decoder returns `TooShort`.
 
 use super::error::{PrDecodeError, PrEncodeError};
 use super::transport_id::TransportId;
