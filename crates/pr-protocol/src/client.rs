@@ -280,13 +280,23 @@ impl ResponseDecoder {
                 let header = *header;
                 self.start_payload(&header)
             }
-            State::Payload { data, .. } => {
+            State::Payload {
+                status,
+                sense,
+                data,
+                size,
+            } => {
                 data.extend_from_slice(bytes);
-                if self.bytes_wanted() > 0 {
-                    Ok(ResponseProgress::NeedMore)
-                } else {
-                    Ok(self.complete())
+                if data.len() < *size {
+                    return Ok(ResponseProgress::NeedMore);
                 }
+                let response = Response {
+                    status: *status,
+                    sense: *sense,
+                    data: std::mem::take(data),
+                };
+                self.state = State::Finished;
+                Ok(ResponseProgress::Complete(response))
             }
             State::Finished => Err(ResponseError::Finished),
         }
@@ -297,10 +307,9 @@ impl ResponseDecoder {
         &mut self,
         header: &[u8; RESPONSE_HEADER_SIZE],
     ) -> Result<ResponseProgress, ResponseError> {
-        let (result, rest) = header.split_at(4);
-        let (size, sense) = rest.split_at(4);
-        let result = i32::from_be_bytes([result[0], result[1], result[2], result[3]]);
-        let size = i32::from_be_bytes([size[0], size[1], size[2], size[3]]);
+        let [r0, r1, r2, r3, s0, s1, s2, s3, sense @ ..] = *header;
+        let result = i32::from_be_bytes([r0, r1, r2, r3]);
+        let size = i32::from_be_bytes([s0, s1, s2, s3]);
         let status =
             u8::try_from(result).map_err(|_| ResponseError::StatusOutOfRange { result })?;
         let len = usize::try_from(size).map_err(|_| ResponseError::NegativeSize { size })?;
@@ -321,36 +330,21 @@ impl ResponseDecoder {
                 });
             }
         }
-        let mut block = [0u8; SENSE_SIZE];
-        block.copy_from_slice(sense);
+        if len == 0 {
+            self.state = State::Finished;
+            return Ok(ResponseProgress::Complete(Response {
+                status,
+                sense,
+                data: Vec::new(),
+            }));
+        }
         self.state = State::Payload {
             status,
-            sense: block,
+            sense,
             data: Vec::with_capacity(len),
             size: len,
         };
-        if len == 0 {
-            Ok(self.complete())
-        } else {
-            Ok(ResponseProgress::NeedMore)
-        }
-    }
-
-    fn complete(&mut self) -> ResponseProgress {
-        match std::mem::replace(&mut self.state, State::Finished) {
-            State::Payload {
-                status,
-                sense,
-                data,
-                ..
-            } => ResponseProgress::Complete(Response {
-                status,
-                sense,
-                data,
-            }),
-            // Only called from the payload stage.
-            State::Header { .. } | State::Finished => ResponseProgress::NeedMore,
-        }
+        Ok(ResponseProgress::NeedMore)
     }
 }
 
