@@ -170,7 +170,7 @@ fn admit(
         return;
     };
     tracing::info!(conn = id, peer = %peer, "connection opened");
-    let connection = Connection::new(Arc::clone(context), stream, peer, shutdown.clone());
+    let connection = Connection::new(Arc::clone(context), stream, peer, shutdown.clone(), id);
     tasks.spawn(async move {
         let reason = connection.run().await;
         log_close(id, &peer, &reason);

@@ -136,8 +136,15 @@ pub(crate) struct Connection {
     stream: UnixStream,
     peer: PeerInfo,
     shutdown: ShutdownSignal,
+    /// Receive buffer: CDB-sized while idle (idle connections stay small), grown to a
+    /// parameter list's length only while one is being read.
     buffer: Vec<u8>,
+    /// Number of this connection in the log lines.
+    id: u64,
 }
+
+/// Size of the receive buffer between requests: one CDB.
+const IDLE_BUFFER: usize = pr_protocol::CDB_SIZE;
 
 /// The outcome of waiting for the next chunk of input.
 enum Input {
@@ -151,13 +158,15 @@ impl Connection {
         stream: UnixStream,
         peer: PeerInfo,
         shutdown: ShutdownSignal,
+        id: u64,
     ) -> Self {
         Self {
             context,
             stream,
             peer,
             shutdown,
-            buffer: vec![0; MAX_TRANSFER],
+            buffer: vec![0; IDLE_BUFFER],
+            id,
         }
     }
 
@@ -173,6 +182,9 @@ impl Connection {
                 Ok(request) => request,
                 Err(reason) => return reason,
             };
+            if self.buffer.len() > IDLE_BUFFER {
+                self.buffer = vec![0; IDLE_BUFFER];
+            }
             // After shutdown, the next read takes only what is already in the socket.
             if let Err(reason) = self.answer(request).await {
                 return reason;
@@ -278,8 +290,7 @@ impl Connection {
 
     /// Takes what the peer already sent, if anything, without waiting.
     fn receive_pending(&mut self, wanted: usize) -> Input {
-        let limit = wanted.clamp(1, self.buffer.len());
-        let Some(buffer) = self.buffer.get_mut(..limit) else {
+        let Some(buffer) = buffer_for(&mut self.buffer, wanted) else {
             return Input::Closed(CloseReason::ShuttingDown);
         };
         match recv_now(&self.stream, buffer) {
@@ -291,10 +302,9 @@ impl Connection {
         }
     }
 
-    /// One `recvmsg` of at most `wanted` bytes (and never more than the buffer).
+    /// One `recvmsg` of at most `wanted` bytes.
     async fn receive(&mut self, wanted: usize) -> Input {
-        let limit = wanted.clamp(1, self.buffer.len());
-        let Some(buffer) = self.buffer.get_mut(..limit) else {
+        let Some(buffer) = buffer_for(&mut self.buffer, wanted) else {
             return Input::Closed(CloseReason::Violation(Violation::AlreadyFailed));
         };
         match recv_with_fds(&self.stream, buffer).await {
@@ -348,6 +358,7 @@ impl Connection {
             }
         };
         log_command(
+            self.id,
             &self.peer,
             &request,
             &descriptor,
@@ -372,11 +383,22 @@ impl Connection {
     }
 }
 
+/// The first `wanted` bytes of `buffer` (at least 1, at most the protocol's largest
+/// transfer), growing it if needed.
+fn buffer_for(buffer: &mut Vec<u8>, wanted: usize) -> Option<&mut [u8]> {
+    let limit = wanted.clamp(1, MAX_TRANSFER);
+    if buffer.len() < limit {
+        buffer.resize(limit, 0);
+    }
+    buffer.get_mut(..limit)
+}
+
 fn io_failure(step: &'static str, error: io::Error) -> CloseReason {
     CloseReason::Io { step, error }
 }
 
 fn log_command(
+    id: u64,
     peer: &PeerInfo,
     request: &Request<OwnedFd>,
     descriptor: &crate::backend::DescriptorLabel,
@@ -395,6 +417,7 @@ fn log_command(
         String::from("-")
     };
     tracing::debug!(
+        conn = id,
         peer = %peer,
         command = scsi::cdb::command_name(opcode),
         service_action = format_args!("{service_action:#04x}"),
@@ -402,7 +425,7 @@ fn log_command(
         status = %status,
         sense = %sense,
         payload = response.data.len(),
-        latency_us = latency.as_micros() as u64,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "command"
     );
 }
