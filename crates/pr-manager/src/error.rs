@@ -69,7 +69,7 @@ impl ConnectError {
 #[derive(Debug, Error)]
 pub enum TransportError {
     /// Every connection attempt failed.
-    #[error("could not connect to {} after {attempts} attempt(s){}", path.display(), errno_suffix(source.errno()))]
+    #[error("could not connect to {} after {attempts} attempt(s)", path.display())]
     Connect {
         /// The helper socket path.
         path: PathBuf,
@@ -157,12 +157,5 @@ impl Error {
     /// True when the device reported RESERVATION CONFLICT.
     pub fn is_reservation_conflict(&self) -> bool {
         matches!(self, Self::Scsi(e) if e.status == Status::RESERVATION_CONFLICT)
-    }
-}
-
-fn errno_suffix(errno: Option<i32>) -> String {
-    match errno {
-        Some(n) => format!(" (errno {n}: {})", io::Error::from_raw_os_error(n)),
-        None => String::new(),
     }
 }

@@ -1,1 +1,29 @@
-fn main() {}
+//! `prtool`: persistent reservations from the command line, through a PR
+//! helper socket or directly with SG_IO.
+
+mod args;
+mod direct;
+mod exit;
+mod parse;
+mod render;
+mod run;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a usage error and 0 for --help/--version.
+    let cli = args::Cli::parse();
+    let outcome = run::run(&cli);
+    let (out, err) = if cli.json {
+        (render::json::render(&outcome), String::new())
+    } else {
+        render::human::render(&outcome)
+    };
+    // A closed stdout (e.g. `| head`) must not turn into a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
+    let _ = std::io::stderr().write_all(err.as_bytes());
+    outcome.exit.into()
+}
