@@ -337,6 +337,10 @@ mod tests {
             TransportId::decode(&bad_utf8),
             Err(PrDecodeError::IscsiNameNotUtf8)
         );
+        assert_eq!(
+            PrDecodeError::IscsiNameNotUtf8.sense(),
+            crate::Sense::INVALID_FIELD_IN_PARAMETER_LIST
+        );
         let mut no_isid = vec![0x45, 0, 0, 8];
         no_isid.extend_from_slice(b"iqn.a\0\0\0");
         assert_eq!(
