@@ -26,9 +26,10 @@ pub fn render(outcome: &Outcome) -> (String, String) {
         }
         return (out, err);
     }
-    let what = match outcome.status {
-        Some(status) => status.to_string(),
-        None => "not sent".to_owned(),
+    let what = match (outcome.status, &outcome.failure) {
+        (Some(status), _) => status.to_string(),
+        (None, Some(failure)) => failure.clone(),
+        (None, None) => "not sent".to_owned(),
     };
     line(
         &mut err,
@@ -51,7 +52,7 @@ pub fn render(outcome: &Outcome) -> (String, String) {
             format_args!("  sense bytes: {}", hex_bytes(&outcome.sense_bytes)),
         );
     }
-    if let Some(failure) = &outcome.failure {
+    if let (Some(_), Some(failure)) = (outcome.status, &outcome.failure) {
         line(&mut err, format_args!("  cause: {failure}"));
     }
     (out, err)
