@@ -19,7 +19,11 @@ fuzz_target!(|input: &[u8]| {
         let asked = usize::from(control & 0x1F) + 1;
         let ignore_cap = control & 0x20 != 0;
         let fds = usize::from(control >> 6);
-        let len = if ignore_cap { asked } else { asked.min(decoder.bytes_wanted()) };
+        let len = if ignore_cap {
+            asked
+        } else {
+            asked.min(decoder.bytes_wanted())
+        };
         let (now, later) = tail.split_at(len.min(tail.len()));
         rest = later;
         match decoder.feed(now, (0..fds).map(|_| token.clone())) {

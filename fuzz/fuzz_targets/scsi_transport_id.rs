@@ -12,9 +12,9 @@ fuzz_target!(|input: &[u8]| {
         let bytes = id.to_bytes().unwrap();
         assert_eq!(TransportId::decode(&bytes).unwrap().0, id);
     }
-    if let Ok(id) = TransportId::decode_exact(input) {
-        if let Ok(bytes) = id.to_bytes() {
-            assert_eq!(TransportId::decode_exact(&bytes).unwrap(), id);
-        }
+    if let Ok(id) = TransportId::decode_exact(input)
+        && let Ok(bytes) = id.to_bytes()
+    {
+        assert_eq!(TransportId::decode_exact(&bytes).unwrap(), id);
     }
 });
