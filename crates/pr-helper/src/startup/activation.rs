@@ -119,6 +119,10 @@ impl Environment {
 pub fn take_listener() -> Result<UnixListener, ActivationError> {
     let fd = sys::take_inherited_fd(LISTEN_FDS_START).map_err(ActivationError::Descriptor)?;
     fcntl_setfd(&fd, FdFlags::CLOEXEC).map_err(|e| ActivationError::Descriptor(e.into()))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| ActivationError::Descriptor(e.into()))?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::Socket {
+        return Err(ActivationError::NotUnixStreamListener);
+    }
     let family = sockopt::socket_domain(&fd).map_err(|e| ActivationError::Descriptor(e.into()))?;
     let kind = sockopt::socket_type(&fd).map_err(|e| ActivationError::Descriptor(e.into()))?;
     let listening =
@@ -127,4 +131,47 @@ pub fn take_listener() -> Result<UnixListener, ActivationError> {
         return Err(ActivationError::NotUnixStreamListener);
     }
     Ok(UnixListener::from(fd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        listen_pid: Option<&str>,
+        listen_fds: Option<&str>,
+    ) -> Result<Environment, ActivationError> {
+        Environment::parse(42, listen_pid, listen_fds, None)
+    }
+
+    #[test]
+    fn activation_needs_our_pid_and_one_socket() {
+        assert!(parse(Some("42"), Some("1")).unwrap().activated);
+        assert!(!parse(Some("41"), Some("1")).unwrap().activated);
+        assert!(!parse(None, Some("1")).unwrap().activated);
+        assert!(!parse(Some("42"), None).unwrap().activated);
+        assert!(!parse(Some("42"), Some("0")).unwrap().activated);
+        assert!(matches!(
+            parse(Some("42"), Some("3")),
+            Err(ActivationError::TooMany(3))
+        ));
+        // Several sockets meant for another process are not our problem.
+        assert!(!parse(Some("41"), Some("3")).unwrap().activated);
+        assert!(matches!(
+            parse(Some("x"), Some("1")),
+            Err(ActivationError::BadPid(_))
+        ));
+        assert!(matches!(
+            parse(Some("42"), Some("one")),
+            Err(ActivationError::BadCount(_))
+        ));
+    }
+
+    #[test]
+    fn empty_notify_socket_is_ignored() {
+        let env = Environment::parse(1, None, None, Some(OsString::new())).unwrap();
+        assert_eq!(env.notify_socket, None);
+        let env = Environment::parse(1, None, None, Some("@x".into())).unwrap();
+        assert_eq!(env.notify_socket, Some("@x".into()));
+    }
 }

@@ -49,72 +49,88 @@ enum Destination {
     Nowhere,
 }
 
-/// Installs the global logger. `detached` says the standard streams will
-/// be /dev/null (`-d`).
-pub fn init(config: &Config, detached: bool) -> Result<(), LoggingError> {
-    let filter = build_filter(config)?;
-    let destination = choose_destination(config, detached)?;
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match destination {
-        Destination::Stderr => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(io::stderr)
-                    .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr())),
-            )
-            .try_init(),
-        Destination::File(file) => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(file)
-                    .with_ansi(false),
-            )
-            .try_init(),
-        Destination::Journald(layer) => registry.with(layer).try_init(),
-        Destination::Syslog(socket) => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(SyslogWriter::new(socket))
-                    .with_ansi(false)
-                    .without_time()
-                    .with_level(false),
-            )
-            .try_init(),
-        Destination::Nowhere => registry.try_init(),
-    };
-    result.map_err(LoggingError::AlreadySet)
+/// Logging, checked and opened but not installed yet: the files are read
+/// before anything else changes, the logger is installed after a `-d` fork.
+pub struct LogSetup {
+    filter: EnvFilter,
+    file: Option<Arc<File>>,
 }
 
-fn choose_destination(config: &Config, detached: bool) -> Result<Destination, LoggingError> {
-    if let Some(path) = &config.trace.file {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| LoggingError::LogFile {
-                path: path.clone(),
-                source,
-            })?;
-        return Ok(Destination::File(Arc::new(file)));
+/// Builds the filter (reading `-T events=` files) and opens `-T file=`.
+pub fn prepare(config: &Config) -> Result<LogSetup, LoggingError> {
+    let filter = build_filter(config)?;
+    let file = match &config.trace.file {
+        Some(path) => Some(Arc::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|source| LoggingError::LogFile {
+                    path: path.clone(),
+                    source,
+                })?,
+        )),
+        None => None,
+    };
+    Ok(LogSetup { filter, file })
+}
+
+impl LogSetup {
+    /// Installs the global logger. `detached` says the standard streams
+    /// are /dev/null (`-d`).
+    pub fn install(self, detached: bool) -> Result<(), LoggingError> {
+        let registry = tracing_subscriber::registry().with(self.filter);
+        let result = match choose_destination(self.file, detached) {
+            Destination::Stderr => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(io::stderr)
+                        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr())),
+                )
+                .try_init(),
+            Destination::File(file) => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(file)
+                        .with_ansi(false),
+                )
+                .try_init(),
+            Destination::Journald(layer) => registry.with(layer).try_init(),
+            Destination::Syslog(socket) => registry
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(SyslogWriter::new(socket))
+                        .with_ansi(false)
+                        .without_time()
+                        .with_level(false),
+                )
+                .try_init(),
+            Destination::Nowhere => registry.try_init(),
+        };
+        result.map_err(LoggingError::AlreadySet)
+    }
+}
+
+fn choose_destination(file: Option<Arc<File>>, detached: bool) -> Destination {
+    if let Some(file) = file {
+        return Destination::File(file);
     }
     if !detached {
-        return Ok(Destination::Stderr);
+        return Destination::Stderr;
     }
     if let Ok(layer) = tracing_journald::layer() {
-        return Ok(Destination::Journald(
-            layer.with_syslog_identifier("pr-helper".into()),
-        ));
+        return Destination::Journald(layer.with_syslog_identifier("pr-helper".into()));
     }
     match UnixDatagram::unbound().and_then(|socket| socket.connect("/dev/log").map(|()| socket)) {
-        Ok(socket) => Ok(Destination::Syslog(Arc::new(socket))),
-        Err(_) => Ok(Destination::Nowhere),
+        Ok(socket) => Destination::Syslog(Arc::new(socket)),
+        Err(_) => Destination::Nowhere,
     }
 }
 
 /// The filter: our targets at the `-v`/`-q` level, everything else at
 /// warn, then the `-T` patterns, then `RUST_LOG`.
 fn build_filter(config: &Config) -> Result<EnvFilter, LoggingError> {
-    let mut directives = vec![format!("warn")];
+    let mut directives = vec!["warn".to_owned()];
     directives.extend(
         OUR_TARGETS
             .iter()

@@ -108,6 +108,8 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         .map(|g| ids::resolve_group("--socket-group", g))
         .transpose()?;
     let settings = serve_settings(&config)?;
+    // Trace files are read and the log file opened now, for the same reason.
+    let log_setup = logging::prepare(&config)?;
 
     // 4. The pid file lock: a second instance stops here.
     let pidfile = config.pidfile.as_deref().map(PidFile::lock).transpose()?;
@@ -132,6 +134,10 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     } else {
         None
     };
+    let mut leftovers: Vec<FileIdentity> = bound_socket.iter().cloned().collect();
+    if let Some(pidfile) = &pidfile {
+        leftovers.extend(pidfile.identity().ok());
+    }
     let started = Started {
         listener,
         bound_socket,
@@ -139,10 +145,18 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         pidfile,
         switch,
         settings,
+        log_setup,
     };
     let result = run_detached(&config, &env, started, readiness.as_mut());
-    if let (Err(error), Some(readiness)) = (&result, readiness.as_mut()) {
-        readiness.fail(&error_chain(error));
+    if let Err(error) = &result {
+        // Failed before serving: leave nothing behind (once the janitor
+        // runs it has already done this; removing twice is harmless).
+        for file in &leftovers {
+            let _ = file.remove_if_ours();
+        }
+        if let Some(readiness) = readiness.as_mut() {
+            readiness.fail(&error_chain(error));
+        }
     }
     result
 }
@@ -155,6 +169,7 @@ struct Started {
     pidfile: Option<PidFile>,
     switch: Option<ids::SwitchTo>,
     settings: ServeSettings,
+    log_setup: logging::LogSetup,
 }
 
 fn run_detached(
@@ -170,10 +185,11 @@ fn run_detached(
         mut pidfile,
         switch,
         settings,
+        log_setup,
     } = started;
 
     // 7. Logging (to the journal or syslog when detached).
-    logging::init(config, config.daemon)?;
+    log_setup.install(config.daemon)?;
     if removed_stale {
         tracing::info!(path = %config.socket.display(), "removed a stale socket left by a previous run");
     }
@@ -194,6 +210,31 @@ fn run_detached(
         Some(Janitor::spawn(cleanup)?)
     };
 
+    let served = serve_with_reduced_privileges(config, env, listener, switch, settings, readiness);
+
+    // 12. Files removed before our exit status is visible.
+    if let Some(janitor) = janitor {
+        match janitor.finish() {
+            Ok(0) => {}
+            Ok(code) => tracing::warn!(code, "could not remove the socket or pid file"),
+            Err(error) => tracing::warn!(error = %error, "lost track of the janitor process"),
+        }
+    }
+    drop(pidfile);
+    let summary = served?;
+    tracing::info!(?summary, "stopped");
+    Ok(())
+}
+
+/// Steps 10 and 11: privileges, runtime, signals, readiness, serving.
+fn serve_with_reduced_privileges(
+    config: &Config,
+    env: &Environment,
+    listener: UnixListener,
+    switch: Option<ids::SwitchTo>,
+    settings: ServeSettings,
+    readiness: Option<&mut Readiness>,
+) -> Result<serve::ServeSummary, StartupError> {
     // 10. Privileges.
     let dropped = privileges::drop_privileges(switch)?;
     if !dropped.has_rawio {
@@ -238,19 +279,7 @@ fn run_detached(
     // Commands still stuck in the kernel after the grace period must not
     // hold up the exit.
     runtime.shutdown_background();
-
-    // 12. Files removed before our exit status is visible.
-    if let Some(janitor) = janitor {
-        match janitor.finish() {
-            Ok(0) => {}
-            Ok(code) => tracing::warn!(code, "could not remove the socket or pid file"),
-            Err(error) => tracing::warn!(error = %error, "lost track of the janitor process"),
-        }
-    }
-    drop(pidfile);
-    let summary = served?;
-    tracing::info!(?summary, "stopped");
-    Ok(())
+    served
 }
 
 /// The serving settings with the allowlists resolved.

@@ -1,0 +1,744 @@
+//! Start-up and lifecycle of the real binary: command line, systemd socket
+//! activation, `-d` with the pid file lock, privilege drop, descriptor
+//! hygiene and graceful shutdown with commands in flight.
+//!
+//! Several tests need root (privilege drop, socket group); the test
+//! machine runs them as root. Waits are bounded only to turn a hang into a
+//! failure; nothing here measures time.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use pr_testkit::daemon::{Daemon, DaemonOptions};
+use pr_testkit::{RawClient, cdb};
+use rustix::io::{FdFlags, fcntl_setfd};
+use rustix::process::Signal;
+
+/// Bounds every wait for the daemon to do something (a hang guard only).
+const HANG_LIMIT: Duration = Duration::from_secs(60);
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pr-helper")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run pr-helper")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Connects, negotiates and sends PR IN READ KEYS on /dev/null; the daemon
+/// answers CHECK CONDITION, ABORTED COMMAND / I/O PROCESS TERMINATED without
+/// an ioctl. Proves the socket is served end to end.
+fn assert_served(socket: &Path) {
+    let mut client = RawClient::connect(socket).expect("connect");
+    client.handshake().expect("handshake");
+    let null = File::open("/dev/null").unwrap();
+    client
+        .send_request(&cdb::read_keys(64), null.as_fd(), &[])
+        .expect("send request");
+    let response = client.read_response().expect("response");
+    assert!(
+        response.is_check_condition(0x0B, 0x00, 0x06),
+        "{response:?}"
+    );
+}
+
+/// A field of /proc/PID/status, e.g. "CapEff".
+fn status_field(pid: u32, field: &str) -> String {
+    status_field_of(&format!("/proc/{pid}/status"), field)
+}
+
+fn status_field_of(path: &str, field: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .map(|value| value.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {field} in {path}:\n{text}"))
+}
+
+/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
+fn has_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill(pid: u32, signal: Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Descriptors the process has open, as /proc shows their targets.
+fn fd_targets(pid: u32) -> Vec<String> {
+    pr_testkit::proc::fd_targets(pid).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// Command line
+
+#[test]
+fn help_lists_every_qemu_pr_helper_flag_and_our_options() {
+    let output = run(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "-h, --help",
+        "-V, --version",
+        "-d, --daemon",
+        "-f, --pidfile",
+        "-k, --socket",
+        "-T, --trace",
+        "-u, --user",
+        "-g, --group",
+        "-v, --verbose",
+        "-q, --quiet",
+        "--sgio-timeout",
+        "--max-connections",
+        "--handshake-timeout",
+        "--request-timeout",
+        "--allow-uid",
+        "--allow-gid",
+        "--socket-mode",
+        "--socket-group",
+        "--shutdown-grace",
+        "--allow-partitions",
+        "--emulated-state-dir",
+        "--blocking-threads",
+        "/var/run/qemu-pr-helper.sock",
+        "/var/run/qemu-pr-helper.pid",
+        "events=FILE",
+    ] {
+        assert!(
+            help.contains(flag),
+            "--help does not mention {flag}:\n{help}"
+        );
+    }
+    let short = run(&["-h"]);
+    assert!(short.status.success());
+    assert!(String::from_utf8_lossy(&short.stdout).contains("--socket"));
+}
+
+#[test]
+fn version_prints_and_exits_zero() {
+    for flag in ["-V", "--version"] {
+        let output = run(&[flag]);
+        assert!(output.status.success());
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains(env!("CARGO_PKG_VERSION")), "{text}");
+    }
+}
+
+#[test]
+fn bad_command_lines_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s.sock");
+    let sock = sock.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--no-such-flag"], "unexpected argument"),
+        (&["-k", "relative.sock"], "not an absolute path"),
+        (&["-k", sock, "--socket-mode", "0999"], "octal"),
+        (&["-k", sock, "--sgio-timeout", "0"], "--sgio-timeout"),
+        (&["-k", sock, "--max-connections", "0"], "--max-connections"),
+        (&["-k", sock, "-q", "-v"], "cannot be used with"),
+        (&["-k", sock, "-u", "no-such-user-xyz"], "no such user"),
+        (&["-k", sock, "-g", "no-such-group-xyz"], "no such group"),
+        (
+            &["-k", sock, "--socket-group", "no-such-group-xyz"],
+            "--socket-group",
+        ),
+        (
+            &["-k", sock, "-T", "events=/nonexistent/events"],
+            "trace events file",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = run(args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let text = stderr(&output);
+        assert!(
+            text.contains(needle),
+            "{args:?}: expected {needle:?} in:\n{text}"
+        );
+        // One message, not a panic or a backtrace.
+        assert!(!text.contains("panicked"), "{text}");
+        assert!(!Path::new(sock).exists(), "{args:?} left a socket behind");
+    }
+}
+
+#[test]
+fn missing_socket_directory_names_the_fix() {
+    let output = run(&["-k", "/nonexistent-dir-xyz/pr.sock"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("does the directory exist"), "{text}");
+}
+
+// ---------------------------------------------------------------------------
+// Socket activation
+
+/// A daemon started the way systemd starts it: the listening socket on
+/// descriptor 3, `LISTEN_FDS`, and `LISTEN_PID` set to the daemon's own
+/// pid (a shell exports its `$$` and `exec`s the daemon, keeping the pid).
+fn spawn_activated(
+    fd3: BorrowedFd<'_>,
+    listen_fds: &str,
+    env: &[(&str, &OsStr)],
+    args: &[&str],
+) -> Child {
+    // The shell must inherit the descriptor to place it on 3.
+    fcntl_setfd(fd3, FdFlags::empty()).unwrap();
+    let script = format!(
+        "export LISTEN_PID=$$; exec \"$0\" \"$@\" 3<&{} 2>&1",
+        fd3.as_raw_fd()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(bin())
+        .args(args)
+        .env("LISTEN_FDS", listen_fds)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn through sh");
+    fcntl_setfd(fd3, FdFlags::CLOEXEC).unwrap();
+    child
+}
+
+fn child_output(child: Child) -> (Option<i32>, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn socket_activation_serves_the_passed_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("activated.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
+
+    let child = spawn_activated(
+        listener.as_fd(),
+        "1",
+        &[("NOTIFY_SOCKET", notify_path.as_os_str())],
+        &[],
+    );
+    let pid = child.id();
+
+    // Readiness reaches the notify socket.
+    let mut buf = [0u8; 64];
+    let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"READY=1\n");
+
+    assert_served(&sock);
+
+    // Descriptor 3 is the socket, now close-on-exec.
+    let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap();
+    assert!(fd3.to_string_lossy().starts_with("socket:"), "{fd3:?}");
+    let fdinfo = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/3")).unwrap();
+    let flags = fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("flags:"))
+        .map(|octal| u32::from_str_radix(octal.trim(), 8).unwrap())
+        .unwrap();
+    assert_ne!(
+        flags & 0o2_000_000,
+        0,
+        "fd 3 is not close-on-exec: {fdinfo}"
+    );
+    kill(pid, Signal::TERM);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(0), "{log}");
+    // The socket belongs to systemd: we leave it.
+    assert!(sock.exists());
+}
+
+#[test]
+fn socket_activation_refuses_k_and_several_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("activated.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let other = dir.path().join("other.sock");
+
+    let child = spawn_activated(listener.as_fd(), "1", &[], &["-k", other.to_str().unwrap()]);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains("-k is not allowed with socket activation"),
+        "{log}"
+    );
+    assert!(!other.exists());
+
+    let child = spawn_activated(listener.as_fd(), "2", &[], &[]);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("systemd passed 2 sockets"), "{log}");
+
+    let child = spawn_activated(listener.as_fd(), "many", &[], &[]);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("LISTEN_FDS=many is not a number"), "{log}");
+}
+
+#[test]
+fn socket_activation_refuses_a_descriptor_that_is_not_a_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = File::create(dir.path().join("not-a-socket")).unwrap();
+    let child = spawn_activated(file.as_fd(), "1", &[], &[]);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains("not a listening Unix stream socket"), "{log}");
+}
+
+#[test]
+fn activation_variables_for_another_process_are_ignored() {
+    // LISTEN_PID names some other process: we bind -k ourselves.
+    let mut daemon = Daemon::start_with(
+        DaemonOptions::default()
+            .env("LISTEN_FDS", "1")
+            .env("LISTEN_PID", "1"),
+    )
+    .expect("daemon starts");
+    assert_served(daemon.socket());
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------
+// Descriptor hygiene, logging
+
+#[test]
+fn inherited_descriptors_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("inherited-marker");
+    std::fs::write(&marker, b"x").unwrap();
+    let sock = dir.path().join("h.sock");
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 7<\"$MARKER\" 9<\"$MARKER\"")
+        .arg(bin())
+        .arg("-k")
+        .arg(&sock)
+        .env("MARKER", &marker)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("socket appears", || sock.exists());
+    assert_served(&sock);
+    let targets = fd_targets(child.id());
+    assert!(
+        !targets.iter().any(|t| t.contains("inherited-marker")),
+        "inherited descriptors still open: {targets:?}"
+    );
+    kill(child.id(), Signal::TERM);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn trace_file_receives_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trace.log");
+    let events = dir.path().join("events");
+    std::fs::write(&events, "# our connection handling\npr_helper::serve*\n").unwrap();
+    let spec = format!(
+        "enable=pr_helper::startup*,events={},file={}",
+        events.display(),
+        log.display()
+    );
+    let mut daemon = Daemon::start(["-T", spec.as_str()]).expect("daemon starts with -T");
+    assert_served(daemon.socket());
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("serving"), "{text}");
+    assert!(text.contains("connection opened"), "{text}");
+    // With file= the log goes to the file only.
+    assert!(
+        !daemon.log_text().contains("serving"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+#[test]
+fn socket_mode_and_group_are_applied() {
+    let mut daemon =
+        Daemon::start(["--socket-mode", "0660", "--socket-group", "65534"]).expect("daemon starts");
+    let meta = std::fs::metadata(daemon.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), 65534);
+    assert_served(daemon.socket());
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+}
+
+#[test]
+fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
+    let mut daemon = Daemon::start(Vec::<String>::new()).expect("daemon starts");
+    let sock = daemon.socket().to_str().unwrap().to_owned();
+    let output = run(&["-k", &sock]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("already serving"),
+        "{}",
+        stderr(&output)
+    );
+    assert_served(daemon.socket());
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    assert!(!daemon.socket().exists());
+
+    // A stale socket (nobody listening) is replaced.
+    drop(UnixListener::bind(daemon.socket()).unwrap());
+    assert!(daemon.socket().exists());
+    let mut again = Command::new(bin())
+        .args(["-k", &sock])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("restarted daemon serves", || {
+        RawClient::connect(Path::new(&sock)).is_ok()
+    });
+    assert_served(Path::new(&sock));
+    kill(again.id(), Signal::INT);
+    assert!(again.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------
+// -d and the pid file
+
+fn read_pid(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn daemonize_writes_locked_pidfile_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let pidfile = dir.path().join("d.pid");
+    let (sock_s, pid_s) = (sock.to_str().unwrap(), pidfile.to_str().unwrap());
+
+    // The foreground process returns 0 once the daemon serves.
+    let output = run(&["-d", "-f", pid_s, "-k", sock_s]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pid = read_pid(&pidfile);
+    assert!(!has_exited(pid));
+    assert_served(&sock);
+
+    // Detached: own session, standard streams on /dev/null.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name: state, ppid, pgrp, session.
+    let session: u32 = stat
+        .rsplit_once(") ")
+        .unwrap()
+        .1
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, pid);
+    for fd in 0..3 {
+        let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+        assert_eq!(target, Path::new("/dev/null"));
+    }
+
+    // A second instance on the same pid file is refused and names the holder,
+    // in the foreground and with -d; it touches neither its socket nor ours.
+    let other = dir.path().join("other.sock");
+    for extra in [&[][..], &["-d"][..]] {
+        let mut args = extra.to_vec();
+        args.extend(["-f", pid_s, "-k", other.to_str().unwrap()]);
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("(pid {pid}) holds the pid file")),
+            "{text}"
+        );
+        assert!(!other.exists());
+    }
+    assert_eq!(read_pid(&pidfile), pid);
+    assert_served(&sock);
+
+    kill(pid, Signal::TERM);
+    wait_until("daemon exits", || has_exited(pid));
+    assert!(!sock.exists(), "socket left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
+}
+
+#[test]
+fn daemonize_reports_start_up_errors_in_the_foreground() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let pidfile = dir.path().join("d.pid");
+    // Logging fails only after the fork: the foreground process prints it.
+    let output = run(&[
+        "-d",
+        "-f",
+        pidfile.to_str().unwrap(),
+        "-k",
+        sock.to_str().unwrap(),
+        "-T",
+        "file=/nonexistent-dir-xyz/log",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot open the log file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Privileges
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[test]
+fn privilege_drop_keeps_only_cap_sys_rawio() {
+    assert!(
+        is_root(),
+        "this test must run as root (the test machine does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("p.pid");
+    let mut daemon =
+        Daemon::start(["-u", "nobody", "-f", pidfile.to_str().unwrap()]).expect("daemon starts");
+    let pid = daemon.pid();
+    assert_served(daemon.socket());
+
+    let nobody = "65534\t65534\t65534\t65534";
+    // Every thread, not only the main one: capabilities are per thread.
+    let tasks: Vec<PathBuf> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("status"))
+        .collect();
+    assert!(tasks.len() > 1, "expected runtime threads");
+    for status in &tasks {
+        let status = status.to_str().unwrap();
+        assert_eq!(status_field_of(status, "Uid"), nobody, "{status}");
+        assert_eq!(status_field_of(status, "Groups"), "", "{status}");
+        assert_eq!(
+            status_field_of(status, "CapEff"),
+            "0000000000020000",
+            "{status}"
+        );
+        assert_eq!(
+            status_field_of(status, "CapPrm"),
+            "0000000000020000",
+            "{status}"
+        );
+        assert_eq!(
+            status_field_of(status, "CapInh"),
+            "0000000000000000",
+            "{status}"
+        );
+        assert_eq!(
+            status_field_of(status, "CapAmb"),
+            "0000000000000000",
+            "{status}"
+        );
+        assert_eq!(
+            status_field_of(status, "CapBnd"),
+            "0000000000000000",
+            "{status}"
+        );
+        assert_eq!(status_field_of(status, "NoNewPrivs"), "1", "{status}");
+    }
+    assert_ne!(status_field(pid, "Gid").split('\t').next(), Some("0"));
+
+    // Still served after the drop, then socket and pid file removed although
+    // the daemon can no longer unlink them itself.
+    assert_served(daemon.socket());
+    assert_served(daemon.socket());
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success(), "{}", daemon.log_text());
+    assert!(!daemon.socket().exists(), "socket left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
+}
+
+#[test]
+fn files_are_removed_even_when_the_daemon_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("k.pid");
+    let mut daemon =
+        Daemon::start(["-u", "nobody", "-f", pidfile.to_str().unwrap()]).expect("daemon starts");
+    // Served means start-up is complete: the janitor exists.
+    assert_served(daemon.socket());
+    daemon.signal(Signal::KILL).unwrap();
+    daemon.wait().unwrap();
+    // The janitor notices the daemon is gone and cleans up on its own.
+    wait_until("janitor removes socket and pid file", || {
+        !daemon.socket().exists() && !pidfile.exists()
+    });
+}
+
+#[test]
+fn without_user_switch_capabilities_are_still_reduced() {
+    assert!(
+        is_root(),
+        "this test must run as root (the test machine does)"
+    );
+    let mut daemon = Daemon::start(Vec::<String>::new()).expect("daemon starts");
+    // Served means start-up, including the drop, is complete.
+    assert_served(daemon.socket());
+    let pid = daemon.pid();
+    assert_eq!(status_field(pid, "Uid"), "0\t0\t0\t0");
+    assert_eq!(status_field(pid, "CapEff"), "0000000000020000");
+    assert_eq!(status_field(pid, "CapBnd"), "0000000000000000");
+    assert_eq!(status_field(pid, "NoNewPrivs"), "1");
+    daemon.signal(Signal::TERM).unwrap();
+    assert!(daemon.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+#[test]
+fn sighup_and_sigint_also_shut_down_cleanly() {
+    for signal in [Signal::HUP, Signal::INT] {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("s.pid");
+        let mut daemon = Daemon::start(["-f", pidfile.to_str().unwrap()]).expect("daemon starts");
+        let mut idle = daemon.client().unwrap();
+        daemon.signal(signal).unwrap();
+        assert!(
+            daemon.wait().unwrap().success(),
+            "{signal:?}: {}",
+            daemon.log_text()
+        );
+        assert!(!daemon.socket().exists());
+        assert!(!pidfile.exists());
+        // The idle connection was closed.
+        let mut byte = [0u8; 1];
+        assert_eq!(idle.stream_read(&mut byte).unwrap_or(0), 0);
+    }
+}
+
+/// Threads of `pid` sleeping in the test latency hook (`clock_nanosleep` or
+/// `nanosleep` per /proc/PID/task/TID/syscall): commands in flight.
+#[cfg(feature = "test-hooks")]
+fn sleeping_threads(pid: u32) -> usize {
+    const NANOSLEEP: &str = "35";
+    const CLOCK_NANOSLEEP: &str = "230";
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("syscall")).ok())
+        .filter(|line| {
+            let number = line.split(' ').next().unwrap_or("");
+            number == NANOSLEEP || number == CLOCK_NANOSLEEP
+        })
+        .count()
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn sigterm_answers_every_command_in_flight() {
+    const IN_FLIGHT: usize = 6;
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("t.pid");
+    let mut daemon = Daemon::start_with(
+        DaemonOptions::default()
+            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
+            .env("PR_HELPER_TEST_LATENCY_MS", "3000"),
+    )
+    .expect("daemon starts");
+    let pid = daemon.pid();
+
+    // One image file per command, so no per-device limit queues any of them.
+    let files: Vec<tempfile::NamedTempFile> = (0..IN_FLIGHT)
+        .map(|_| pr_testkit::descriptors::regular_file(4096).unwrap())
+        .collect();
+    let mut clients: Vec<RawClient> = files
+        .iter()
+        .map(|file| {
+            let mut client = daemon.client().unwrap();
+            client
+                .send_request(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+                .unwrap();
+            client
+        })
+        .collect();
+    let mut idle = daemon.client().unwrap();
+
+    wait_until("every command is executing", || {
+        sleeping_threads(pid) >= IN_FLIGHT
+    });
+    daemon.signal(Signal::TERM).unwrap();
+
+    // New connections are no longer served once shutdown began.
+    for client in &mut clients {
+        let response = client.read_response().expect("in-flight command answered");
+        assert!(
+            response.is_check_condition(0x0B, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        idle.stream_read(&mut byte).unwrap_or(0),
+        0,
+        "idle connection not closed"
+    );
+
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}: {}", daemon.log_text());
+    assert!(!daemon.socket().exists(), "socket left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
+}
+
+/// Reading from a raw client's stream (EOF shows the daemon closed it).
+trait StreamRead {
+    fn stream_read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl StreamRead for RawClient {
+    fn stream_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut stream = self.stream();
+        stream.read(buf)
+    }
+}
