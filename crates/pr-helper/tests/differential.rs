@@ -58,9 +58,17 @@ pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
                  sent is a latent bug",
     },
     Difference {
+        situation: "PR OUT with non-zero CDB bytes 5-6 on a read-only descriptor",
+        qemu_pr_helper: "checks the open mode first: INVALID COMMAND OPERATION CODE (05/20/00)",
+        pr_helper: "checks the CDB first: INVALID FIELD IN CDB (05/24/00)",
+        reason: "a malformed CDB is refused before anything looks at the descriptor",
+    },
+    Difference {
         situation: "descriptor of a partition of a block device",
         qemu_pr_helper: "issues SG_IO on it, which reaches the whole LUN",
-        pr_helper: "refuses it by default without any ioctl; a long option allows it",
+        pr_helper: "by default answers CHECK CONDITION 0B/00/06 (what a failed SG_IO \
+                    gives) without any ioctl; with --allow-partitions it sends the SG_IO and \
+                    answers like the reference",
         reason: "a reservation always covers the whole logical unit, and our CAP_SYS_RAWIO \
                  bypasses the kernel's own partition check",
     },
@@ -201,6 +209,11 @@ struct Pair {
 }
 
 fn start_pair() -> Pair {
+    start_pair_with(&[])
+}
+
+/// Both helpers; `our_args` go to our daemon only.
+fn start_pair_with(our_args: &[&str]) -> Pair {
     assert!(
         reference::qemu_pr_helper_available(),
         "{} is missing: scripts/setup.sh installs qemu-system-common",
@@ -212,7 +225,7 @@ fn start_pair() -> Pair {
         &our_binary(),
         &dir.path().join("pr-helper.sock"),
         &dir.path().join("pr-helper.pid"),
-        &[],
+        our_args,
     )
     .expect("start pr-helper");
     Pair {
@@ -762,6 +775,99 @@ fn deliberate_differences_table_is_complete() {
             row.qemu_pr_helper, row.pr_helper,
             "row {:?} shows no difference",
             row.situation
+        );
+    }
+}
+
+/// Row "descriptor of a partition": by default we answer without an ioctl
+/// (CHECK CONDITION 0B/00/06, what a failed SG_IO gives); with
+/// `--allow-partitions` the SG_IO goes out and the replies are the
+/// reference's again.
+#[test]
+fn partitions_are_refused_by_default_and_served_when_allowed() {
+    let device = LoopDevice::attach_partitioned(16 << 20).expect("partitioned loop device");
+    let partition = open(&device.partition(), true);
+    let fd = partition.as_fd();
+    let steps = [
+        Step::request("READ KEYS", cdb::read_keys(8), fd, Vec::new()),
+        Step::request("REGISTER", cdb::register(24), fd, parameter_list(24)),
+    ];
+
+    let pair = start_pair();
+    let theirs = run_stream(&pair.reference, 0, &steps, false);
+    let ours = run_stream(&pair.ours, 0, &steps, false);
+    // The loop driver refuses SG_IO with EINVAL, on the partition too.
+    let refused_by_loop = Outcome::Reply(check_condition(0x05, 0x24, 0x00));
+    assert_eq!(
+        theirs.replies,
+        vec![refused_by_loop.clone(), refused_by_loop]
+    );
+    let refused_by_us = Outcome::Reply(check_condition(0x0B, 0x00, 0x06));
+    assert_eq!(ours.replies, vec![refused_by_us.clone(), refused_by_us]);
+
+    let allowing = start_pair_with(&["--allow-partitions"]);
+    assert_same(
+        &allowing,
+        "partition with --allow-partitions",
+        0,
+        &steps,
+        false,
+    );
+}
+
+/// Which check comes first when a PR OUT is wrong twice: read-only
+/// descriptor and non-zero CDB bytes 5-6. The reference checks the open
+/// mode first (05/20/00); we check the CDB first (05/24/00).
+#[test]
+fn cdb_bytes_5_and_6_on_a_read_only_descriptor() {
+    let pair = start_pair();
+    let (read_only, _backing) = descriptors::read_only_file().expect("read-only file");
+    let mut register = cdb::register(24);
+    register[5] = 0x01;
+    let steps = [Step::request(
+        "REGISTER with cdb[5] = 1, read-only",
+        register,
+        read_only.as_fd(),
+        parameter_list(24),
+    )];
+    let theirs = run_stream(&pair.reference, 0, &steps, false);
+    let ours = run_stream(&pair.ours, 0, &steps, false);
+    assert_eq!(
+        theirs.replies,
+        vec![Outcome::Reply(check_condition(0x05, 0x20, 0x00))]
+    );
+    assert_eq!(
+        ours.replies,
+        vec![Outcome::Reply(check_condition(0x05, 0x24, 0x00))]
+    );
+}
+
+/// PR IN with non-zero CDB bytes 5-6 (reserved there): both forward or
+/// refuse alike.
+#[test]
+fn pr_in_with_bytes_5_and_6_set_matches() {
+    let pair = start_pair();
+    let set = descriptor_set();
+    for (name, fd) in &set.named {
+        let steps: Vec<Step<'_>> = [5usize, 6]
+            .into_iter()
+            .map(|byte| {
+                let mut read_keys = cdb::read_keys(8);
+                read_keys[byte] = 0x01;
+                Step::request(
+                    format!("READ KEYS with cdb[{byte}] = 1"),
+                    read_keys,
+                    fd.as_fd(),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        assert_same(
+            &pair,
+            &format!("PR IN bytes 5-6 on {name}"),
+            0,
+            &steps,
+            false,
         );
     }
 }

@@ -336,8 +336,59 @@ impl LoopDevice {
             .as_file()
             .set_len(size)
             .map_err(|source| ReferenceError::BackingFile { source })?;
+        Self::losetup(backing, &[])
+    }
+
+    /// Like [`attach`](Self::attach), but the backing file carries an MBR
+    /// partition table with one partition (from sector 2048 to the end) and
+    /// the kernel scans it (`losetup -P`): [`partition`](Self::partition)
+    /// is then a partition device, e.g. `/dev/loop0p1`.
+    pub fn attach_partitioned(size: u64) -> Result<Self, ReferenceError> {
+        let backing = tempfile::NamedTempFile::new()
+            .map_err(|source| ReferenceError::BackingFile { source })?;
+        backing
+            .as_file()
+            .set_len(size)
+            .map_err(|source| ReferenceError::BackingFile { source })?;
+        let sectors = u32::try_from(size / 512).unwrap_or(u32::MAX);
+        let mbr = mbr_with_one_partition(2048, sectors.saturating_sub(2048));
+        std::os::unix::fs::FileExt::write_all_at(backing.as_file(), &mbr, 0)
+            .map_err(|source| ReferenceError::BackingFile { source })?;
+        let device = Self::losetup(backing, &["-P"])?;
+        let partition = device.partition();
+        if !partition.exists() {
+            // Kernels without the MBR parser scan nothing; `partx -a`
+            // declares the partition through BLKPG instead.
+            let status = Command::new("partx")
+                .arg("-a")
+                .arg(&device.path)
+                .stdout(Stdio::null())
+                .status()
+                .map_err(|source| ReferenceError::Losetup {
+                    detail: format!("partx: {source}"),
+                })?;
+            if !status.success() && !partition.exists() {
+                return Err(ReferenceError::Losetup {
+                    detail: format!("partx -a {} failed: {status}", device.path.display()),
+                });
+            }
+        }
+        let start = Instant::now();
+        while !partition.exists() {
+            if start.elapsed() > READY_GUARD {
+                return Err(ReferenceError::Losetup {
+                    detail: format!("{} never appeared", partition.display()),
+                });
+            }
+            thread::sleep(READY_POLL);
+        }
+        Ok(device)
+    }
+
+    fn losetup(backing: tempfile::NamedTempFile, extra: &[&str]) -> Result<Self, ReferenceError> {
         let output = Command::new("losetup")
             .args(["-f", "--show"])
+            .args(extra)
             .arg(backing.path())
             .output()
             .map_err(|source| ReferenceError::Losetup {
@@ -364,6 +415,27 @@ impl LoopDevice {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The node of the first partition, e.g. `/dev/loop0p1` (it exists
+    /// only for [`attach_partitioned`](Self::attach_partitioned)).
+    pub fn partition(&self) -> PathBuf {
+        let mut name = self.path.clone().into_os_string();
+        name.push("p1");
+        PathBuf::from(name)
+    }
+}
+
+/// A 512-byte MBR with one Linux partition (type 0x83) of `sectors`
+/// sectors starting at `first_sector`.
+fn mbr_with_one_partition(first_sector: u32, sectors: u32) -> [u8; 512] {
+    let mut mbr = [0u8; 512];
+    let entry = 446;
+    mbr[entry + 4] = 0x83;
+    mbr[entry + 8..entry + 12].copy_from_slice(&first_sector.to_le_bytes());
+    mbr[entry + 12..entry + 16].copy_from_slice(&sectors.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    mbr
 }
 
 impl Drop for LoopDevice {
