@@ -742,3 +742,38 @@ impl StreamRead for RawClient {
         stream.read(buf)
     }
 }
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn grace_period_bounds_a_stuck_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("g.pid");
+    let mut daemon = Daemon::start_with(
+        DaemonOptions::default()
+            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "0.5"])
+            // Far longer than the test waits for anything.
+            .env("PR_HELPER_TEST_LATENCY_MS", "600000"),
+    )
+    .expect("daemon starts");
+    let pid = daemon.pid();
+    let file = pr_testkit::descriptors::regular_file(4096).unwrap();
+    let mut client = daemon.client().unwrap();
+    client
+        .send_request(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+        .unwrap();
+    wait_until("the command is executing", || sleeping_threads(pid) >= 1);
+
+    daemon.signal(Signal::TERM).unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "{status}: {}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("grace period over"),
+        "{}",
+        daemon.log_text()
+    );
+    // The stuck command's connection was closed without an answer.
+    let mut byte = [0u8; 1];
+    assert_eq!(client.stream_read(&mut byte).unwrap_or(0), 0);
+    assert!(!daemon.socket().exists(), "socket left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
+}

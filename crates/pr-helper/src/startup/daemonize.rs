@@ -92,6 +92,9 @@ fn redirect_std_streams() -> io::Result<()> {
 }
 
 fn parent_waits(read_end: OwnedFd, child: i32) -> ! {
+    // The waiting parent may be interrupted like any foreground command;
+    // the daemon, in its own session, is not affected.
+    let _ = sys::block_termination_signals(false);
     let mut report = Vec::new();
     let _ = File::from(read_end).read_to_end(&mut report);
     match report.split_first() {

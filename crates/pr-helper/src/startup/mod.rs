@@ -2,6 +2,7 @@
 //! the orderly exit.
 //!
 //! [`run`] is one linear sequence; each step is a small module:
+//! 0. termination signals are held pending until their handlers exist;
 //! 1. [`activation`]: read (and clear) systemd's variables while we are
 //!    still single-threaded;
 //! 2. descriptor hygiene: close everything inherited above stderr, except
@@ -85,6 +86,9 @@ pub enum StartupError {
 
 /// Runs the daemon until it is told to stop. `Ok` means an orderly exit.
 pub fn run(config: Config) -> Result<(), StartupError> {
+    // 0. Stop requests wait until the handlers exist (see `signals`).
+    sys::block_termination_signals(true).map_err(StartupError::Signals)?;
+
     // 1. systemd's variables, read and removed while single-threaded.
     let env = Environment::take(std::process::id())?;
     if env.activated && config.socket_given {
@@ -261,6 +265,10 @@ fn serve_with_reduced_privileges(
             tokio::net::UnixListener::from_std(listener).map_err(StartupError::ListenerSetup)?;
         let (shutdown_tx, shutdown_rx) = serve::shutdown_channel();
         signals::spawn_shutdown_on_signals(shutdown_tx).map_err(StartupError::Signals)?;
+        // Handlers are in place: let stop requests in. Only this thread
+        // unblocks them; the runtime's threads keep them blocked, so the
+        // kernel delivers them here.
+        sys::block_termination_signals(false).map_err(StartupError::Signals)?;
         if let Some(socket) = &env.notify_socket {
             if let Err(error) = notify::notify_ready(socket) {
                 tracing::warn!(error = %error, "cannot notify systemd of readiness");

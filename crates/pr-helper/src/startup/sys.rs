@@ -237,3 +237,34 @@ pub fn close_all_except(keep: i32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The signals that ask the daemon to stop.
+const TERMINATION_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// Blocks (holds pending) or unblocks the termination signals for the
+/// calling thread; threads created afterwards inherit the mask. Start-up
+/// blocks them so that a stop request arriving before the handlers exist
+/// is handled as a graceful shutdown once they do, instead of killing the
+/// process half-started.
+pub fn block_termination_signals(block: bool) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given, which is ours.
+    unsafe { libc::sigemptyset(set.as_mut_ptr()) };
+    for signal in TERMINATION_SIGNALS {
+        // SAFETY: the set was initialised by sigemptyset above; the signal
+        // numbers are valid constants.
+        unsafe { libc::sigaddset(set.as_mut_ptr(), signal) };
+    }
+    let how = if block {
+        libc::SIG_BLOCK
+    } else {
+        libc::SIG_UNBLOCK
+    };
+    // SAFETY: `set` is initialised; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(how, set.as_ptr(), std::ptr::null_mut()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}
