@@ -1,12 +1,4 @@
-//! Safe `SG_IO` and descriptor classification.
-//!
-//! - [`classify`]: what a descriptor refers to (whole block device,
-//!   partition, sg character device, regular file, something else);
-//! - [`access_mode`]: how it was opened (read-only, write-only, read-write);
-//! - [`send`]: one SCSI command through the `SG_IO` ioctl.
-//!
-//! None of these change the descriptor: it belongs to the peer as much as
-//! to us. `unsafe` code is confined to the private `sys` module.
+#![doc = include_str!("../README.md")]
 
 mod access;
 mod classify;
