@@ -17,7 +17,9 @@
 //! in the kernel, and our CAP_SYS_RAWIO would otherwise bypass that check and reserve
 //! the whole LUN (a deliberate difference from QEMU's helper, which sends the ioctl).
 //!
-//! Every call here blocks; the serving code runs it in its bounded pool.
+//! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup, `F_GETFL`) and
+//! answers at once whenever no ioctl or file I/O is needed; [`Backends::run`] does the
+//! blocking rest, which the serving code runs in its bounded pool.
 
 pub mod emulated;
 pub mod sgio;
@@ -80,6 +82,40 @@ impl fmt::Display for DescriptorLabel {
     }
 }
 
+/// What a command needs, decided without blocking by [`Backends::plan`].
+#[derive(Debug)]
+pub enum Plan {
+    /// Answered already (refused, or a descriptor that gets no ioctl).
+    Answered(Execution),
+    /// Needs a blocking call: run it with [`Backends::run`] off the I/O threads.
+    Blocking(Job),
+}
+
+impl Plan {
+    fn refused(sense: Sense, descriptor: DescriptorLabel) -> Self {
+        Plan::Answered(refused(sense, descriptor))
+    }
+}
+
+/// The blocking part of a command.
+#[derive(Debug)]
+pub struct Job {
+    work: Work,
+    /// The kind of descriptor it goes to.
+    pub descriptor: DescriptorLabel,
+}
+
+#[derive(Debug)]
+enum Work {
+    /// One SG_IO ioctl.
+    SgIo,
+    /// The emulated target (file I/O, fsync of its state).
+    Emulated,
+    /// An answer already known, delayed by the test latency hook.
+    #[cfg(feature = "test-hooks")]
+    Ready(Response),
+}
+
 /// The answer to one command, with what the log line needs to know about it.
 #[derive(Debug)]
 pub struct Execution {
@@ -135,42 +171,81 @@ impl Backends {
 
     /// [`execute`](Self::execute), also telling what kind of descriptor was used.
     pub fn execute_described(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Execution {
-        #[cfg(feature = "test-hooks")]
-        if let Some(latency) = self.injected_latency {
-            std::thread::sleep(latency);
+        match self.plan(request, peer) {
+            Plan::Answered(execution) => execution,
+            Plan::Blocking(job) => {
+                let descriptor = job.descriptor;
+                Execution {
+                    response: self.run(job, request, peer),
+                    descriptor,
+                }
+            }
         }
+    }
+
+    /// Everything that cannot block: the CDB rule, classification, the access mode.
+    /// Either answers at once or says which blocking call the command needs; the
+    /// serving code runs the latter with [`run`](Self::run) in its bounded pool.
+    pub fn plan(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Plan {
+        let plan = self.plan_without_hooks(request, peer);
+        #[cfg(feature = "test-hooks")]
+        if self.injected_latency.is_some() {
+            // Tests keep commands in flight: every command then goes through the pool.
+            return match plan {
+                Plan::Answered(Execution {
+                    response,
+                    descriptor,
+                }) => Plan::Blocking(Job {
+                    work: Work::Ready(response),
+                    descriptor,
+                }),
+                blocking => blocking,
+            };
+        }
+        plan
+    }
+
+    fn plan_without_hooks(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Plan {
         // PR OUT's parameter list length is cdb[5..9], but the protocol carries only
         // cdb[7..9] bytes: a device told more than we sent must never see the command.
         if request.cdb_check().is_err() {
-            return refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
+            return Plan::refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
         }
         let fd = request.fd.as_fd();
         let kind = match sg_io::classify(fd) {
             Ok(kind) => kind,
             Err(error) => {
                 tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
-                return refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
+                return Plan::refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
             }
         };
-        let label = DescriptorLabel::Kind(kind);
+        let descriptor = DescriptorLabel::Kind(kind);
         if request.direction() == Direction::Out && !may_write(fd) {
-            return refused(Sense::INVALID_OPCODE, label);
+            return Plan::refused(Sense::INVALID_OPCODE, descriptor);
         }
-        let response = match kind {
-            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => {
-                sgio::execute(fd, request, self.sgio_timeout)
-            }
-            DescriptorKind::Partition if self.allow_partitions => {
-                sgio::execute(fd, request, self.sgio_timeout)
-            }
-            DescriptorKind::RegularFile => self.regular_file(fd, request, peer),
-            DescriptorKind::Partition | DescriptorKind::Other(_) => {
-                check_condition(Sense::IO_ERROR)
+        let work = match kind {
+            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Work::SgIo,
+            DescriptorKind::Partition if self.allow_partitions => Work::SgIo,
+            DescriptorKind::RegularFile if self.emulated.is_some() => Work::Emulated,
+            DescriptorKind::RegularFile | DescriptorKind::Partition | DescriptorKind::Other(_) => {
+                return Plan::refused(Sense::IO_ERROR, descriptor);
             }
         };
-        Execution {
-            response,
-            descriptor: label,
+        Plan::Blocking(Job { work, descriptor })
+    }
+
+    /// Runs the blocking part [`plan`](Self::plan) asked for. Blocks (ioctl, file I/O).
+    pub fn run(&self, job: Job, request: &Request<OwnedFd>, peer: &PeerInfo) -> Response {
+        #[cfg(feature = "test-hooks")]
+        if let Some(latency) = self.injected_latency {
+            std::thread::sleep(latency);
+        }
+        let fd = request.fd.as_fd();
+        match job.work {
+            Work::SgIo => sgio::execute(fd, request, self.sgio_timeout),
+            Work::Emulated => self.regular_file(fd, request, peer),
+            #[cfg(feature = "test-hooks")]
+            Work::Ready(response) => response,
         }
     }
 

@@ -23,7 +23,7 @@ use tokio::time::timeout_at;
 use super::pool::{DeviceKey, Pool};
 use super::recv::{Received, recv_now, recv_with_fds};
 use super::{ServeSettings, ShutdownSignal};
-use crate::backend::{Backends, Execution, PeerInfo, check_condition};
+use crate::backend::{Backends, Execution, Job, PeerInfo, Plan, check_condition};
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -324,22 +324,13 @@ impl Connection {
         }
     }
 
-    /// Executes `request` in the pool, writes its response, then closes its descriptor.
+    /// Executes `request` (its blocking part in the pool), writes its response, then
+    /// closes its descriptor.
     async fn answer(&mut self, request: Request<OwnedFd>) -> Result<(), CloseReason> {
         let started = Instant::now();
-        let key = DeviceKey::of(request.fd.as_fd());
-        let backends = Arc::clone(&self.context.backends);
-        let peer = self.peer;
-        let job = move || {
-            let execution = backends.execute_described(&request, &peer);
-            (execution, request)
-        };
-        let (execution, request) = match self.context.pool.run(key, job).await {
-            Ok(done) => done,
-            Err(error) => {
-                tracing::error!(peer = %self.peer, error = %crate::backend::error_chain(&error), "backend call failed");
-                return Err(CloseReason::BackendFailed);
-            }
+        let (execution, request) = match self.context.backends.plan(&request, &self.peer) {
+            Plan::Answered(execution) => (execution, request),
+            Plan::Blocking(job) => self.run_in_pool(job, request).await?,
         };
         let Execution {
             response,
@@ -374,6 +365,41 @@ impl Connection {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(io_failure("writing the response", error)),
             Err(_) => Err(CloseReason::ReplyTimeout(self.context.request_timeout)),
+        }
+    }
+
+    /// Runs the blocking part of a command in the bounded pool. The request travels
+    /// with it and comes back, so its descriptor stays open until the answer is written.
+    async fn run_in_pool(
+        &self,
+        job: Job,
+        request: Request<OwnedFd>,
+    ) -> Result<(Execution, Request<OwnedFd>), CloseReason> {
+        let key = DeviceKey::of(request.fd.as_fd());
+        let backends = Arc::clone(&self.context.backends);
+        let peer = self.peer;
+        let descriptor = job.descriptor;
+        let blocking = move || {
+            let response = backends.run(job, &request, &peer);
+            (response, request)
+        };
+        match self.context.pool.run(key, blocking).await {
+            Ok((response, request)) => Ok((
+                Execution {
+                    response,
+                    descriptor,
+                },
+                request,
+            )),
+            Err(error) => {
+                tracing::error!(
+                    conn = self.id,
+                    peer = %self.peer,
+                    error = %crate::backend::error_chain(&error),
+                    "backend call failed"
+                );
+                Err(CloseReason::BackendFailed)
+            }
         }
     }
 
