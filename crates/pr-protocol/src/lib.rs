@@ -39,3 +39,22 @@ pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
 pub const STATUS_GOOD: u8 = 0x00;
 /// SCSI status CHECK CONDITION: the sense bytes say why.
 pub const STATUS_CHECK_CONDITION: u8 = 0x02;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_match_the_wire_protocol() {
+        assert_eq!(CDB_SIZE, 16);
+        assert_eq!(SENSE_SIZE, 96);
+        assert_eq!(MAX_TRANSFER, 8192);
+        assert_eq!(RESPONSE_HEADER_SIZE, 104);
+        assert_eq!(HANDSHAKE_SIZE, 4);
+        assert_eq!(
+            (PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT),
+            (0x5E, 0x5F)
+        );
+        assert_eq!((STATUS_GOOD, STATUS_CHECK_CONDITION), (0x00, 0x02));
+    }
+}
