@@ -53,3 +53,8 @@ pub use typed::{
 mod async_client;
 #[cfg(feature = "async")]
 pub use async_client::AsyncClient;
+
+/// The README's example, compiled as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
