@@ -532,6 +532,10 @@ mod tests {
             CdbFault::ParameterListLengthHighBytes { high: 0x0102 }
         );
         assert_eq!(fault.sense_code(), (0x05, 0x24, 0x00));
+        assert_eq!(
+            fault.to_string(),
+            "PR OUT parameter list length has non-zero high bytes 0x0102 in cdb[5..7]"
+        );
 
         let mut inn = pr_in(8);
         inn[5] = 0xFF;
