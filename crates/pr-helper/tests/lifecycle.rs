@@ -529,6 +529,34 @@ fn daemonize_reports_start_up_errors_in_the_foreground() {
     );
 }
 
+#[test]
+fn daemonize_hands_errors_after_the_fork_to_the_foreground() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("d.sock");
+    let pidfile = dir.path().join("d.pid");
+    // The backends are prepared after the fork; a state directory under a
+    // regular file cannot be created. The detached child reports the error
+    // through the start-up pipe and cleans up.
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let state = not_a_dir.join("state");
+    let output = run(&[
+        "-d",
+        "-f",
+        pidfile.to_str().unwrap(),
+        "-k",
+        sock.to_str().unwrap(),
+        "--emulated-state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("preparing the backends"), "{text}");
+    assert!(text.contains("state directory"), "{text}");
+    assert!(!sock.exists(), "socket left behind");
+    assert!(!pidfile.exists(), "pid file left behind");
+}
+
 // ---------------------------------------------------------------------------
 // Privileges
 

@@ -14,7 +14,8 @@
 //! 6. [`daemonize`] with `-d`; from here errors reach the waiting parent;
 //! 7. [`logging`]; 8. our pid into the pid file;
 //! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
-//! 10. [`privileges`]: keep CAP_SYS_RAWIO only, switch uid/gid;
+//! 10. the backends (state directory opened as root), then [`privileges`]:
+//!     keep CAP_SYS_RAWIO only, switch uid/gid;
 //! 11. the tokio runtime (its threads inherit the reduced privileges),
 //!     [`signals`], readiness ([`notify`], the `-d` parent), then serve;
 //! 12. on shutdown: wait for the janitor so the files are gone at exit.
@@ -33,6 +34,7 @@ mod sys;
 
 use std::os::unix::net::UnixListener;
 
+use crate::backend::{BackendError, Backends};
 use crate::config::Config;
 use crate::serve::{self, ServeError, ServeSettings};
 
@@ -72,6 +74,8 @@ pub enum StartupError {
     Logging(#[from] LoggingError),
     #[error("starting the janitor process")]
     Janitor(#[from] JanitorError),
+    #[error("preparing the backends")]
+    Backends(#[from] BackendError),
     #[error("dropping privileges")]
     Privileges(#[from] PrivilegeError),
     #[error("cannot start the async runtime")]
@@ -239,7 +243,10 @@ fn serve_with_reduced_privileges(
     settings: ServeSettings,
     readiness: Option<&mut Readiness>,
 ) -> Result<serve::ServeSummary, StartupError> {
-    // 10. Privileges.
+    // 10. Backends (the emulated target's state directory is opened and
+    // locked while we are still root, and before readiness is reported),
+    // then privileges.
+    let backends = Backends::new(&settings)?;
     let dropped = privileges::drop_privileges(switch)?;
     if !dropped.has_rawio {
         tracing::warn!(
@@ -282,7 +289,9 @@ fn serve_with_reduced_privileges(
             pid = std::process::id(),
             "serving"
         );
-        serve::serve(listener, settings, shutdown_rx).await.map_err(StartupError::from)
+        serve::serve_with_backends(listener, settings, backends, shutdown_rx)
+            .await
+            .map_err(StartupError::from)
     });
     // Commands still stuck in the kernel after the grace period must not
     // hold up the exit.
