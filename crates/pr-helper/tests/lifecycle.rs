@@ -368,6 +368,33 @@ fn inherited_descriptors_are_closed() {
 }
 
 #[test]
+fn soft_descriptor_limit_is_raised_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("l.sock");
+    let mut child = Command::new("prlimit")
+        .args(["--nofile=256:4096", "--"])
+        .arg(bin())
+        .arg("-k")
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run prlimit (util-linux)");
+    wait_until("socket appears", || sock.exists());
+    assert_served(&sock);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{open_files}");
+    kill(child.id(), Signal::TERM);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
 fn trace_file_receives_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("trace.log");

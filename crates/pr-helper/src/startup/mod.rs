@@ -24,6 +24,7 @@ pub mod activation;
 pub mod daemonize;
 pub mod ids;
 pub mod janitor;
+pub mod limits;
 pub mod listener;
 pub mod logging;
 pub mod notify;
@@ -258,6 +259,10 @@ fn serve_with_reduced_privileges(
     }
 
     // 11. Runtime, signals, readiness, serving.
+    match limits::raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(soft = ?limit.soft, hard = ?limit.hard, "descriptor limit"),
+        Err(error) => tracing::warn!(error = %error, "cannot raise the descriptor limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pr-helper")
