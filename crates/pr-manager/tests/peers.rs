@@ -230,3 +230,58 @@ against_both!(
     down_longer_than_window_is_lun_communication_failure,
     concurrent_commands_get_their_own_replies,
 );
+
+/// With our daemon's software target the payload depends on the request:
+/// READ FULL STATUS truncated to each request's own allocation length.
+/// 16 threads × 1000 commands with allocation lengths all different in
+/// flight; each reply must carry exactly its own prefix of the payload.
+#[test]
+fn ours_emulated_replies_match_their_allocation_length() {
+    use pr_manager::{PrInAction, RegisterOptions, pr_in_command};
+
+    let helper = Helper::start_emulated();
+    let client = Arc::new(Client::new(config(&helper)));
+    let disk = regular_file();
+    let rw = File::options()
+        .read(true)
+        .write(true)
+        .open(disk.path())
+        .expect("open read-write");
+    client
+        .register_and_ignore(rw.as_fd(), 0x5EED, RegisterOptions::default())
+        .expect("register");
+    let full = client
+        .pr_in_payload(rw.as_fd(), PrInAction::ReadFullStatus)
+        .expect("read full status");
+    assert!(full.len() > 32, "one registrant with its transport ID");
+    let full_len = u16::try_from(full.len()).expect("small payload");
+
+    let done: usize = thread::scope(|scope| {
+        let workers: Vec<_> = (0..16u16)
+            .map(|t| {
+                let (client, rw, full) = (Arc::clone(&client), &rw, &full);
+                scope.spawn(move || {
+                    for i in 0..1000u16 {
+                        // 1..=full_len, shifted per thread so neighbours differ.
+                        let alloc = (t.wrapping_mul(7).wrapping_add(i) % full_len) + 1;
+                        let mut buf = vec![0u8; usize::from(alloc)];
+                        let reply = client
+                            .execute(
+                                &pr_in_command(PrInAction::ReadFullStatus, alloc),
+                                rw.as_fd(),
+                                DataTransfer::FromDevice(&mut buf),
+                            )
+                            .expect("valid");
+                        assert!(reply.is_good(), "{:?} {:?}", reply.status, reply.failure);
+                        assert_eq!(reply.data_len, usize::from(alloc), "thread {t} command {i}");
+                        assert_eq!(reply.residual, 0);
+                        assert_eq!(buf[..], full[..usize::from(alloc)]);
+                    }
+                    1000usize
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).sum()
+    });
+    assert_eq!(done, 16_000, "no command lost");
+}

@@ -52,11 +52,38 @@ pub fn our_daemon() -> &'static Path {
 pub struct Helper {
     peer: Peer,
     dir: TempDir,
+    extra_args: Vec<String>,
     process: Option<HelperProcess>,
 }
 
 impl Helper {
     pub fn start(peer: Peer) -> Self {
+        Self::start_with(peer, &[])
+    }
+
+    /// Starts our daemon with its software target serving regular files,
+    /// state kept in the helper's temporary directory.
+    pub fn start_emulated() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("pr-manager-test")
+            .tempdir()
+            .expect("temporary directory");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).expect("state directory");
+        let mut helper = Self {
+            peer: Peer::Ours,
+            extra_args: vec![
+                "--emulated-state-dir".to_owned(),
+                state.to_str().expect("utf-8 path").to_owned(),
+            ],
+            dir,
+            process: None,
+        };
+        helper.restart();
+        helper
+    }
+
+    pub fn start_with(peer: Peer, extra_args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("pr-manager-test")
             .tempdir()
@@ -64,6 +91,7 @@ impl Helper {
         let mut helper = Self {
             peer,
             dir,
+            extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             process: None,
         };
         helper.restart();
@@ -89,11 +117,12 @@ impl Helper {
     /// Starts the helper again on the same socket path.
     pub fn restart(&mut self) {
         self.stop();
+        let extra: Vec<&str> = self.extra_args.iter().map(String::as_str).collect();
         let process = HelperProcess::spawn(
             &self.peer.program(),
             &self.socket(),
             &self.dir.path().join("helper.pid"),
-            &[],
+            &extra,
         )
         .expect("start the helper");
         self.process = Some(process);
