@@ -17,6 +17,8 @@ pub struct Answer {
     pub status: u8,
     pub sense: Vec<u8>,
     pub data: Vec<u8>,
+    /// Send these bytes instead of a well-formed reply, then close.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Answer {
@@ -38,6 +40,20 @@ impl Answer {
             status: 0x02,
             sense,
             data: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// Close the connection without answering.
+    pub fn hang_up() -> Self {
+        Self::raw(Vec::new())
+    }
+
+    /// Answer with exactly these bytes, then close the connection.
+    pub fn raw(bytes: Vec<u8>) -> Self {
+        Self {
+            raw: Some(bytes),
+            ..Self::default()
         }
     }
 
@@ -114,6 +130,10 @@ fn serve(mut stream: UnixStream, handler: &Handler, seen: &Mutex<Vec<[u8; 16]>>)
         }
         seen.lock().expect("lock").push(cdb);
         let mut answer = handler(&cdb, &params);
+        if let Some(raw) = answer.raw.take() {
+            let _ = stream.write_all(&raw);
+            return;
+        }
         if cdb[0] != 0x5E || answer.status != 0 {
             answer.data.clear();
         }

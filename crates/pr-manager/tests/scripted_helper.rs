@@ -1,4 +1,5 @@
-//! The typed API end to end over a real socket: payloads built with the
+//! Against a scripted helper on a real socket. The typed API end to end:
+//! payloads built with the
 //! `scsi` encoders (what a real device sends), whole and truncated, are
 //! decoded into the `scsi::pr` types; PR OUT lists reach the peer intact.
 
@@ -235,4 +236,72 @@ fn pr_out_lists_reach_the_peer_and_errors_are_typed() {
     assert_eq!(seen[1][2] & 0x0f, ReservationType::WriteExclusive.code());
     let (cdb, _) = PrOutCommand::clear(0x42).encode().expect("encode");
     assert_eq!(seen[2][..10], cdb);
+}
+
+/// After the CDB is sent, a helper that hangs up or answers garbage fails
+/// that command with 0B/08/00 (cause kept), and the next command reconnects.
+#[test]
+fn failure_after_sending_is_0b_08_00_and_the_next_command_reconnects() {
+    use pr_manager::ProtocolError;
+
+    // Allocation 77: hang up. Allocation 78: a payload with CHECK CONDITION
+    // (malformed). Anything else: eight bytes of READ KEYS header.
+    let fake = FakeHelper::start(|cdb, _| match cdb[8] {
+        77 => Answer::hang_up(),
+        78 => {
+            let mut raw = Vec::new();
+            raw.extend_from_slice(&2i32.to_be_bytes());
+            raw.extend_from_slice(&8i32.to_be_bytes());
+            raw.extend_from_slice(&[0u8; 96 + 8]);
+            Answer::raw(raw)
+        }
+        _ => Answer::good(vec![0; 8]),
+    });
+    let client = client(&fake);
+    let events = client.subscribe();
+    let file = tempfile::tempfile().expect("file");
+    let run = |alloc: u16| {
+        let mut buf = vec![0u8; usize::from(alloc)];
+        client
+            .execute(
+                &pr_manager::pr_in_command(PrInAction::ReadKeys, alloc),
+                file.as_fd(),
+                DataTransfer::FromDevice(&mut buf),
+            )
+            .expect("valid")
+    };
+    assert!(run(8).is_good());
+    assert!(client.is_connected());
+
+    let hung_up = run(77);
+    assert_eq!(hung_up.status, Status::CHECK_CONDITION);
+    assert_eq!(hung_up.decoded_sense(), Some(Sense::LUN_COMM_FAILURE));
+    assert!(matches!(
+        hung_up.failure,
+        Some(Error::Protocol(ProtocolError::PeerClosed {
+            received: 0,
+            expected: 104
+        }))
+    ));
+    assert!(!client.is_connected());
+
+    assert!(run(8).is_good(), "the next command reconnects");
+    assert!(client.is_connected());
+
+    let garbled = run(78);
+    assert_eq!(garbled.decoded_sense(), Some(Sense::LUN_COMM_FAILURE));
+    assert!(matches!(
+        garbled.failure,
+        Some(Error::Protocol(ProtocolError::MalformedReply(_)))
+    ));
+    assert!(run(8).is_good());
+
+    let seen: Vec<_> = events.try_iter().collect();
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, pr_manager::StatusEvent::Connected))
+            .count(),
+        3,
+        "{seen:?}"
+    );
 }
