@@ -436,13 +436,16 @@ fn socket_mode_and_group_are_applied() {
 fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
     let mut daemon = Daemon::start(Vec::<String>::new()).expect("daemon starts");
     let sock = daemon.socket().to_str().unwrap().to_owned();
-    let output = run(&["-k", &sock]);
+    // Refused; the pid file it had created is removed again.
+    let pidfile = daemon.dir().join("second.pid");
+    let output = run(&["-k", &sock, "-f", pidfile.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("already serving"),
         "{}",
         stderr(&output)
     );
+    assert!(!pidfile.exists(), "refused instance left its pid file");
     assert_served(daemon.socket());
     daemon.signal(Signal::TERM).unwrap();
     assert!(daemon.wait().unwrap().success());

@@ -120,46 +120,20 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     // Trace files are read and the log file opened now, for the same reason.
     let log_setup = logging::prepare(&config)?;
 
-    // 4. The pid file lock: a second instance stops here.
-    let pidfile = config.pidfile.as_deref().map(PidFile::lock).transpose()?;
-
-    // 5. The listening socket.
-    let (listener, bound_socket, removed_stale) = if env.activated {
-        (activation::take_listener()?, None, false)
-    } else {
-        let bound = listener::bind_socket(&config.socket, config.socket_mode, socket_gid)?;
-        let identity = FileIdentity::of_path(&config.socket).map_err(|source| {
-            StartupError::SocketIdentity {
-                path: config.socket.clone(),
-                source,
-            }
-        })?;
-        (bound.listener, Some(identity), bound.removed_stale)
-    };
-
-    // 6. Detach. The parent waits in `detach` for our report and exits.
-    let mut readiness = if config.daemon {
-        Some(daemonize::detach()?)
-    } else {
-        None
-    };
-    let mut leftovers: Vec<FileIdentity> = bound_socket.iter().cloned().collect();
-    if let Some(pidfile) = &pidfile {
-        leftovers.extend(pidfile.identity().ok());
-    }
-    let started = Started {
-        listener,
-        bound_socket,
-        removed_stale,
-        pidfile,
+    // Steps 4 to 12. Whatever fails after we created the pid file or the
+    // socket removes them again, and a detached child hands its error to
+    // the waiting parent.
+    let mut leftovers = Vec::new();
+    let mut readiness = None;
+    let prepared = Prepared {
         switch,
+        socket_gid,
         settings,
         log_setup,
     };
-    let result = run_detached(&config, &env, started, readiness.as_mut());
+    let result = start_and_serve(&config, &env, prepared, &mut leftovers, &mut readiness);
     if let Err(error) = &result {
-        // Failed before serving: leave nothing behind (once the janitor
-        // runs it has already done this; removing twice is harmless).
+        // Once the janitor ran this is already done; removing twice is harmless.
         for file in &leftovers {
             let _ = file.remove_if_ours();
         }
@@ -170,32 +144,54 @@ pub fn run(config: Config) -> Result<(), StartupError> {
     result
 }
 
-/// What the steps before detaching produced.
-struct Started {
-    listener: UnixListener,
-    bound_socket: Option<FileIdentity>,
-    removed_stale: bool,
-    pidfile: Option<PidFile>,
+/// What steps 1 to 3 worked out.
+struct Prepared {
     switch: Option<ids::SwitchTo>,
+    socket_gid: Option<u32>,
     settings: ServeSettings,
     log_setup: logging::LogSetup,
 }
 
-fn run_detached(
+fn start_and_serve(
     config: &Config,
     env: &Environment,
-    started: Started,
-    readiness: Option<&mut Readiness>,
+    prepared: Prepared,
+    leftovers: &mut Vec<FileIdentity>,
+    readiness: &mut Option<Readiness>,
 ) -> Result<(), StartupError> {
-    let Started {
-        listener,
-        bound_socket,
-        removed_stale,
-        mut pidfile,
+    let Prepared {
         switch,
+        socket_gid,
         settings,
         log_setup,
-    } = started;
+    } = prepared;
+
+    // 4. The pid file lock: a second instance stops here (and, not holding
+    // the lock, removes nothing).
+    let mut pidfile = config.pidfile.as_deref().map(PidFile::lock).transpose()?;
+    if let Some(pidfile) = &pidfile {
+        leftovers.push(pidfile.identity().map_err(StartupError::PidFileIdentity)?);
+    }
+
+    // 5. The listening socket (the one systemd passed is systemd's to remove).
+    let (listener, removed_stale) = if env.activated {
+        (activation::take_listener()?, false)
+    } else {
+        let bound = listener::bind_socket(&config.socket, config.socket_mode, socket_gid)?;
+        let identity = FileIdentity::of_path(&config.socket).map_err(|source| {
+            StartupError::SocketIdentity {
+                path: config.socket.clone(),
+                source,
+            }
+        })?;
+        leftovers.push(identity);
+        (bound.listener, bound.removed_stale)
+    };
+
+    // 6. Detach. The parent waits in `detach` for our report and exits.
+    if config.daemon {
+        *readiness = Some(daemonize::detach()?);
+    }
 
     // 7. Logging (to the journal or syslog when detached).
     log_setup.install(config.daemon)?;
@@ -204,22 +200,19 @@ fn run_detached(
     }
 
     // 8. Our pid (the daemon's, after a -d fork).
-    let mut cleanup = Vec::new();
     if let Some(pidfile) = pidfile.as_mut() {
         pidfile.write_pid(std::process::id())?;
-        cleanup.push(pidfile.identity().map_err(StartupError::PidFileIdentity)?);
     }
-    // The socket systemd created is systemd's to remove.
-    cleanup.extend(bound_socket);
 
     // 9. The janitor, forked while we may still unlink anything.
-    let janitor = if cleanup.is_empty() {
+    let janitor = if leftovers.is_empty() {
         None
     } else {
-        Some(Janitor::spawn(cleanup)?)
+        Some(Janitor::spawn(leftovers.clone())?)
     };
 
-    let served = serve_with_reduced_privileges(config, env, listener, switch, settings, readiness);
+    let served =
+        serve_with_reduced_privileges(config, env, listener, switch, settings, readiness.as_mut());
 
     // 12. Files removed before our exit status is visible.
     if let Some(janitor) = janitor {
