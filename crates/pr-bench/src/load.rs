@@ -42,6 +42,9 @@ pub struct LoadOutcome {
     pub elapsed: Duration,
     /// Replies seen, by status and sense.
     pub replies: BTreeMap<String, u64>,
+    /// Measured requests of each connection (shows how fairly the helper
+    /// serves its peers).
+    pub per_connection: Vec<u64>,
 }
 
 impl LoadOutcome {
@@ -52,6 +55,7 @@ impl LoadOutcome {
         for (reply, count) in other.replies {
             *self.replies.entry(reply).or_default() += count;
         }
+        self.per_connection.extend(other.per_connection);
     }
 }
 
@@ -169,6 +173,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
         match worker.join() {
             Ok(Ok(log)) => {
                 last_reply = last_reply.max(log.last_reply.unwrap_or(measure_start));
+                let count = u64::try_from(log.latencies_ns.len()).unwrap_or(u64::MAX);
+                outcome.per_connection.push(count);
                 outcome.latencies_ns.extend(log.latencies_ns);
                 for (reply, count) in log.replies {
                     *outcome.replies.entry(reply).or_default() += count;

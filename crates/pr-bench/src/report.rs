@@ -20,6 +20,9 @@ pub struct TargetReport {
     pub ops_per_sec: f64,
     pub latency: Option<LatencySummary>,
     pub replies: BTreeMap<String, u64>,
+    /// Fewest and most requests one connection completed in one round.
+    pub per_connection_min: u64,
+    pub per_connection_max: u64,
 }
 
 impl TargetReport {
@@ -40,6 +43,8 @@ impl TargetReport {
             ops_per_sec,
             latency: stats::summarise(&mut outcome.latencies_ns),
             replies: outcome.replies,
+            per_connection_min: outcome.per_connection.iter().copied().min().unwrap_or(0),
+            per_connection_max: outcome.per_connection.iter().copied().max().unwrap_or(0),
         }
     }
 }
@@ -127,6 +132,11 @@ pub fn load_table(reports: &[TargetReport]) -> String {
         for (reply, count) in &r.replies {
             let _ = writeln!(out, "replies {}: {reply} x {count}", r.name);
         }
+        let _ = writeln!(
+            out,
+            "fairness {}: {} to {} requests per connection and round",
+            r.name, r.per_connection_min, r.per_connection_max
+        );
     }
     for ratio in ratios(reports) {
         let _ = writeln!(
@@ -159,6 +169,7 @@ mod tests {
             latencies_ns: vec![latency_us * 1000; usize::try_from(requests).unwrap()],
             elapsed: Duration::from_secs(1),
             replies: BTreeMap::from([("GOOD, 0 bytes".to_owned(), requests)]),
+            per_connection: vec![requests / 2, requests - requests / 2],
         };
         TargetReport::new(name, Path::new("/s"), 4, outcome)
     }
