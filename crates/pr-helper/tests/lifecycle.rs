@@ -368,6 +368,31 @@ fn inherited_descriptors_are_closed() {
 }
 
 #[test]
+fn closed_standard_streams_do_not_swallow_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("c.sock");
+    let pidfile = dir.path().join("c.pid");
+    // Started with 0, 1 and 2 closed: the socket must not land on them and
+    // be replaced by /dev/null when -d redirects the standard streams.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" <&- >&- 2>&-")
+        .arg(bin())
+        .args(["-d", "-k"])
+        .arg(&sock)
+        .arg("-f")
+        .arg(&pidfile)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_served(&sock);
+    let pid = read_pid(&pidfile);
+    kill(pid, Signal::TERM);
+    wait_until("daemon exits", || has_exited(pid));
+    assert!(!sock.exists() && !pidfile.exists());
+}
+
+#[test]
 fn soft_descriptor_limit_is_raised_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("l.sock");

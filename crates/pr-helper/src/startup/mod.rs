@@ -6,7 +6,7 @@
 //! 1. [`activation`]: read (and clear) systemd's variables while we are
 //!    still single-threaded;
 //! 2. descriptor hygiene: close everything inherited above stderr, except
-//!    the activation socket;
+//!    the activation socket, and put /dev/null on closed standard streams;
 //! 3. [`ids`]: resolve user and group names;
 //! 4. [`pidfile`]: take the pid file lock (before touching the socket, so a
 //!    second instance changes nothing);
@@ -53,7 +53,7 @@ use privileges::PrivilegeError;
 pub enum StartupError {
     #[error("systemd socket activation")]
     Activation(#[from] ActivationError),
-    #[error("cannot close inherited descriptors")]
+    #[error("cannot close inherited descriptors or reopen closed standard streams")]
     CloseDescriptors(#[source] std::io::Error),
     #[error("resolving users and groups")]
     Ids(#[from] IdError),
@@ -108,6 +108,9 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         activation::LISTEN_FDS_START
     };
     sys::close_from(first_to_close.unsigned_abs()).map_err(StartupError::CloseDescriptors)?;
+    // A closed standard stream would be reused by the next open (the
+    // socket, say) and later clobbered by `-d` or written to by a log line.
+    fill_standard_streams().map_err(StartupError::CloseDescriptors)?;
 
     // 3. Names to numbers, now, so a typo fails before anything changes.
     let switch = ids::resolve_switch(config.user.as_ref(), config.group.as_ref())?;
@@ -295,6 +298,24 @@ fn serve_with_reduced_privileges(
     // hold up the exit.
     runtime.shutdown_background();
     served
+}
+
+/// Opens /dev/null on any of descriptors 0-2 that is closed. `open`
+/// returns the lowest free descriptor, so each open either fills a gap
+/// (kept) or lands above 2 (closed again, and we are done).
+fn fill_standard_streams() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    loop {
+        let null = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        if null.as_raw_fd() > 2 {
+            return Ok(());
+        }
+        // Deliberately left open for good: it is now a standard stream.
+        let _ = null.into_raw_fd();
+    }
 }
 
 /// The serving settings with the allowlists resolved.
