@@ -153,3 +153,61 @@ fn switch_ids(switch: SwitchTo) -> Result<(), PrivilegeError> {
     rustix::thread::set_keep_capabilities(false).map_err(|e| PrivilegeError::KeepCaps(e.into()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_status(field: &str) -> String {
+        let text = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .map(|value| value.trim().to_owned())
+            .unwrap()
+    }
+
+    // Capabilities, ids (through rustix's per-thread calls) and
+    // NO_NEW_PRIVS all belong to a thread: a thread of its own keeps the
+    // rest of the test process untouched.
+    #[test]
+    fn drop_in_a_thread_of_its_own() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "needs root (the test machine runs as root)"
+        );
+        let report = std::thread::spawn(|| {
+            let dropped = drop_privileges(Some(SwitchTo {
+                uid: Some(65534),
+                gid: Some(65534),
+            }))
+            .unwrap();
+            let fields = [
+                "Uid",
+                "Gid",
+                "Groups",
+                "CapEff",
+                "CapPrm",
+                "CapBnd",
+                "NoNewPrivs",
+            ]
+            .map(|field| (field, thread_status(field)));
+            (dropped, fields)
+        })
+        .join()
+        .unwrap();
+        let (dropped, fields) = report;
+        assert!(dropped.has_rawio && dropped.bounding_cleared);
+        let expected = [
+            ("Uid", "65534\t65534\t65534\t65534"),
+            ("Gid", "65534\t65534\t65534\t65534"),
+            ("Groups", ""),
+            ("CapEff", "0000000000020000"),
+            ("CapPrm", "0000000000020000"),
+            ("CapBnd", "0000000000000000"),
+            ("NoNewPrivs", "1"),
+        ];
+        for ((field, value), (want_field, want)) in fields.iter().zip(expected) {
+            assert_eq!((*field, value.as_str()), (want_field, want));
+        }
+    }
+}
