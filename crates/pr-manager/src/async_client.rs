@@ -222,8 +222,7 @@ impl IdleSource for Shared {
         let reaped = before != idle.len();
         drop(idle);
         if reaped {
-            self.status
-                .mark_disconnected(|| "the helper closed an idle connection".to_owned());
+            crate::client::report_probe(&self.config, &self.status);
         }
     }
 }

@@ -77,8 +77,7 @@ impl IdleSource for Shared {
             .reap_idle(flagged, |conn| !conn.idle_check_alive())
             > 0
         {
-            self.status
-                .mark_disconnected(|| "the helper closed an idle connection".to_owned());
+            report_probe(&self.config, &self.status);
         }
     }
 }
@@ -265,6 +264,20 @@ impl Client {
         self.shared
             .status
             .mark_disconnected(|| error_chain(failure));
+    }
+}
+
+/// An idle connection was closed by the helper: report the helper gone
+/// unless a fresh connection shows it is still there.
+pub(crate) fn report_probe(config: &Config, status: &StatusHub) {
+    match crate::conn::probe(&config.socket_path, config.requested_features) {
+        Ok(()) => status.mark_connected(),
+        Err(e) => status.mark_disconnected(|| {
+            format!(
+                "the helper closed an idle connection and cannot be reached: {}",
+                error_chain(&e)
+            )
+        }),
     }
 }
 

@@ -18,8 +18,6 @@ use scsi::status::Status;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A negotiated connection. Shared (`Arc`) between the pool and the idle
-/// watcher; only one command uses it at a time.
 /// Status, sense and payload length of one reply.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReplyHeader {
@@ -28,6 +26,8 @@ pub(crate) struct ReplyHeader {
     pub(crate) data_len: usize,
 }
 
+/// A negotiated connection. Shared (`Arc`) between the pool and the idle
+/// watcher; only one command uses it at a time.
 #[derive(Debug)]
 pub(crate) struct Conn {
     pub(crate) id: u64,
@@ -146,6 +146,16 @@ impl AsFd for Conn {
         self.stream.as_fd()
     }
 }
+
+/// After the watcher saw an idle connection close: is the helper still
+/// there (it closed only that connection) or gone? One connect and
+/// handshake, bounded in time, then closed again.
+pub(crate) fn probe(path: &Path, requested_features: u32) -> Result<(), ConnectError> {
+    Conn::connect(path, requested_features, Some(PROBE_TIMEOUT)).map(drop)
+}
+
+/// Bounds a probe of a helper that accepts but never greets.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Room for the largest reply: header and payload.
 pub(crate) const CHUNK: usize = pr_protocol::RESPONSE_HEADER_SIZE + pr_protocol::MAX_TRANSFER;

@@ -1,7 +1,7 @@
 //! Against a scripted helper on a real socket. The typed API end to end:
-//! payloads built with the
-//! `scsi` encoders (what a real device sends), whole and truncated, are
-//! decoded into the `scsi::pr` types; PR OUT lists reach the peer intact.
+//! payloads built with the `scsi` encoders (what a real device sends),
+//! whole and truncated, are decoded into the `scsi::pr` types; PR OUT lists
+//! reach the peer intact; link failures after the CDB is sent.
 
 mod common;
 
@@ -304,4 +304,41 @@ fn failure_after_sending_is_0b_08_00_and_the_next_command_reconnects() {
         3,
         "{seen:?}"
     );
+}
+
+/// A helper that closes one idle connection but is still there is not
+/// reported as gone: the watcher reaps the connection, probes the socket
+/// with a fresh connection and keeps the status.
+#[test]
+fn idle_connection_closed_by_a_live_helper_keeps_the_status() {
+    let fake = FakeHelper::start(|_, _| Answer {
+        close_after: true,
+        ..Answer::good(vec![0; 8])
+    });
+    let mut config = Config::new(fake.socket());
+    config.idle_watch_interval = Some(std::time::Duration::from_millis(20));
+    let client = Client::new(config);
+    let events = client.subscribe();
+    let file = tempfile::tempfile().expect("file");
+    let mut buf = [0u8; 8];
+    let reply = client
+        .execute(
+            &pr_manager::pr_in_command(PrInAction::ReadKeys, 8),
+            file.as_fd(),
+            DataTransfer::FromDevice(&mut buf),
+        )
+        .expect("valid");
+    assert!(reply.is_good());
+    // Wait (a hang guard, not a measurement) for the watcher's probe.
+    let start = std::time::Instant::now();
+    while fake.connections() < 2 {
+        assert!(start.elapsed().as_secs() < 120, "the watcher never probed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    while client.idle_connections() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(client.is_connected());
+    let seen: Vec<_> = events.try_iter().collect();
+    assert_eq!(seen, vec![pr_manager::StatusEvent::Connected]);
 }

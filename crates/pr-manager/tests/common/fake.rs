@@ -19,6 +19,8 @@ pub struct Answer {
     pub data: Vec<u8>,
     /// Send these bytes instead of a well-formed reply, then close.
     pub raw: Option<Vec<u8>>,
+    /// Close the connection after this reply.
+    pub close_after: bool,
 }
 
 impl Answer {
@@ -41,6 +43,7 @@ impl Answer {
             sense,
             data: Vec::new(),
             raw: None,
+            close_after: false,
         }
     }
 
@@ -71,6 +74,7 @@ type Handler = dyn Fn(&[u8; 16], &[u8]) -> Answer + Send + Sync;
 pub struct FakeHelper {
     path: PathBuf,
     seen: Arc<Mutex<Vec<[u8; 16]>>>,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
     _dir: tempfile::TempDir,
 }
 
@@ -82,9 +86,12 @@ impl FakeHelper {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let handler: Arc<Handler> = Arc::new(handler);
         let seen_by_server = Arc::clone(&seen);
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&connections);
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let handler = Arc::clone(&handler);
                 let seen = Arc::clone(&seen_by_server);
                 thread::spawn(move || serve(stream, &*handler, &seen));
@@ -93,6 +100,7 @@ impl FakeHelper {
         Self {
             path,
             seen,
+            connections,
             _dir: dir,
         }
     }
@@ -104,6 +112,11 @@ impl FakeHelper {
 
     pub fn socket(&self) -> &Path {
         &self.path
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The CDBs received so far, in order.
@@ -147,7 +160,7 @@ fn serve(mut stream: UnixStream, handler: &Handler, seen: &Mutex<Vec<[u8; 16]>>)
         sense[..n].copy_from_slice(&answer.sense[..n]);
         reply.extend_from_slice(&sense);
         reply.extend_from_slice(&answer.data);
-        if stream.write_all(&reply).is_err() {
+        if stream.write_all(&reply).is_err() || answer.close_after {
             return;
         }
     }
