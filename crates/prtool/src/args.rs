@@ -208,7 +208,8 @@ pub struct RegisterMoveArgs {
     /// Reservation type: we, ea, we-ro, ea-ro, we-ar, ea-ar or the type code.
     #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub rtype: ReservationType,
-    /// The destination initiator port: fc:HEX16, sas:HEX16, iscsi:NAME[,i,0xISID].
+    /// The destination initiator port: fc:HEX16, sas:HEX16, iscsi:NAME or
+    /// iscsi:NAME,i,0xISID.
     #[arg(long, value_name = "ID", value_parser = parse_transport_id)]
     pub transport_id: TransportId,
     /// The destination's relative target port identifier.
