@@ -871,3 +871,112 @@ fn pr_in_with_bytes_5_and_6_set_matches() {
         );
     }
 }
+
+/// True while `client`'s peer keeps the connection open and silent: a
+/// non-blocking read finds nothing to read and no end of stream.
+fn still_open_and_silent(client: &RawClient) -> bool {
+    use std::io::Read;
+    let mut stream = client.stream();
+    stream.set_nonblocking(true).expect("set_nonblocking");
+    let mut byte = [0u8; 1];
+    let open =
+        matches!(stream.read(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).expect("set_nonblocking");
+    open
+}
+
+/// Rows "never completes the handshake" and "stops in the middle of a
+/// request": our deadlines close such connections, the reference keeps
+/// them. Ordering only: we wait for our close, then look at the reference.
+#[test]
+fn stalled_peers_are_dropped_by_us_and_kept_by_the_reference() {
+    let pair = start_pair_with(&["--handshake-timeout", "1", "--request-timeout", "1"]);
+    let file = descriptors::regular_file(4096).expect("regular file");
+    let fd = file.as_file().as_fd();
+    let read_keys = cdb::read_keys(8);
+
+    // Handshake stall: read the helper's word, never answer.
+    let mut ours = RawClient::connect(pair.ours.socket()).expect("connect");
+    let mut theirs = RawClient::connect(pair.reference.socket()).expect("connect");
+    ours.read_features().expect("our feature word");
+    theirs.read_features().expect("reference feature word");
+    ours.expect_closed().expect("we close a stalled handshake");
+    assert!(
+        still_open_and_silent(&theirs),
+        "the reference keeps waiting"
+    );
+    theirs.send_features(0).expect("finish the handshake late");
+    let late = theirs
+        .call(&read_keys, fd, &[])
+        .expect("served after a late handshake");
+    assert!(late.is_check_condition(0x0B, 0x00, 0x06));
+
+    // Request stall: half a CDB with its descriptor, then nothing.
+    let mut ours = RawClient::connect(pair.ours.socket()).expect("connect");
+    let mut theirs = RawClient::connect(pair.reference.socket()).expect("connect");
+    for client in [&mut ours, &mut theirs] {
+        client.handshake().expect("handshake");
+        client
+            .send_with_fds(&read_keys[..8], &[fd])
+            .expect("half a CDB");
+    }
+    ours.expect_closed().expect("we close a stalled request");
+    assert!(
+        still_open_and_silent(&theirs),
+        "the reference keeps waiting"
+    );
+    theirs.send(&read_keys[8..]).expect("rest of the CDB");
+    let late = theirs.read_response().expect("served after the stall");
+    assert!(late.is_check_condition(0x0B, 0x00, 0x06));
+}
+
+/// A negotiated connection. The start-up probe of [`HelperProcess`] may
+/// still count against the cap for a moment, so a refused attempt is
+/// retried (a bounded number of times).
+fn connect_within_cap(helper: &HelperProcess) -> RawClient {
+    for _ in 0..500 {
+        let mut client = RawClient::connect(helper.socket()).expect("connect");
+        if client.handshake().is_ok() && still_open_and_silent(&client) {
+            return client;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!(
+        "{}: no connection within the cap",
+        helper.program().display()
+    );
+}
+
+/// Row "more connections than the connection cap".
+#[test]
+fn connections_beyond_the_cap_are_closed_by_us_only() {
+    let pair = start_pair_with(&["--max-connections", "2"]);
+    let file = descriptors::regular_file(4096).expect("regular file");
+    let fd = file.as_file().as_fd();
+    let read_keys = cdb::read_keys(8);
+    let mut held = Vec::new();
+    for helper in [&pair.ours, &pair.reference] {
+        for _ in 0..2 {
+            held.push(connect_within_cap(helper));
+        }
+    }
+    // The third connection: closed at once by us (perhaps after the
+    // feature word), served by the reference.
+    let mut ours = RawClient::connect(pair.ours.socket()).expect("connect");
+    match ours.read_features() {
+        Ok(_) => ours.expect_closed().expect("closed beyond the cap"),
+        Err(error) => assert!(is_closed(&error), "{error}"),
+    }
+    let mut theirs = RawClient::connect(pair.reference.socket()).expect("connect");
+    theirs.handshake().expect("reference handshake");
+    let reply = theirs
+        .call(&read_keys, fd, &[])
+        .expect("reference serves it");
+    assert!(reply.is_check_condition(0x0B, 0x00, 0x06));
+    // Within the cap, ours still serves.
+    let first = held.first_mut().expect("held connection");
+    let reply = first
+        .call(&read_keys, fd, &[])
+        .expect("served within the cap");
+    assert!(reply.is_check_condition(0x0B, 0x00, 0x06));
+}
