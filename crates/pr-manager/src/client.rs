@@ -164,17 +164,9 @@ impl Client {
             .map_err(InvalidCommand::Encode)?;
 
         let mut lease = self.shared.pool.acquire();
-        if let Err(failure) = self.send(&mut lease, &request, fd) {
-            return Ok(Reply::communication_failure(failure, buffer_len));
-        }
-        let Some(conn) = lease.conn().cloned() else {
-            // `send` succeeded, so the lease holds a connection.
-            return Ok(Reply::communication_failure(
-                Error::Transport(TransportError::Send(
-                    std::io::ErrorKind::NotConnected.into(),
-                )),
-                buffer_len,
-            ));
+        let conn = match self.send(&mut lease, &request, fd) {
+            Ok(conn) => conn,
+            Err(failure) => return Ok(Reply::communication_failure(failure, buffer_len)),
         };
         let data_in: &mut [u8] = match &mut data {
             DataTransfer::FromDevice(b) => b,
@@ -206,15 +198,14 @@ impl Client {
         lease: &mut crate::pool::Lease<'_>,
         request: &[u8],
         fd: BorrowedFd<'_>,
-    ) -> Result<(), Error> {
+    ) -> Result<Arc<Conn>, Error> {
         loop {
-            if lease.conn().is_none() {
-                lease.put(self.connect_with_retries()?);
-            }
-            let reused = lease.is_reused();
-            let Some(conn) = lease.conn() else { continue };
+            let (conn, reused) = match lease.conn() {
+                Some(conn) => (Arc::clone(conn), lease.is_reused()),
+                None => (lease.put(self.connect_with_retries()?), false),
+            };
             match conn.send_request(request, fd) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(conn),
                 Err(e) => {
                     lease.discard();
                     let failure = Error::Transport(TransportError::Send(e));

@@ -124,9 +124,12 @@ impl Lease<'_> {
         self.reused && self.conn.is_some()
     }
 
-    pub(crate) fn put(&mut self, conn: Conn) {
-        self.conn = Some(Arc::new(conn));
+    /// Holds a fresh connection; returns a handle to it.
+    pub(crate) fn put(&mut self, conn: Conn) -> Arc<Conn> {
+        let conn = Arc::new(conn);
+        self.conn = Some(Arc::clone(&conn));
         self.reused = false;
+        conn
     }
 
     /// Drops a broken connection; the slot stays held.
