@@ -9,7 +9,12 @@ use std::os::fd::{FromRawFd, OwnedFd};
 /// Whether the process has exactly one thread (`/proc/self/status`).
 /// Forking and changing the environment are only sound then.
 pub fn is_single_threaded() -> io::Result<bool> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot read /proc/self/status (is /proc mounted?): {e}"),
+        )
+    })?;
     let threads = status
         .lines()
         .find_map(|line| line.strip_prefix("Threads:"))
