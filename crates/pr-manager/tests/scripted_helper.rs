@@ -342,3 +342,38 @@ fn idle_connection_closed_by_a_live_helper_keeps_the_status() {
     let seen: Vec<_> = events.try_iter().collect();
     assert_eq!(seen, vec![pr_manager::StatusEvent::Connected]);
 }
+
+/// With `io_timeout`, a helper that takes a command and never answers fails
+/// that command with 0B/08/00 instead of hanging it (QEMU waits forever).
+#[test]
+fn io_timeout_bounds_a_helper_that_never_answers() {
+    use pr_manager::TransportError;
+
+    let fake = FakeHelper::start(|_, _| {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    });
+    let mut config = Config::new(fake.socket());
+    config.io_timeout = Some(std::time::Duration::from_millis(100));
+    let client = Client::new(config);
+    let file = tempfile::tempfile().expect("file");
+    let mut buf = [0u8; 8];
+    let reply = client
+        .execute(
+            &pr_manager::pr_in_command(PrInAction::ReadKeys, 8),
+            file.as_fd(),
+            DataTransfer::FromDevice(&mut buf),
+        )
+        .expect("valid");
+    assert_eq!(reply.decoded_sense(), Some(Sense::LUN_COMM_FAILURE));
+    assert!(
+        matches!(
+            reply.failure,
+            Some(Error::Transport(TransportError::Receive(_)))
+        ),
+        "{:?}",
+        reply.failure
+    );
+    assert!(!client.is_connected());
+}
