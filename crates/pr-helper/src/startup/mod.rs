@@ -198,6 +198,12 @@ fn start_and_serve(
 
     // 7. Logging (to the journal or syslog when detached).
     log_setup.install(config.daemon)?;
+    if env.activated && (config.socket_mode.is_some() || config.socket_group.is_some()) {
+        tracing::warn!(
+            "--socket-mode and --socket-group do not apply to a socket passed by systemd: \
+             use SocketMode= and SocketGroup= in the .socket unit"
+        );
+    }
     if removed_stale {
         tracing::info!(path = %config.socket.display(), "removed a stale socket left by a previous run");
     }
