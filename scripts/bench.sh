@@ -9,7 +9,8 @@
 #   - idle RSS of each freshly started daemon (/proc/PID/status VmRSS);
 #   - RSS per idle connection, holding BENCH_IDLE (500) negotiated connections;
 #   - closed-loop throughput and p50/p99 latency at 4 and 16 connections,
-#     both daemons interleaved in rounds (pr-bench alternates the order).
+#     both daemons interleaved in rounds (pr-bench alternates the order),
+#     and each daemon's CPU time per request (/proc/PID/stat).
 # Then prints the ratios against issue 4's targets.
 #
 # Needs root (losetup), cargo, /usr/bin/qemu-pr-helper. Environment knobs:
@@ -128,14 +129,16 @@ printf '   ours %.0f bytes/connection, qemu-pr-helper %.0f bytes/connection\n' \
 # printed last, so the last match is the ratio block's).
 json_number() { sed -n "s/.*\"$2\": *\([-0-9.eE+a-zNA]*\).*/\1/p" "$1" | tail -n 1; }
 
-declare -A TPUT_RATIO P99_RATIO
+declare -A TPUT_RATIO P99_RATIO CPU_RATIO
 for conns in $CONNS; do
     echo "== closed loop, $conns connections, $ROUNDS rounds x ${DURATION}s per daemon"
     json=$WORK/load-$conns.json
-    "$BENCH" load -t "ours=$OURS_SOCK" -t "qemu=$REF_SOCK" -c "$conns" \
+    "$BENCH" load -t "ours=$OURS_SOCK" -t "qemu=$REF_SOCK" \
+        -p "ours=$OURS_PID" -p "qemu=$REF_PID" -c "$conns" \
         -d "$DURATION" -w "$WARMUP" -r "$ROUNDS" -D "$LOOP" --json-out "$json"
     TPUT_RATIO[$conns]=$(json_number "$json" throughput)
     P99_RATIO[$conns]=$(json_number "$json" p99)
+    CPU_RATIO[$conns]=$(json_number "$json" server_cpu)
     if [ -n "${BENCH_JSON_DIR:-}" ]; then
         mkdir -p "$BENCH_JSON_DIR"
         cp "$json" "$BENCH_JSON_DIR/"
@@ -155,6 +158,8 @@ for conns in $CONNS; do
     p=$(printf '%.2f' "${P99_RATIO[$conns]}")
     printf '%2s connections: throughput  %5sx [>= 2]  %s\n' "$conns" "$t" "$(verdict "$t" '>=' 2)"
     printf '%2s connections: p99         %5sx [<= 1]  %s\n' "$conns" "$p" "$(verdict "$p" '<=' 1)"
+    printf '%2s connections: CPU/request %5sx (for orientation: helper CPU time per request)\n' \
+        "$conns" "$(printf '%.2f' "${CPU_RATIO[$conns]}")"
 done
 rss_ratio=$(ratio "$OURS_IDLE_RSS" "$REF_IDLE_RSS")
 conn_ratio=$(ratio "$OURS_PER_CONN" "$REF_PER_CONN")

@@ -31,6 +31,8 @@ pub struct LoadConfig {
     pub stop: StopRule,
     pub device: PathBuf,
     pub cdb: [u8; CDB_SIZE],
+    /// The helper's process, to charge it the CPU time of the measured phase.
+    pub server_pid: Option<u32>,
 }
 
 /// Raw outcome of one run.
@@ -45,11 +47,22 @@ pub struct LoadOutcome {
     /// Measured requests of each connection (shows how fairly the helper
     /// serves its peers).
     pub per_connection: Vec<u64>,
+    /// CPU time the helper used during the measured phase, when known.
+    pub server_cpu: Option<Duration>,
 }
 
 impl LoadOutcome {
     /// Adds another run's samples (rounds of the same target).
     pub fn merge(&mut self, other: LoadOutcome) {
+        // CPU time is known for the sum only if known for every part.
+        let first = self.per_connection.is_empty();
+        self.server_cpu = if first {
+            other.server_cpu
+        } else {
+            self.server_cpu
+                .zip(other.server_cpu)
+                .map(|(total, more)| total + more)
+        };
         self.latencies_ns.extend(other.latencies_ns);
         self.elapsed += other.elapsed;
         for (reply, count) in other.replies {
@@ -159,6 +172,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
 
     shared.start_barrier.wait();
     thread::sleep(config.warmup);
+    let cpu_before = config.server_pid.and_then(crate::cpu::cpu_time);
     let measure_start = Instant::now();
     shared.phase.store(MEASURING, Ordering::Release);
     if let StopRule::After(duration) = config.stop {
@@ -191,6 +205,10 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
     if let Some(error) = first_error {
         return Err(error);
     }
+    let cpu_after = config.server_pid.and_then(crate::cpu::cpu_time);
+    outcome.server_cpu = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after.saturating_sub(before));
     outcome.elapsed = last_reply.saturating_duration_since(measure_start);
     Ok(outcome)
 }

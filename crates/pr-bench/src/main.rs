@@ -5,6 +5,7 @@
 //! percentiles with ratios against the last target; `idle` holds many
 //! negotiated connections and reports what they cost the helper in RSS.
 
+mod cpu;
 mod idle;
 mod load;
 mod report;
@@ -41,6 +42,10 @@ struct LoadArgs {
     /// Ratios are printed against the last one.
     #[arg(short = 't', long = "target", required = true, value_parser = parse_target)]
     targets: Vec<Target>,
+    /// Process id of a target's helper, as NAME=PID (NAME as in --target):
+    /// its CPU time per request is reported. Repeatable.
+    #[arg(short = 'p', long = "pid", value_parser = parse_pid)]
+    pids: Vec<(String, u32)>,
     /// Concurrent connections, one thread each.
     #[arg(short = 'c', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     connections: u16,
@@ -109,6 +114,14 @@ fn parse_target(text: &str) -> Result<Target, String> {
     })
 }
 
+fn parse_pid(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=PID".to_owned())?;
+    let pid = pid.parse().map_err(|_| format!("{pid:?} is not a pid"))?;
+    Ok((name.to_owned(), pid))
+}
+
 fn seconds(value: f64, what: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value).map_err(|_| format!("{what} must be a non-negative number"))
 }
@@ -141,6 +154,11 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
                 stop,
                 device: args.device.clone(),
                 cdb,
+                server_pid: args
+                    .pids
+                    .iter()
+                    .find(|(name, _)| *name == target.name)
+                    .map(|(_, pid)| *pid),
             };
             let outcome = load::run(&config)
                 .map_err(|error| format!("{}: {}", target.name, report::error_chain(&error)))?;
@@ -238,5 +256,12 @@ mod tests {
         assert_eq!(args.targets.len(), 2);
         assert_eq!(args.connections, 16);
         assert_eq!(args.requests, Some(1000));
+        let cli = Cli::try_parse_from(["pr-bench", "load", "-t", "a=/a", "-p", "a=42"]).unwrap();
+        let Command::Load(args) = cli.command else {
+            panic!("not a load command")
+        };
+        assert_eq!(args.pids, vec![("a".to_owned(), 42)]);
+        assert!(parse_pid("a=x").is_err());
+        assert!(parse_pid("42").is_err());
     }
 }

@@ -23,12 +23,19 @@ pub struct TargetReport {
     /// Fewest and most requests one connection completed in one round.
     pub per_connection_min: u64,
     pub per_connection_max: u64,
+    /// Helper CPU time (user + system) per measured request, when its pid
+    /// was given.
+    pub server_cpu_us_per_request: Option<f64>,
 }
 
 impl TargetReport {
     pub fn new(name: &str, socket: &Path, connections: usize, mut outcome: LoadOutcome) -> Self {
         let seconds = outcome.elapsed.as_secs_f64();
         let requests = outcome.latencies_ns.len();
+        let server_cpu_us_per_request = outcome
+            .server_cpu
+            .filter(|_| requests > 0)
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / requests as f64);
         let ops_per_sec = if seconds > 0.0 {
             requests as f64 / seconds
         } else {
@@ -45,6 +52,7 @@ impl TargetReport {
             replies: outcome.replies,
             per_connection_min: outcome.per_connection.iter().copied().min().unwrap_or(0),
             per_connection_max: outcome.per_connection.iter().copied().max().unwrap_or(0),
+            server_cpu_us_per_request,
         }
     }
 }
@@ -60,6 +68,9 @@ pub struct Ratio {
     pub p99: f64,
     /// target p50 ÷ baseline p50 (lower is better).
     pub p50: f64,
+    /// target ÷ baseline helper CPU per request (lower is better); NaN
+    /// when either pid was not given.
+    pub server_cpu: f64,
 }
 
 /// Ratios of every target but the last against the last.
@@ -80,6 +91,13 @@ pub fn ratios(reports: &[TargetReport]) -> Vec<Ratio> {
                 throughput: divide(report.ops_per_sec, baseline.ops_per_sec),
                 p99: p(|l| l.p99_us),
                 p50: p(|l| l.p50_us),
+                server_cpu: match (
+                    report.server_cpu_us_per_request,
+                    baseline.server_cpu_us_per_request,
+                ) {
+                    (Some(ours), Some(theirs)) => divide(ours, theirs),
+                    _ => f64::NAN,
+                },
             }
         })
         .collect()
@@ -137,6 +155,9 @@ pub fn load_table(reports: &[TargetReport]) -> String {
             "fairness {}: {} to {} requests per connection and round",
             r.name, r.per_connection_min, r.per_connection_max
         );
+        if let Some(cpu) = r.server_cpu_us_per_request {
+            let _ = writeln!(out, "server CPU {}: {cpu:.1} us per request", r.name);
+        }
     }
     for ratio in ratios(reports) {
         let _ = writeln!(
@@ -144,6 +165,13 @@ pub fn load_table(reports: &[TargetReport]) -> String {
             "ratio {}/{}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
             ratio.target, ratio.baseline, ratio.throughput, ratio.p50, ratio.p99
         );
+        if !ratio.server_cpu.is_nan() {
+            let _ = writeln!(
+                out,
+                "ratio {}/{}: server CPU per request {:.2}x",
+                ratio.target, ratio.baseline, ratio.server_cpu
+            );
+        }
     }
     out
 }
@@ -170,6 +198,7 @@ mod tests {
             elapsed: Duration::from_secs(1),
             replies: BTreeMap::from([("GOOD, 0 bytes".to_owned(), requests)]),
             per_connection: vec![requests / 2, requests - requests / 2],
+            server_cpu: Some(Duration::from_micros(requests * latency_us / 2)),
         };
         TargetReport::new(name, Path::new("/s"), 4, outcome)
     }
@@ -183,6 +212,8 @@ mod tests {
         assert_eq!(ratios[0].baseline, "qemu");
         assert_eq!(ratios[0].throughput, 3.0);
         assert_eq!(ratios[0].p99, 0.25);
+        // 5 us vs 20 us of helper CPU per request.
+        assert_eq!(ratios[0].server_cpu, 0.25);
     }
 
     #[test]
