@@ -7,7 +7,6 @@
 pub mod fake;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use pr_testkit::reference::{HelperProcess, QEMU_PR_HELPER};
@@ -31,20 +30,21 @@ impl Peer {
     }
 }
 
-/// Builds `pr-helper` once per test process (the tests of this crate do
-/// not depend on it, so cargo would not build it for them) and returns it.
+/// Our daemon's binary. The tests of this crate do not depend on it, so cargo does not
+/// build it for them: `cargo nextest run --workspace` (the README test command) does, and
+/// so does `cargo build -p pr-helper`. Building it from here instead would race with the
+/// other test binaries that run it, and could rebuild it with other features.
 pub fn our_daemon() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(&root)
-            .args(["build", "--quiet", "-p", "pr-helper", "--bin", "pr-helper"])
-            .status()
-            .expect("run cargo build -p pr-helper");
-        assert!(status.success(), "cargo build -p pr-helper failed");
-        pr_testkit::workspace_bin("pr-helper")
+        let bin = pr_testkit::workspace_bin("pr-helper");
+        assert!(
+            bin.is_file(),
+            "{} is missing: run the tests with `cargo nextest run --workspace`, \
+             or build it first with `cargo build -p pr-helper`",
+            bin.display()
+        );
+        bin
     })
 }
 
