@@ -1,6 +1,6 @@
 //! `pr-helper`: a drop-in, multi-threaded replacement for `qemu-pr-helper`.
 //!
-//! `main.rs` is a thin wrapper around [`run`]; the pieces are:
+//! `main.rs` is a thin wrapper around [`startup::run`]; the pieces are:
 //! - [`args`] and [`config`]: the command line (qemu-pr-helper's flags plus our long options),
 //!   validated into a [`config::Config`];
 //! - [`startup`]: the linear start-up sequence (logging, descriptors, pid file, listener,
