@@ -179,16 +179,67 @@ out_lacks() {
 }
 
 # expect_conflict CHECK COMMAND...: the command must fail with RESERVATION
-# CONFLICT (prtool: its conflict exit status and the words in its output).
+# CONFLICT: prtool's exit status 3 and the words in its message.
 expect_conflict() {
     local check=$1
     shift
     "$@" >"$WORK/out" 2>&1
     local got=$?
-    if [ "$got" != 0 ] && grep -qi 'conflict' "$WORK/out"; then
+    if [ "$got" = 3 ] && grep -qi 'reservation conflict' "$WORK/out"; then
         pass "$check" "exit=$got reservation conflict"
     else
-        fail "$check" "exit=$got, want a reservation conflict: $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+        fail "$check" "exit=$got, want 3 (reservation conflict): $(tr '\n' ' ' <"$WORK/out" | cut -c1-300)"
+    fi
+}
+
+# pr_facts: reduces sg_persist's or prtool's PR IN text (stdin) to the
+# facts both print the same way: generation, keys, reservation key,
+# relative port, holder, initiator SAS address. One fact per line.
+pr_facts() {
+    sed -n \
+        -e 's/.*PR generation=\(0x[0-9a-fA-F]*\).*/generation=\1/p' \
+        -e 's/^ *\(0x[0-9a-fA-F]*\) *$/key \1/p' \
+        -e 's/^ *Key=\(0x[0-9a-fA-F]*\).*/Key=\1/p' \
+        -e 's/^ *\(Relative port address: .*\)/\1/p' \
+        -e 's/^ *<< Reservation holder >>.*/holder/p' \
+        -e 's/^ *not reservation holder.*/not holder/p' \
+        -e 's/^ *SAS address: \(.*\)/sas \1/p' |
+        tr '\n' ';'
+}
+
+# capability_facts: the REPORT CAPABILITIES bits by their abbreviations
+# and the type mask bits in order, from either tool's text (stdin).
+capability_facts() {
+    awk '
+        /Type mask/ { in_mask = 1; next }
+        in_mask && /: [01]$/ { mask = mask $NF; next }
+        /\([A-Z_]+\) *: [01]$/ {
+            match($0, /\([A-Z_]+\)/); name = substr($0, RSTART + 1, RLENGTH - 2)
+            bits = bits name "=" $NF " "
+        }
+        /Allow Commands: / { bits = bits "allow=" $NF " " }
+        END { printf "%smask=%s\n", bits, mask }'
+}
+
+# expect_same_as_sg CHECK PRTOOL_COMMAND SG_PERSIST_OPTION DEVICE: runs
+# prtool's PR IN command and sg_persist on the device directly, compares
+# the facts both print.
+expect_same_as_sg() {
+    local check=$1 command=$2 option=$3 dev=$4
+    prt "$command" "$dev" >"$WORK/prt.out" 2>&1
+    sg_persist -n --in "$option" "$dev" >"$WORK/sg.out" 2>&1
+    local theirs ours
+    if [ "$command" = report-capabilities ]; then
+        theirs=$(capability_facts <"$WORK/sg.out")
+        ours=$(capability_facts <"$WORK/prt.out")
+    else
+        theirs=$(pr_facts <"$WORK/sg.out")
+        ours=$(pr_facts <"$WORK/prt.out")
+    fi
+    if [ -n "$theirs" ] && [ "$theirs" = "$ours" ]; then
+        pass "$check" "$ours"
+    else
+        fail "$check" "sg_persist: '$theirs' prtool: '$ours'"
     fi
 }
 

@@ -25,8 +25,9 @@ a_port=$(echo "$a_entry" | sed -n 's/.* port=\([^ ]*\).*/\1/p')
 a_sas=$(echo "$a_entry" | sed -n 's/.* sas=\([^ ]*\).*/\1/p')
 expect_eq sg-full-status-a-initiator 5001405000000a01 "$a_sas"
 expect_status read-full-status 0 prt read-full-status "$b"
-out_has read-full-status-shows-a "$a_sas"
-out_has read-full-status-shows-b 5001405000000a02
+out_has read-full-status-shows-a "SAS address: 0x$a_sas"
+out_has read-full-status-shows-b "SAS address: 0x5001405000000a02"
+expect_same_as_sg read-full-status-matches-sg_persist read-full-status --read-full-status "$b"
 
 expect_conflict reserve-b-conflicts prt reserve --key "$key_b" --type we "$b"
 sg_persist -n --out --reserve --param-rk="$key_b" --prout-type=1 "$b" >/dev/null 2>&1
@@ -39,15 +40,16 @@ expect_status read-keys-via-b 0 prt read-keys "$b"
 out_lacks read-keys-a-gone "$key_a"
 
 # A's first command after the preemption reports the unit attention.
-prt read-keys "$a" >"$WORK/out" 2>&1
-out_has a-sees-unit-attention "unit.attention|preempted"
+expect_status a-sees-unit-attention 4 prt read-keys "$a"
+out_has unit-attention-in-words "UNIT ATTENTION.*REGISTRATIONS PREEMPTED"
 expect_conflict a-unregistered-release-conflicts prt release --key "$key_a" --type we "$a"
 
-expect_status register-and-move-to-a 0 prt register-move --key "$key_b" --sa-key "$key_moved" \
-    --transport-id "sas,$a_sas" --relative-target-port "$((a_port))" "$b"
+expect_status register-and-move-to-a 0 prt register-move --key "$key_b" --sa-key "$key_moved" --type we \
+    --transport-id "sas:$a_sas" --relative-target-port "$((a_port))" "$b"
 expect_eq sg-moved-reservation "key=$key_moved type=Write_Exclusive" "$(sg_reservation "$a")"
 holder=$(sg_full_status "$a" | grep 'holder=yes')
 expect_eq sg-holder-is-a "key=$key_moved port=$a_port sas=$a_sas holder=yes" "$holder"
 expect_eq sg-keys-after-move "keys=$key_b,$key_moved" "$(sg_keys_only "$a")"
+expect_same_as_sg read-reservation-after-move read-reservation --read-reservation "$a"
 
 stop_helper "$OUR_HELPER_PID"
