@@ -11,7 +11,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::wire::{CDB_SIZE, Connection, ReplyHeader, WireError};
+use crate::wire::{Connection, ReplyHeader, WireError};
+use pr_protocol::CDB_SIZE;
 
 /// When the measured phase ends.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,7 @@
-//! The client half of the helper socket protocol, just what the benchmark
-//! needs: handshake, one PR IN request with its descriptor, the reply.
-//! Layout (all big-endian): helper sends u32 features, client answers u32;
-//! request = 16-byte CDB with one descriptor as SCM_RIGHTS; reply = i32
-//! status, i32 payload size, 96 bytes of sense, then the payload.
+//! One benchmark connection: handshake, one PR IN request with its
+//! descriptor, the reply. Framing and checks come from `pr_protocol`'s
+//! client codec, so a helper that answers out of protocol fails the run
+//! instead of being timed.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::mem::MaybeUninit;
@@ -10,18 +9,13 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
+use pr_protocol::{
+    CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, PERSISTENT_RESERVE_IN, RESPONSE_HEADER_SIZE,
+    RequestEncodeError, ResponseDecoder, ResponseError, ResponseProgress, client_handshake,
+    encode_request,
+};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
 
-/// Bytes of a CDB on the wire.
-pub const CDB_SIZE: usize = 16;
-/// Bytes of sense data in every reply.
-pub const SENSE_SIZE: usize = 96;
-/// Status + size + sense.
-pub const REPLY_HEADER_SIZE: usize = 8 + SENSE_SIZE;
-/// Largest transfer either side accepts.
-pub const MAX_TRANSFER: u16 = 8192;
-/// PERSISTENT RESERVE IN.
-pub const PR_IN: u8 = 0x5E;
 /// PR IN service action READ KEYS.
 pub const READ_KEYS: u8 = 0x00;
 
@@ -34,104 +28,107 @@ pub enum WireError {
     ReadFeatures(#[source] io::Error),
     #[error("cannot send the requested feature word")]
     WriteFeatures(#[source] io::Error),
+    #[error("the request cannot be encoded")]
+    Encode(#[source] RequestEncodeError),
     #[error("cannot send the CDB with its descriptor")]
     SendCdb(#[source] io::Error),
-    #[error("cannot read the reply header")]
-    ReadHeader(#[source] io::Error),
-    #[error("reply announces an impossible payload size {0}")]
-    BadSize(i32),
-    #[error("cannot read the reply payload")]
-    ReadPayload(#[source] io::Error),
+    #[error("cannot read the reply")]
+    ReadReply(#[source] io::Error),
+    #[error("the helper closed the connection instead of replying")]
+    Closed(#[source] ResponseError),
+    #[error("the reply breaks the protocol")]
+    BadReply(#[source] ResponseError),
 }
 
 /// A PR IN CDB for `service_action` with allocation length `alloc_len`.
 pub fn pr_in_cdb(service_action: u8, alloc_len: u16) -> [u8; CDB_SIZE] {
     let mut cdb = [0u8; CDB_SIZE];
-    cdb[0] = PR_IN;
+    cdb[0] = PERSISTENT_RESERVE_IN;
     cdb[1] = service_action & 0x1f;
     cdb[7..9].copy_from_slice(&alloc_len.to_be_bytes());
     cdb
 }
 
-/// The decoded fixed part of a reply.
+/// What the benchmark keeps of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplyHeader {
     /// SCSI status.
-    pub status: i32,
-    /// Payload bytes that follow.
+    pub status: u8,
+    /// Payload bytes received.
     pub size: usize,
     /// Sense key, ASC, ASCQ from fixed-format sense (zeros otherwise).
     pub sense: [u8; 3],
+}
+
+/// Sense key, ASC and ASCQ of fixed-format sense (0x70/0x71); zeros for
+/// anything else.
+pub fn sense_code(sense: &[u8]) -> [u8; 3] {
+    match (sense.first(), sense.get(2), sense.get(12), sense.get(13)) {
+        (Some(code), Some(key), Some(asc), Some(ascq)) if matches!(code & 0x7f, 0x70 | 0x71) => {
+            [key & 0x0f, *asc, *ascq]
+        }
+        _ => [0; 3],
+    }
 }
 
 /// One negotiated connection to a helper.
 #[derive(Debug)]
 pub struct Connection {
     stream: UnixStream,
-    payload: Vec<u8>,
+    buffer: Vec<u8>,
 }
 
 impl Connection {
     /// Connects and negotiates (requests no features).
     pub fn open(socket: &Path) -> Result<Self, WireError> {
         let mut stream = UnixStream::connect(socket).map_err(WireError::Connect)?;
-        let mut features = [0u8; 4];
+        let mut greeting = [0u8; HANDSHAKE_SIZE];
         stream
-            .read_exact(&mut features)
+            .read_exact(&mut greeting)
             .map_err(WireError::ReadFeatures)?;
+        let negotiation = client_handshake(greeting, 0);
         stream
-            .write_all(&0u32.to_be_bytes())
+            .write_all(&negotiation.reply)
             .map_err(WireError::WriteFeatures)?;
         Ok(Self {
             stream,
-            payload: vec![0; usize::from(MAX_TRANSFER)],
+            buffer: vec![0; RESPONSE_HEADER_SIZE + MAX_TRANSFER],
         })
     }
 
-    /// Sends `cdb` with `fd` and reads the whole reply; returns its header.
+    /// Sends `cdb` (PR IN) with `fd` and reads the whole reply.
     pub fn call(
         &mut self,
         cdb: &[u8; CDB_SIZE],
         fd: BorrowedFd<'_>,
     ) -> Result<ReplyHeader, WireError> {
-        send_with_fd(&self.stream, cdb, fd).map_err(WireError::SendCdb)?;
-        let mut header = [0u8; REPLY_HEADER_SIZE];
-        self.stream
-            .read_exact(&mut header)
-            .map_err(WireError::ReadHeader)?;
-        let reply = parse_header(&header)?;
-        let payload = self
-            .payload
-            .get_mut(..reply.size)
-            .ok_or(WireError::BadSize(
-                i32::try_from(reply.size).unwrap_or(i32::MAX),
-            ))?;
-        self.stream
-            .read_exact(payload)
-            .map_err(WireError::ReadPayload)?;
-        Ok(reply)
+        let mut request = Vec::with_capacity(CDB_SIZE);
+        encode_request(cdb, &[], &mut request).map_err(WireError::Encode)?;
+        send_with_fd(&self.stream, &request, fd).map_err(WireError::SendCdb)?;
+        let mut decoder = ResponseDecoder::new(cdb);
+        loop {
+            let wanted = decoder.bytes_wanted().min(self.buffer.len());
+            let chunk = self.buffer.get_mut(..wanted).unwrap_or_default();
+            let read = self.stream.read(chunk).map_err(WireError::ReadReply)?;
+            if read == 0 {
+                return Err(decoder.end_of_stream().err().map_or(
+                    WireError::ReadReply(io::ErrorKind::UnexpectedEof.into()),
+                    WireError::Closed,
+                ));
+            }
+            let bytes = self.buffer.get(..read).unwrap_or_default();
+            match decoder.feed(bytes).map_err(WireError::BadReply)? {
+                ResponseProgress::NeedMore => continue,
+                ResponseProgress::Complete(response) => {
+                    return Ok(ReplyHeader {
+                        status: response.status,
+                        size: response.data.len(),
+                        sense: sense_code(&response.sense),
+                    });
+                }
+            }
+        }
     }
-}
-
-fn parse_header(header: &[u8; REPLY_HEADER_SIZE]) -> Result<ReplyHeader, WireError> {
-    let status = i32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let raw_size = i32::from_be_bytes([header[4], header[5], header[6], header[7]]);
-    let size = usize::try_from(raw_size)
-        .ok()
-        .filter(|size| *size <= usize::from(MAX_TRANSFER))
-        .ok_or(WireError::BadSize(raw_size))?;
-    let sense = &header[8..];
-    // Fixed format (0x70/0x71): key in byte 2, ASC/ASCQ in bytes 12/13.
-    let sense = if matches!(sense[0] & 0x7f, 0x70 | 0x71) {
-        [sense[2] & 0x0f, sense[12], sense[13]]
-    } else {
-        [0; 3]
-    };
-    Ok(ReplyHeader {
-        status,
-        size,
-        sense,
-    })
 }
 
 /// Sends `bytes` with `fd` attached to the first chunk; the rest, if the
@@ -167,13 +164,69 @@ mod tests {
     }
 
     #[test]
-    fn header_decodes_status_size_and_fixed_sense() {
-        let mut header = [0u8; REPLY_HEADER_SIZE];
-        header[3] = 2;
-        header[8] = 0x70;
-        header[10] = 0x0B;
-        header[21] = 0x06;
-        let reply = parse_header(&header).unwrap();
+    fn fixed_sense_gives_key_asc_ascq() {
+        let mut sense = [0u8; 96];
+        sense[0] = 0x70;
+        sense[2] = 0x0B;
+        sense[13] = 0x06;
+        assert_eq!(sense_code(&sense), [0x0B, 0x00, 0x06]);
+        assert_eq!(sense_code(&[0u8; 96]), [0; 3]);
+        assert_eq!(sense_code(&[0x70]), [0; 3]);
+    }
+
+    /// A fake helper on a socket pair: greets, checks the request and the
+    /// descriptor, answers CHECK CONDITION 0B/00/06, then a bad reply.
+    #[test]
+    fn call_reads_a_reply_and_refuses_a_malformed_one() {
+        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let helper = std::thread::spawn(move || {
+            server.write_all(&0u32.to_be_bytes()).unwrap();
+            let mut features = [0u8; 4];
+            server.read_exact(&mut features).unwrap();
+            let mut cdb = [0u8; CDB_SIZE];
+            let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let got = recvmsg(
+                &server,
+                &mut [io::IoSliceMut::new(&mut cdb)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            )
+            .unwrap();
+            let fds: usize = control
+                .drain()
+                .map(|msg| match msg {
+                    RecvAncillaryMessage::ScmRights(fds) => fds.count(),
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!((got.bytes, fds), (CDB_SIZE, 1));
+            let mut reply = [0u8; RESPONSE_HEADER_SIZE];
+            reply[3] = 2;
+            reply[8] = 0x70;
+            reply[10] = 0x0B;
+            reply[21] = 0x06;
+            server.write_all(&reply).unwrap();
+            // Second request: a payload with CHECK CONDITION is out of protocol.
+            server.read_exact(&mut cdb).unwrap();
+            reply[7] = 8;
+            server.write_all(&reply).unwrap();
+            server.write_all(&[0u8; 8]).unwrap();
+        });
+        let mut connection = Connection {
+            stream: client,
+            buffer: vec![0; RESPONSE_HEADER_SIZE + MAX_TRANSFER],
+        };
+        let mut greeting = [0u8; 4];
+        connection.stream.read_exact(&mut greeting).unwrap();
+        connection
+            .stream
+            .write_all(&client_handshake(greeting, 0).reply)
+            .unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let cdb = pr_in_cdb(READ_KEYS, 8);
+        let reply = connection.call(&cdb, null.as_fd()).unwrap();
         assert_eq!(
             reply,
             ReplyHeader {
@@ -182,46 +235,10 @@ mod tests {
                 sense: [0x0B, 0x00, 0x06]
             }
         );
-    }
-
-    #[test]
-    fn header_refuses_negative_and_oversized_payloads() {
-        let mut header = [0u8; REPLY_HEADER_SIZE];
-        header[4..8].copy_from_slice(&(-1i32).to_be_bytes());
-        assert!(matches!(parse_header(&header), Err(WireError::BadSize(-1))));
-        header[4..8].copy_from_slice(&8193i32.to_be_bytes());
         assert!(matches!(
-            parse_header(&header),
-            Err(WireError::BadSize(8193))
+            connection.call(&cdb, null.as_fd()),
+            Err(WireError::BadReply(_))
         ));
-    }
-
-    #[test]
-    fn descriptor_and_cdb_arrive_together() {
-        use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
-        let (a, b) = UnixStream::pair().unwrap();
-        let file = std::fs::File::open("/dev/null").unwrap();
-        let cdb = pr_in_cdb(READ_KEYS, 8);
-        send_with_fd(&a, &cdb, file.as_fd()).unwrap();
-        let mut buf = [0u8; CDB_SIZE];
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = RecvAncillaryBuffer::new(&mut space);
-        let got = recvmsg(
-            &b,
-            &mut [io::IoSliceMut::new(&mut buf)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC,
-        )
-        .unwrap();
-        assert_eq!(got.bytes, CDB_SIZE);
-        assert_eq!(buf, cdb);
-        let fds: Vec<_> = control
-            .drain()
-            .filter_map(|msg| match msg {
-                RecvAncillaryMessage::ScmRights(fds) => Some(fds.count()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(fds, vec![1]);
+        helper.join().unwrap();
     }
 }
