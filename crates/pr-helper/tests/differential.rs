@@ -980,3 +980,50 @@ fn connections_beyond_the_cap_are_closed_by_us_only() {
         .expect("served within the cap");
     assert!(reply.is_check_condition(0x0B, 0x00, 0x06));
 }
+
+/// The backlog of the listening socket at `path`, as `ss` reports it
+/// (Send-Q of a LISTEN socket).
+fn listen_backlog(path: &std::path::Path) -> Option<u32> {
+    let output = std::process::Command::new("ss")
+        .args(["-x", "-l", "-n", "-H"])
+        .output()
+        .expect("run ss (package iproute2)");
+    let wanted = path.to_str()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|fields| fields.get(4) == Some(&wanted))
+        .and_then(|fields| fields.get(3)?.parse().ok())
+}
+
+/// Row "listen backlog".
+#[test]
+fn listen_backlog_is_at_least_128_where_the_reference_has_1() {
+    let pair = start_pair();
+    assert_eq!(listen_backlog(pair.reference.socket()), Some(1));
+    let ours = listen_backlog(pair.ours.socket());
+    assert!(
+        ours.is_some_and(|backlog| backlog >= 128),
+        "our backlog: {ours:?}"
+    );
+}
+
+/// Row "descriptors inherited from the parent process": a pipe without
+/// close-on-exec is inherited by both helpers; only the reference keeps it.
+#[test]
+fn inherited_descriptors_are_closed_by_us_and_kept_by_the_reference() {
+    // No PipeFlags::CLOEXEC: the helpers started below inherit both ends.
+    let (read_end, _write_end) = rustix::pipe::pipe().expect("pipe");
+    let inode = rustix::fs::fstat(&read_end).expect("fstat").st_ino;
+    let pair = start_pair();
+    let target = format!("pipe:[{inode}]");
+    let holds = |helper: &HelperProcess| {
+        let pid = helper.pid().expect("running");
+        pr_testkit::proc::fd_targets(pid)
+            .expect("read /proc/PID/fd")
+            .iter()
+            .any(|entry| entry.ends_with(&target))
+    };
+    assert!(holds(&pair.reference), "qemu-pr-helper keeps {target}");
+    assert!(!holds(&pair.ours), "pr-helper closed {target} at start-up");
+}
