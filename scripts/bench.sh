@@ -19,6 +19,9 @@
 #   BENCH_ROUNDS    rounds per connection count             (default 2)
 #   BENCH_CONNS     connection counts                       (default "4 16")
 #   BENCH_IDLE      idle connections for the RSS test       (default 500)
+#   BENCH_DEVICE    descriptor to send instead of the loop device, e.g. a
+#                   regular file (then we answer without any ioctl while
+#                   qemu-pr-helper still tries SG_IO) or /dev/null
 #   BENCH_JSON_DIR  if set, pr-bench JSON results are written there
 #   OURS            our daemon binary (default: the release build)
 #   OURS_ARGS       extra arguments for our daemon
@@ -79,8 +82,14 @@ trap 'exit 130' INT TERM
 
 # Sparse backing file; the loop driver never touches it for SG_IO.
 truncate -s 64M "$WORK/disk.img"
-LOOP=$(losetup -f --show "$WORK/disk.img")
-echo "== loop device $LOOP"
+if [ -n "${BENCH_DEVICE:-}" ]; then
+    DEVICE=$BENCH_DEVICE
+    echo "== descriptor $DEVICE"
+else
+    LOOP=$(losetup -f --show "$WORK/disk.img")
+    DEVICE=$LOOP
+    echo "== loop device $LOOP"
+fi
 
 # Starts a daemon in the background; prints its pid once the socket answers.
 start_daemon() {
@@ -135,7 +144,7 @@ for conns in $CONNS; do
     json=$WORK/load-$conns.json
     "$BENCH" load -t "ours=$OURS_SOCK" -t "qemu=$REF_SOCK" \
         -p "ours=$OURS_PID" -p "qemu=$REF_PID" -c "$conns" \
-        -d "$DURATION" -w "$WARMUP" -r "$ROUNDS" -D "$LOOP" --json-out "$json"
+        -d "$DURATION" -w "$WARMUP" -r "$ROUNDS" -D "$DEVICE" --json-out "$json"
     TPUT_RATIO[$conns]=$(json_number "$json" throughput)
     P99_RATIO[$conns]=$(json_number "$json" p99)
     CPU_RATIO[$conns]=$(json_number "$json" server_cpu)
