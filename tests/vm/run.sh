@@ -17,13 +17,25 @@ repo=$(cd "$here/../.." && pwd)
 export VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
 bin_dir=${PR_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
 deadline=${VM_TIMEOUT:-240}
+# depmod and modprobe live in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 
-for tool in qemu-system-x86_64 busybox cpio depmod sg_persist qemu-pr-helper apt-get dpkg-deb; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "run.sh: '$tool' is missing; run scripts/setup.sh" >&2
-        exit 2
-    fi
-done
+tools=(qemu-system-x86_64 busybox cpio depmod modprobe sg_persist qemu-pr-helper apt-get dpkg-deb)
+missing_tools() {
+    for tool in "${tools[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || echo "$tool"
+    done
+}
+# Install what is missing with the project's own set-up (idempotent; it
+# installs the Debian packages listed in scripts/debian-packages.txt).
+if [ -n "$(missing_tools)" ]; then
+    echo "run.sh: missing $(missing_tools | tr '\n' ' '); running scripts/setup.sh" >&2
+    "$repo/scripts/setup.sh" >&2 || true
+fi
+if [ -n "$(missing_tools)" ]; then
+    echo "run.sh: still missing: $(missing_tools | tr '\n' ' '); run scripts/setup.sh as root" >&2
+    exit 2
+fi
 
 tree=$("$here/host/fetch-kernel.sh")
 run_dir=$VM_CACHE/run
