@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, fstat, major, minor};
+use rustix::fs::{FileType, Stat, fstat, major, minor};
 
 /// Major number the kernel reserves for `/dev/sg*` (`Documentation/admin-guide/devices.txt`).
 pub const SG_MAJOR: u32 = 21;
@@ -114,6 +114,19 @@ pub fn classify_with_sysfs(
     sysfs: &Path,
 ) -> Result<DescriptorKind, ClassifyError> {
     let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
+    classify_stat(&stat, sysfs)
+}
+
+/// Whether telling this file's kind apart needs sysfs (devices only).
+pub(crate) fn needs_sysfs(stat: &Stat) -> bool {
+    matches!(
+        FileType::from_raw_mode(stat.st_mode),
+        FileType::BlockDevice | FileType::CharacterDevice
+    )
+}
+
+/// Classifies a file from its `fstat` result (sysfs for block and character devices).
+pub(crate) fn classify_stat(stat: &Stat, sysfs: &Path) -> Result<DescriptorKind, ClassifyError> {
     let kind = match FileType::from_raw_mode(stat.st_mode) {
         FileType::RegularFile => DescriptorKind::RegularFile,
         FileType::BlockDevice => {

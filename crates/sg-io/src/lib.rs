@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod access;
+mod cache;
 mod classify;
 mod send;
 mod sys;
 
 pub use access::{AccessMode, AccessModeError, access_mode};
+pub use cache::{ClassifyCache, DEFAULT_TTL};
 pub use classify::{
     ClassifyError, DescriptorKind, OtherKind, SG_MAJOR, classify, classify_with_sysfs,
 };

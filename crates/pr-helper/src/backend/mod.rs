@@ -17,7 +17,8 @@
 //! in the kernel, and our CAP_SYS_RAWIO would otherwise bypass that check and reserve
 //! the whole LUN (a deliberate difference from QEMU's helper, which sends the ioctl).
 //!
-//! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup, `F_GETFL`) and
+//! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup unless the device
+//! was classified within the last second, `F_GETFL` for PR OUT) and
 //! answers at once whenever no ioctl or file I/O is needed; [`Backends::run`] does the
 //! blocking rest, which the serving code runs in its bounded pool.
 
@@ -130,6 +131,8 @@ pub struct Execution {
 pub struct Backends {
     sgio_timeout: Duration,
     allow_partitions: bool,
+    /// Device classifications, so a busy device is not looked up in sysfs per command.
+    classifications: sg_io::ClassifyCache,
     emulated: Option<emulated::EmulatedBackend>,
     #[cfg(feature = "test-hooks")]
     injected_latency: Option<Duration>,
@@ -151,6 +154,7 @@ impl Backends {
         Ok(Self {
             sgio_timeout: settings.sgio_timeout,
             allow_partitions: settings.allow_partitions,
+            classifications: sg_io::ClassifyCache::default(),
             emulated,
             #[cfg(feature = "test-hooks")]
             injected_latency: test_latency::configured(),
@@ -212,7 +216,7 @@ impl Backends {
             return Plan::refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
         }
         let fd = request.fd.as_fd();
-        let kind = match sg_io::classify(fd) {
+        let kind = match self.classifications.classify(fd) {
             Ok(kind) => kind,
             Err(error) => {
                 tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
