@@ -37,9 +37,13 @@ if [ -n "$(missing_tools)" ]; then
     exit 2
 fi
 
-tree=$("$here/host/fetch-kernel.sh")
-run_dir=$VM_CACHE/run
-mkdir -p "$run_dir"
+mkdir -p "$VM_CACHE"
+# Concurrent runs (two test sessions) share the kernel cache, one at a time,
+# and each get their own run folder; last-run points at the newest one.
+tree=$(flock "$VM_CACHE/fetch.lock" "$here/host/fetch-kernel.sh")
+find "$VM_CACHE" -maxdepth 1 -name 'run.*' -type d -mmin +60 -exec rm -rf {} + 2>/dev/null || true
+run_dir=$(mktemp -d "$VM_CACHE/run.XXXXXX")
+ln -sfn "$run_dir" "$VM_CACHE/last-run"
 "$here/host/build-initramfs.sh" "$tree" "$bin_dir" "$run_dir/initramfs.cpio.gz"
 
 status=0

@@ -153,18 +153,18 @@ fn real_scsi_devices_in_a_vm() {
 
     let Some(code) = status else {
         panic!(
-            "the VM tier did not finish within {} s; console log: .cache/vm/run/console.log\n{stderr}",
+            "the VM tier did not finish within {} s; console log: .cache/vm/last-run/console.log\n{stderr}",
             HARNESS_DEADLINE.as_secs()
         );
     };
     assert_eq!(
         code, 0,
-        "tests/vm/run.sh failed (exit {code}); console log: .cache/vm/run/console.log\n{stderr}"
+        "tests/vm/run.sh failed (exit {code}); console log: .cache/vm/last-run/console.log\n{stderr}"
     );
     let problems = report.problems(&expected_scenarios());
     assert!(
         problems.is_empty(),
-        "the VM tier found {} problem(s):\n{}\nconsole log: .cache/vm/run/console.log",
+        "the VM tier found {} problem(s):\n{}\nconsole log: .cache/vm/last-run/console.log",
         problems.len(),
         problems.join("\n")
     );
