@@ -116,6 +116,12 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub emulated_state_dir: Option<PathBuf>,
 
+    /// What the software target counts as one initiator: `process` (each peer
+    /// process, e.g. one QEMU) or `session` (every process of one login or
+    /// script session, for driving it with prtool from a shell).
+    #[arg(long, value_name = "RULE", default_value = "process")]
+    pub emulated_initiator: crate::backend::emulated::InitiatorRule,
+
     /// Commands that may be executing at once (threads for blocking SG_IO).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub blocking_threads: usize,

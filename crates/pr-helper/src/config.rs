@@ -198,6 +198,7 @@ impl TryFrom<Args> for Config {
                 .emulated_state_dir
                 .map(|dir| absolute_path("--emulated-state-dir", dir))
                 .transpose()?,
+            emulated_initiator: args.emulated_initiator,
         };
         Ok(Config {
             daemon: args.daemon,

@@ -14,7 +14,10 @@
 //!   named by its pid and its start time (`/proc/PID/stat`, so a recycled pid is a new
 //!   initiator), through a single target port (relative target port 1). A QEMU process
 //!   is one initiator whatever number of connections it opens; two QEMU processes (or
-//!   two `prtool` runs) are two initiators. See [`identity`].
+//!   two `prtool` runs) are two initiators. With `--emulated-initiator session` the
+//!   initiator is the peer's session instead (its session id and the session leader's
+//!   start time): every command run from one shell or script is then one initiator,
+//!   and `setsid` starts another. See [`identity`].
 //! - **State** lives in the state directory, one JSON file per unit with APTPL set,
 //!   written crash-safely (temporary file, fsync, rename, fsync of the directory)
 //!   *before* GOOD is sent. Without APTPL nothing survives a restart, as on a device
@@ -39,7 +42,7 @@ use self::identity::UnitId;
 use self::store::Store;
 use super::{PeerInfo, check_condition, error_chain};
 
-pub use self::identity::initiator_of;
+pub use self::identity::{InitiatorRule, initiator_of};
 
 /// The relative target port identifier of the emulated target's single port.
 pub const TARGET_PORT: u16 = 1;
@@ -128,13 +131,14 @@ pub enum EmulatedError {
 #[derive(Debug)]
 pub struct EmulatedBackend {
     store: Store,
+    initiator_rule: InitiatorRule,
     units: Mutex<HashMap<UnitId, Arc<Mutex<LogicalUnit>>>>,
 }
 
 impl EmulatedBackend {
     /// Opens (creating it if needed) and locks the state directory, and loads the
     /// persisted units. Fails if another daemon holds the directory.
-    pub fn open(state_dir: &Path) -> Result<Self, EmulatedError> {
+    pub fn open(state_dir: &Path, initiator_rule: InitiatorRule) -> Result<Self, EmulatedError> {
         let store = Store::open(state_dir)?;
         let units = store
             .load_all()?
@@ -143,6 +147,7 @@ impl EmulatedBackend {
             .collect();
         Ok(Self {
             store,
+            initiator_rule,
             units: Mutex::new(units),
         })
     }
@@ -167,7 +172,7 @@ impl EmulatedBackend {
                 return check_condition(Sense::IO_PROCESS_TERMINATED);
             }
         };
-        let nexus = Nexus::new(initiator_of(peer), TARGET_PORT);
+        let nexus = Nexus::new(initiator_of(peer, self.initiator_rule), TARGET_PORT);
         let unit = self.unit(id);
         let mut unit = unit.lock().unwrap_or_else(PoisonError::into_inner);
         // Run on a copy: if the new state cannot be made durable, nothing changed.
@@ -234,7 +239,7 @@ mod tests {
     fn two_peer_processes_are_two_initiators_on_one_image() {
         let dir = tempfile::tempdir().unwrap();
         let image = tempfile::tempfile().unwrap();
-        let backend = EmulatedBackend::open(dir.path()).unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
         let (cdb, list) = build::register(0, 0xA, false);
         let r = backend.execute(image.as_fd(), &cdb16(&cdb), &list, &me());
         assert_eq!(r.status, 0);
@@ -255,7 +260,7 @@ mod tests {
         let image = tempfile::tempfile().unwrap();
         let other = tempfile::tempfile().unwrap();
         {
-            let backend = EmulatedBackend::open(dir.path()).unwrap();
+            let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
             let (cdb, list) = build::register(0, 0x77, true);
             let r = backend.execute(image.as_fd(), &cdb16(&cdb), &list, &me());
             assert_eq!(r.status, 0);
@@ -263,7 +268,7 @@ mod tests {
             let r = backend.execute(other.as_fd(), &cdb16(&cdb), &list, &me());
             assert_eq!(r.status, 0);
         }
-        let backend = EmulatedBackend::open(dir.path()).unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
         let keys = cdb16(&build::read_keys(64));
         let r = backend.execute(image.as_fd(), &keys, &[], &me());
         assert_eq!(r.data[8..16], 0x77u64.to_be_bytes());
@@ -275,7 +280,7 @@ mod tests {
     fn refusals_carry_fixed_format_sense() {
         let dir = tempfile::tempdir().unwrap();
         let image = tempfile::tempfile().unwrap();
-        let backend = EmulatedBackend::open(dir.path()).unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
         let cdb = build::pr_out(pr_target::ServiceAction::Register, 0, 20);
         let r = backend.execute(image.as_fd(), &cdb16(&cdb), &[0; 20], &me());
         assert_eq!(r.status, 2);

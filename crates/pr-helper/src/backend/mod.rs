@@ -145,9 +145,11 @@ impl Backends {
             .emulated_state_dir
             .as_deref()
             .map(|dir| {
-                emulated::EmulatedBackend::open(dir).map_err(|e| BackendError::EmulatedState {
-                    path: dir.to_path_buf(),
-                    source: Box::new(e),
+                emulated::EmulatedBackend::open(dir, settings.emulated_initiator).map_err(|e| {
+                    BackendError::EmulatedState {
+                        path: dir.to_path_buf(),
+                        source: Box::new(e),
+                    }
                 })
             })
             .transpose()?;

@@ -6,6 +6,7 @@
 //! hung device can hold only a few pool slots.
 
 mod accept;
+mod affine;
 mod connection;
 mod peer;
 mod pool;
@@ -57,6 +58,8 @@ pub struct ServeSettings {
     pub allow_partitions: bool,
     /// Where the emulated target keeps its state; `None` disables the emulated backend.
     pub emulated_state_dir: Option<PathBuf>,
+    /// What the emulated target counts as one initiator.
+    pub emulated_initiator: crate::backend::emulated::InitiatorRule,
 }
 
 impl Default for ServeSettings {
@@ -72,6 +75,7 @@ impl Default for ServeSettings {
             sgio_timeout: Duration::from_secs(30),
             allow_partitions: false,
             emulated_state_dir: None,
+            emulated_initiator: crate::backend::emulated::InitiatorRule::default(),
         }
     }
 }
