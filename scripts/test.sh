@@ -20,5 +20,16 @@ cargo check --manifest-path fuzz/Cargo.toml --quiet
 echo "== release binaries (used by the VM tier)"
 cargo build --release --locked -p pr-helper -p prtool -p pr-bench -p vm-tests
 
+echo "== the main job's demo (scripts/run.sh --demo-only)"
+demo_log=$(mktemp)
+if ! "$repo/scripts/run.sh" --demo-only >"$demo_log" 2>&1; then
+    cat "$demo_log"; rm -f "$demo_log"
+    echo "test.sh: the demo of scripts/run.sh failed (output above)" >&2
+    exit 1
+fi
+grep -q 'RESERVATION CONFLICT' "$demo_log" || { cat "$demo_log"; echo "test.sh: demo showed no conflict" >&2; exit 1; }
+rm -f "$demo_log"
+echo "demo ok"
+
 echo "== tests"
 cargo nextest run --workspace --all-features --locked --profile ci
