@@ -18,9 +18,11 @@ use pr_protocol::{
 use scsi::sense::Sense;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 
-use super::pool::{DeviceKey, Pool};
+use super::affine::{Command, Lent, Pending, Returned, Worker};
+use super::pool::{CallSlots, DeviceKey, Pool};
 use super::recv::{Received, recv_now, recv_with_fds};
 use super::{ServeSettings, ShutdownSignal};
 use crate::backend::{Backends, Execution, Job, PeerInfo, Plan, check_condition};
@@ -28,11 +30,13 @@ use crate::backend::{Backends, Execution, Job, PeerInfo, Plan, check_condition};
 /// What every connection task shares.
 #[derive(Debug)]
 pub(crate) struct Context {
-    backends: Arc<Backends>,
-    pool: Pool,
+    pub(super) backends: Arc<Backends>,
+    pub(super) pool: Pool,
+    /// Connections that may have a thread of their own at once ([`super::affine`]).
+    seats: Arc<Semaphore>,
     handshake_timeout: Duration,
-    request_timeout: Duration,
-    commands: AtomicU64,
+    pub(super) request_timeout: Duration,
+    pub(super) commands: AtomicU64,
 }
 
 impl Context {
@@ -40,6 +44,7 @@ impl Context {
         Self {
             backends: Arc::new(backends),
             pool: Pool::new(settings.blocking_threads),
+            seats: Arc::new(Semaphore::new(settings.blocking_threads.max(1))),
             handshake_timeout: settings.handshake_timeout,
             request_timeout: settings.request_timeout,
             commands: AtomicU64::new(0),
@@ -50,6 +55,19 @@ impl Context {
     pub(crate) fn commands(&self) -> u64 {
         self.commands.load(Ordering::Relaxed)
     }
+
+    /// A seat and the call's slots, if all are free right now.
+    fn takeover(&self, request: &Request<OwnedFd>) -> Option<Takeover> {
+        let seat = Arc::clone(&self.seats).try_acquire_owned().ok()?;
+        let slots = self.pool.try_slots(DeviceKey::of(request.fd.as_fd()))?;
+        Some(Takeover { seat, slots })
+    }
+}
+
+/// What lets a connection move to a thread of its own with its first command.
+struct Takeover {
+    seat: OwnedSemaphorePermit,
+    slots: CallSlots,
 }
 
 /// Why a connection ended: the reason in its closing log line.
@@ -144,7 +162,7 @@ pub(crate) struct Connection {
 }
 
 /// Size of the receive buffer between requests: one CDB.
-const IDLE_BUFFER: usize = pr_protocol::CDB_SIZE;
+pub(super) const IDLE_BUFFER: usize = pr_protocol::CDB_SIZE;
 
 /// The outcome of waiting for the next chunk of input.
 enum Input {
@@ -186,10 +204,106 @@ impl Connection {
                 self.buffer = vec![0; IDLE_BUFFER];
             }
             // After shutdown, the next read takes only what is already in the socket.
-            if let Err(reason) = self.answer(request).await {
+            let started = Instant::now();
+            let answered = match self.context.backends.plan(&request, &self.peer) {
+                Plan::Answered(execution) => self.respond(request, execution, started).await,
+                Plan::Blocking(job) => match self.context.takeover(&request) {
+                    Some(takeover) => {
+                        let command = Command {
+                            job,
+                            request,
+                            started,
+                            slots: takeover.slots,
+                        };
+                        match self.serve_on_own_thread(command, takeover.seat).await {
+                            Ok(connection) => {
+                                self = connection;
+                                continue;
+                            }
+                            Err(reason) => return reason,
+                        }
+                    }
+                    None => self.answer_in_pool(job, request, started).await,
+                },
+            };
+            if let Err(reason) = answered {
                 return reason;
             }
         }
+    }
+
+    /// Lends the socket to a blocking thread that serves this connection directly until
+    /// it is idle ([`super::affine`]), then serves it here again.
+    async fn serve_on_own_thread(
+        self,
+        first: Command,
+        seat: OwnedSemaphorePermit,
+    ) -> Result<Self, CloseReason> {
+        let Connection {
+            context,
+            stream,
+            peer,
+            shutdown,
+            buffer,
+            id,
+        } = self;
+        let stream = stream
+            .into_std()
+            .map_err(|error| io_failure("handing the socket to a thread", error))?;
+        let lent = Lent::new(stream);
+        let shared = lent.share().ok_or_else(|| {
+            io_failure(
+                "handing the socket to a thread",
+                io::ErrorKind::Other.into(),
+            )
+        })?;
+        let worker = Worker {
+            context: Arc::clone(&context),
+            stream: shared,
+            peer,
+            id,
+            shutdown: shutdown.clone(),
+            buffer,
+        };
+        let joined = tokio::task::spawn_blocking(move || {
+            let returned = worker.serve(first);
+            drop(seat);
+            returned
+        })
+        .await;
+        let (buffer, pending) = match joined {
+            Ok(Returned::HandBack { buffer, pending }) => (buffer, pending),
+            Ok(Returned::Closed(reason)) => return Err(reason),
+            Err(error) => {
+                tracing::error!(conn = id, peer = %peer, error = %error, "connection thread failed");
+                return Err(CloseReason::BackendFailed);
+            }
+        };
+        let stream = lent.take_back().ok_or_else(|| {
+            io_failure(
+                "taking the socket back from its thread",
+                io::ErrorKind::Other.into(),
+            )
+        })?;
+        let stream = UnixStream::from_std(stream)
+            .map_err(|error| io_failure("taking the socket back from its thread", error))?;
+        let mut connection = Connection {
+            context,
+            stream,
+            peer,
+            shutdown,
+            buffer,
+            id,
+        };
+        if let Some(Pending {
+            job,
+            request,
+            started,
+        }) = pending
+        {
+            connection.answer_in_pool(job, request, started).await?;
+        }
+        Ok(connection)
     }
 
     async fn handshake(&mut self) -> Result<(), CloseReason> {
@@ -293,7 +407,7 @@ impl Connection {
         let Some(buffer) = buffer_for(&mut self.buffer, wanted) else {
             return Input::Closed(CloseReason::ShuttingDown);
         };
-        match recv_now(&self.stream, buffer) {
+        match recv_now(self.stream.as_fd(), buffer) {
             Ok(received) => Self::checked(received),
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                 Input::Closed(CloseReason::ShuttingDown)
@@ -324,38 +438,25 @@ impl Connection {
         }
     }
 
-    /// Executes `request` (its blocking part in the pool), writes its response, then
-    /// closes its descriptor.
-    async fn answer(&mut self, request: Request<OwnedFd>) -> Result<(), CloseReason> {
-        let started = Instant::now();
-        let (execution, request) = match self.context.backends.plan(&request, &self.peer) {
-            Plan::Answered(execution) => (execution, request),
-            Plan::Blocking(job) => self.run_in_pool(job, request).await?,
-        };
-        let Execution {
-            response,
-            descriptor,
-        } = execution;
-        let mut wire = Vec::with_capacity(response.encoded_len());
-        let response = match response.encode(&request.cdb, &mut wire) {
-            Ok(()) => response,
-            Err(error) => {
-                // A backend bug; QEMU's client would assert on it, so never send it.
-                tracing::error!(peer = %self.peer, error = %error, "backend produced an invalid response");
-                let fallback = check_condition(Sense::IO_ERROR);
-                wire.clear();
-                let _ = fallback.encode(&request.cdb, &mut wire);
-                fallback
-            }
-        };
-        log_command(
-            self.id,
-            &self.peer,
-            &request,
-            &descriptor,
-            &response,
-            started.elapsed(),
-        );
+    /// Runs the blocking part of a command in the bounded pool, then answers it.
+    async fn answer_in_pool(
+        &mut self,
+        job: Job,
+        request: Request<OwnedFd>,
+        started: Instant,
+    ) -> Result<(), CloseReason> {
+        let (execution, request) = self.run_in_pool(job, request).await?;
+        self.respond(request, execution, started).await
+    }
+
+    /// Writes the response to `request`, then closes its descriptor.
+    async fn respond(
+        &mut self,
+        request: Request<OwnedFd>,
+        execution: Execution,
+        started: Instant,
+    ) -> Result<(), CloseReason> {
+        let wire = encode_answer(self.id, &self.peer, &request, execution, started);
         let deadline = tokio::time::Instant::now() + self.context.request_timeout;
         let written = timeout_at(deadline, self.stream.write_all(&wire)).await;
         self.context.commands.fetch_add(1, Ordering::Relaxed);
@@ -409,9 +510,37 @@ impl Connection {
     }
 }
 
+/// The bytes of the response to `request`, after its log line. A response that cannot
+/// be encoded (a backend bug) becomes a CHECK CONDITION: QEMU's client would assert on it.
+pub(super) fn encode_answer(
+    id: u64,
+    peer: &PeerInfo,
+    request: &Request<OwnedFd>,
+    execution: Execution,
+    started: Instant,
+) -> Vec<u8> {
+    let Execution {
+        response,
+        descriptor,
+    } = execution;
+    let mut wire = Vec::with_capacity(response.encoded_len());
+    let response = match response.encode(&request.cdb, &mut wire) {
+        Ok(()) => response,
+        Err(error) => {
+            tracing::error!(peer = %peer, error = %error, "backend produced an invalid response");
+            let fallback = check_condition(Sense::IO_ERROR);
+            wire.clear();
+            let _ = fallback.encode(&request.cdb, &mut wire);
+            fallback
+        }
+    };
+    log_command(id, peer, request, &descriptor, &response, started.elapsed());
+    wire
+}
+
 /// The first `wanted` bytes of `buffer` (at least 1, at most the protocol's largest
 /// transfer), growing it if needed.
-fn buffer_for(buffer: &mut Vec<u8>, wanted: usize) -> Option<&mut [u8]> {
+pub(super) fn buffer_for(buffer: &mut Vec<u8>, wanted: usize) -> Option<&mut [u8]> {
     let limit = wanted.clamp(1, MAX_TRANSFER);
     if buffer.len() < limit {
         buffer.resize(limit, 0);
@@ -419,7 +548,7 @@ fn buffer_for(buffer: &mut Vec<u8>, wanted: usize) -> Option<&mut [u8]> {
     buffer.get_mut(..limit)
 }
 
-fn io_failure(step: &'static str, error: io::Error) -> CloseReason {
+pub(super) fn io_failure(step: &'static str, error: io::Error) -> CloseReason {
     CloseReason::Io { step, error }
 }
 

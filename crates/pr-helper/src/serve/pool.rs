@@ -48,6 +48,15 @@ pub(crate) enum PoolError {
     Join(#[source] tokio::task::JoinError),
 }
 
+/// The device and pool slots of one call taken by [`Pool::try_slots`]; freed on drop
+/// (return them with [`Pool::release`] so an idle device is forgotten).
+#[derive(Debug)]
+pub(crate) struct CallSlots {
+    key: Option<DeviceKey>,
+    _device: Option<OwnedSemaphorePermit>,
+    _global: OwnedSemaphorePermit,
+}
+
 /// The pool: a global semaphore plus one small semaphore per busy device.
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -94,6 +103,56 @@ impl Pool {
             self.forget_idle_device(key);
         }
         result
+    }
+
+    /// Both slots for one call, taken only if they are free right now (a connection's
+    /// own thread never waits for them: it hands the command back to [`run`](Self::run)).
+    /// Give them back with [`release`](Self::release).
+    pub(crate) fn try_slots(&self, key: Option<DeviceKey>) -> Option<CallSlots> {
+        let device = match key {
+            Some(key) => {
+                let permit = self.try_device_permit(key);
+                if permit.is_none() {
+                    self.forget_idle_device(key);
+                }
+                Some(permit?)
+            }
+            None => None,
+        };
+        let slots = Arc::clone(&self.global)
+            .try_acquire_owned()
+            .ok()
+            .map(|global| CallSlots {
+                key,
+                _device: device,
+                _global: global,
+            });
+        if slots.is_none()
+            && let Some(key) = key
+        {
+            self.forget_idle_device(key);
+        }
+        slots
+    }
+
+    /// Gives back what [`try_slots`](Self::try_slots) took.
+    pub(crate) fn release(&self, slots: CallSlots) {
+        let key = slots.key;
+        drop(slots);
+        if let Some(key) = key {
+            self.forget_idle_device(key);
+        }
+    }
+
+    fn try_device_permit(&self, key: DeviceKey) -> Option<OwnedSemaphorePermit> {
+        let mut devices = self
+            .devices
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let semaphore = devices
+            .entry(key)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_device)));
+        Arc::clone(semaphore).try_acquire_owned().ok()
     }
 
     async fn device_permit(&self, key: DeviceKey) -> Option<OwnedSemaphorePermit> {
@@ -187,6 +246,28 @@ mod tests {
                 task.await.expect("task").expect("job");
             }
             assert_eq!(pool.tracked_devices(), 0);
+        });
+    }
+
+    #[test]
+    fn slots_taken_without_waiting_respect_both_limits() {
+        runtime().block_on(async {
+            let pool = Pool::new(MAX_SLOTS_PER_DEVICE + 1);
+            let device = Some(DeviceKey::Device(1));
+            let held: Vec<_> = (0..MAX_SLOTS_PER_DEVICE)
+                .map(|_| pool.try_slots(device).expect("a free device slot"))
+                .collect();
+            assert!(pool.try_slots(device).is_none(), "device cap exceeded");
+            let other = pool
+                .try_slots(Some(DeviceKey::Device(2)))
+                .expect("another device has room");
+            assert!(pool.try_slots(None).is_none(), "global cap exceeded");
+            pool.release(other);
+            for slots in held {
+                pool.release(slots);
+            }
+            assert_eq!(pool.tracked_devices(), 0);
+            assert_eq!(pool.run(device, || 5).await.expect("served"), 5);
         });
     }
 

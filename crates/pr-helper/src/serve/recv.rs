@@ -6,7 +6,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags};
 use tokio::io::Interest;
@@ -33,7 +33,7 @@ pub(crate) struct Received {
 pub(crate) async fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Received> {
     loop {
         stream.readable().await?;
-        match stream.try_io(Interest::READABLE, || recv_once(stream, buf)) {
+        match stream.try_io(Interest::READABLE, || recv_once(stream.as_fd(), buf)) {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
@@ -43,7 +43,7 @@ pub(crate) async fn recv_with_fds(stream: &UnixStream, buf: &mut [u8]) -> io::Re
 
 /// Reads what is already in the socket without waiting and without consulting the
 /// runtime's readiness flags (which may lag behind): `WouldBlock` means nothing is there.
-pub(crate) fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Received> {
+pub(crate) fn recv_now(stream: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     loop {
         match recv_once(stream, buf) {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
@@ -52,7 +52,7 @@ pub(crate) fn recv_now(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Receiv
     }
 }
 
-fn recv_once(stream: &UnixStream, buf: &mut [u8]) -> io::Result<Received> {
+fn recv_once(stream: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Received> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(FDS_PER_READ))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut iov = [IoSliceMut::new(buf)];

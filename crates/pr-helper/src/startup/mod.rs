@@ -268,9 +268,15 @@ fn serve_with_reduced_privileges(
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pr-helper")
-        // Blocking backend calls are bounded by serve; leave room for the
-        // runtime's own blocking work.
-        .max_blocking_threads(settings.blocking_threads.saturating_add(8))
+        // serve bounds both the connections served on threads of their own
+        // and the backend calls queued in the pool (`blocking_threads` each);
+        // leave room for the runtime's own blocking work.
+        .max_blocking_threads(
+            settings
+                .blocking_threads
+                .saturating_mul(2)
+                .saturating_add(8),
+        )
         .build()
         .map_err(StartupError::Runtime)?;
     let served = runtime.block_on(async {
