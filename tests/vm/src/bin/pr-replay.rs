@@ -231,3 +231,65 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lines_parse_with_comments_and_padding() {
+        let steps = parse_stream(
+            "# a comment\n\
+             keys rw /dev/null 5e000000000000200000   # trailing comment\n\
+             \n\
+             register ro /dev/sda 5f000000000000001800 00112233\n\
+             bare none /dev/sda 5e\n",
+        )
+        .unwrap();
+        assert_eq!(steps.len(), 3);
+        assert_eq!(steps[0].name, "keys");
+        assert_eq!(steps[0].cdb[..10], [0x5e, 0, 0, 0, 0, 0, 0, 0x20, 0, 0]);
+        assert_eq!(steps[0].cdb[10..], [0; 6]);
+        assert!(steps[1].mode == OpenMode::ReadOnly);
+        assert_eq!(steps[1].parameters, vec![0x00, 0x11, 0x22, 0x33]);
+        assert!(steps[2].mode == OpenMode::NoDescriptor);
+    }
+
+    #[test]
+    fn bad_stream_lines_name_their_line() {
+        for (text, reason) in [
+            ("x rw /dev/null", "want NAME MODE"),
+            ("x wo /dev/null 5e", "MODE"),
+            ("x rw /dev/null 5g", "not hex"),
+            (
+                "x rw /dev/null 5e000000000000000000000000000000ff",
+                "1 to 16",
+            ),
+            ("x rw /dev/null 5e 00 11", "too many"),
+        ] {
+            let error = parse_stream(&format!("# first\n{text}\n")).err().unwrap();
+            let message = error.to_string();
+            assert!(message.starts_with("stream line 2:"), "{message}");
+            assert!(message.contains(reason), "{message} lacks {reason}");
+        }
+    }
+
+    #[test]
+    fn generation_is_printed_relative_to_the_first_one() {
+        let steps = parse_stream(
+            "keys rw /dev/null 5e000000000000200000\n\
+             caps rw /dev/null 5e020000000000200000\n",
+        )
+        .unwrap();
+        let mut base = None;
+        let first = render_payload(&steps[0], &[0, 0, 0, 7, 0, 0, 0, 0], &mut base, true);
+        let later = render_payload(&steps[0], &[0, 0, 0, 9, 0, 0, 0, 8], &mut base, true);
+        assert_eq!(first, "g+0:00000000");
+        assert_eq!(later, "g+2:00000008");
+        // REPORT CAPABILITIES has no generation: printed as is.
+        let caps = render_payload(&steps[1], &[0, 8, 0x1d, 0x90], &mut base, true);
+        assert_eq!(caps, "00081d90");
+        let absolute = render_payload(&steps[0], &[0, 0, 0, 9], &mut None, false);
+        assert_eq!(absolute, "00000009");
+    }
+}
