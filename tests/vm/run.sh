@@ -20,7 +20,7 @@ deadline=${VM_TIMEOUT:-240}
 # depmod and modprobe live in sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 
-tools=(qemu-system-x86_64 busybox cpio depmod modprobe sg_persist qemu-pr-helper apt-get dpkg-deb)
+tools=(qemu-system-x86_64 busybox cpio depmod modprobe sg_persist qemu-pr-helper dmsetup apt-get dpkg-deb)
 missing_tools() {
     for tool in "${tools[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || echo "$tool"
