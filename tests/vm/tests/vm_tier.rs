@@ -22,6 +22,7 @@ const REQUIRED_SCENARIOS: &[&str] = &[
     "two-initiators",
     "sg-device",
     "differential",
+    "multipath",
     "sigterm",
     "bench",
 ];
