@@ -20,7 +20,8 @@
 //! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup unless the device
 //! was classified within the last second, `F_GETFL` for PR OUT) and
 //! answers at once whenever no ioctl or file I/O is needed; [`Backends::run`] does the
-//! blocking rest, which the serving code runs in its bounded pool.
+//! blocking rest, which the serving code runs on the connection's own thread or in its
+//! bounded pool.
 
 pub mod emulated;
 pub mod sgio;
