@@ -131,3 +131,63 @@ fn peers_outside_the_uid_allowlist_are_refused() {
     let summary = running.done.recv().expect("serve returned");
     assert_eq!(summary.connections_refused, 1);
 }
+
+#[test]
+fn a_connection_its_thread_handed_back_is_served_again() {
+    // Zero injected latency: every command still takes the blocking path, so the
+    // connection moves to a thread of its own with its first command.
+    let running = start(ServeSettings::default(), Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut peer = client(&running.socket);
+    for _ in 0..2 {
+        let response = peer
+            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+            .expect("answered");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+        // Idle for well over the hand-back period: the task has the socket again.
+        thread::sleep(super::affine::IDLE_HAND_BACK * 5);
+    }
+    running.stop.send(true).expect("stop");
+    peer.expect_closed()
+        .expect("idle connection closed at shutdown");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 2);
+    assert_eq!(summary.forced_connections, 0);
+}
+
+#[test]
+fn commands_beyond_a_devices_slots_wait_in_the_pool_and_are_all_answered() {
+    // Ten connections, one file: four commands get the device's slots on their
+    // connections' threads, the others are queued in the pool until a slot frees.
+    let running = start(ServeSettings::default(), Duration::from_millis(50));
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut peers: Vec<RawClient> = (0..10).map(|_| client(&running.socket)).collect();
+    for peer in &mut peers {
+        peer.send_request(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+            .expect("request");
+    }
+    for peer in &mut peers {
+        let response = peer.read_response().expect("answered");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+    // Each connection goes on working after its command was queued.
+    for peer in &mut peers {
+        let response = peer
+            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+            .expect("answered again");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+    running.stop.send(true).expect("stop");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 20);
+    assert_eq!(summary.forced_connections, 0);
+}
