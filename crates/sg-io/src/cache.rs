@@ -51,6 +51,26 @@ struct Entry {
     checked: Instant,
 }
 
+/// Which file a descriptor refers to, as `fstat` reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    /// Filesystem of the file (or of the device node).
+    pub dev: u64,
+    /// Inode of the file (or of the device node).
+    pub ino: u64,
+    /// Device number, for block and character devices (0 otherwise).
+    pub rdev: u64,
+}
+
+/// A classification together with the identity of the file classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    /// What kind of file it is.
+    pub kind: DescriptorKind,
+    /// Which file it is.
+    pub identity: FileIdentity,
+}
+
 /// A [`classify`](crate::classify) that remembers device classifications for a
 /// short while. Safe to share between threads.
 #[derive(Debug)]
@@ -85,19 +105,35 @@ impl ClassifyCache {
     /// [`classify`](crate::classify) when this device node was not seen within
     /// the last [`ttl`](Self::ttl).
     pub fn classify(&self, fd: BorrowedFd<'_>) -> Result<DescriptorKind, ClassifyError> {
+        self.classify_file(fd).map(|classified| classified.kind)
+    }
+
+    /// [`classify`](Self::classify), also telling which file it is (from the same
+    /// `fstat`), so that callers need not look again.
+    pub fn classify_file(&self, fd: BorrowedFd<'_>) -> Result<Classified, ClassifyError> {
         let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
-        if !needs_sysfs(&stat) {
-            return classify_stat(&stat, &self.sysfs);
-        }
-        let key = NodeKey::of(&stat);
-        let now = Instant::now();
-        if let Some(kind) = self.fresh(key, now) {
-            return Ok(kind);
-        }
-        // Looked up outside the lock: sysfs can be slow and other devices must not wait.
-        let kind = classify_stat(&stat, &self.sysfs)?;
-        self.remember(key, kind, now);
-        Ok(kind)
+        let identity = FileIdentity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            rdev: stat.st_rdev,
+        };
+        let kind = if needs_sysfs(&stat) {
+            let key = NodeKey::of(&stat);
+            let now = Instant::now();
+            match self.fresh(key, now) {
+                Some(kind) => kind,
+                None => {
+                    // Looked up outside the lock: sysfs can be slow and other devices
+                    // must not wait.
+                    let kind = classify_stat(&stat, &self.sysfs)?;
+                    self.remember(key, kind, now);
+                    kind
+                }
+            }
+        } else {
+            classify_stat(&stat, &self.sysfs)?
+        };
+        Ok(Classified { kind, identity })
     }
 
     fn fresh(&self, key: NodeKey, now: Instant) -> Option<DescriptorKind> {
@@ -135,6 +171,10 @@ mod tests {
         assert_eq!(first, crate::classify(null.as_fd()).expect("classified"));
         assert_eq!(cache.classify(null.as_fd()).expect("again"), first);
         assert_eq!(cache.len(), 1);
+        let stat = fstat(null.as_fd()).expect("fstat");
+        let classified = cache.classify_file(null.as_fd()).expect("with identity");
+        assert_eq!(classified.identity.rdev, stat.st_rdev);
+        assert_eq!(classified.identity.ino, stat.st_ino);
         let file = tempfile::tempfile().expect("temp file");
         assert_eq!(
             cache.classify(file.as_fd()).expect("file"),

@@ -7,7 +7,7 @@ mod send;
 mod sys;
 
 pub use access::{AccessMode, AccessModeError, access_mode};
-pub use cache::{ClassifyCache, DEFAULT_TTL};
+pub use cache::{Classified, ClassifyCache, DEFAULT_TTL, FileIdentity};
 pub use classify::{
     ClassifyError, DescriptorKind, OtherKind, SG_MAJOR, classify, classify_with_sysfs,
 };

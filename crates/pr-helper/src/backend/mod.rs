@@ -105,6 +105,8 @@ pub struct Job {
     work: Work,
     /// The kind of descriptor it goes to.
     pub descriptor: DescriptorLabel,
+    /// Which file the descriptor refers to, when it was looked at.
+    pub file: Option<sg_io::FileIdentity>,
 }
 
 #[derive(Debug)]
@@ -205,6 +207,7 @@ impl Backends {
                 }) => Plan::Blocking(Job {
                     work: Work::Ready(response),
                     descriptor,
+                    file: None,
                 }),
                 blocking => blocking,
             };
@@ -219,8 +222,8 @@ impl Backends {
             return Plan::refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
         }
         let fd = request.fd.as_fd();
-        let kind = match self.classifications.classify(fd) {
-            Ok(kind) => kind,
+        let (kind, file) = match self.classifications.classify_file(fd) {
+            Ok(classified) => (classified.kind, classified.identity),
             Err(error) => {
                 tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
                 return Plan::refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
@@ -238,7 +241,11 @@ impl Backends {
                 return Plan::refused(Sense::IO_ERROR, descriptor);
             }
         };
-        Plan::Blocking(Job { work, descriptor })
+        Plan::Blocking(Job {
+            work,
+            descriptor,
+            file: Some(file),
+        })
     }
 
     /// Runs the blocking part [`plan`](Self::plan) asked for. Blocks (ioctl, file I/O).

@@ -57,7 +57,8 @@ pub(super) enum Returned {
     /// The task serves the connection again (first `pending`, if any).
     HandBack {
         buffer: Vec<u8>,
-        pending: Option<Pending>,
+        /// Boxed: rare, and it would make every hand-back as large as a request.
+        pending: Option<Box<Pending>>,
     },
     /// The connection is over.
     Closed(CloseReason),
@@ -182,7 +183,7 @@ impl Worker {
         match self.context.backends.plan(&request, &self.peer) {
             Plan::Answered(execution) => Next::Answer(request, execution, started),
             Plan::Blocking(job) => {
-                let key = DeviceKey::of(request.fd.as_fd());
+                let key = DeviceKey::for_job(&job, request.fd.as_fd());
                 match self.context.pool.try_slots(key) {
                     Some(slots) => Next::Run(Command {
                         job,
@@ -190,17 +191,17 @@ impl Worker {
                         started,
                         slots,
                     }),
-                    None => Next::Return(self.hand_back(Some(Pending {
+                    None => Next::Return(self.hand_back(Some(Box::new(Pending {
                         job,
                         request,
                         started,
-                    }))),
+                    })))),
                 }
             }
         }
     }
 
-    fn hand_back(&mut self, pending: Option<Pending>) -> Returned {
+    fn hand_back(&mut self, pending: Option<Box<Pending>>) -> Returned {
         Returned::HandBack {
             buffer: std::mem::take(&mut self.buffer),
             pending,

@@ -57,9 +57,11 @@ impl Context {
     }
 
     /// A seat and the call's slots, if all are free right now.
-    fn takeover(&self, request: &Request<OwnedFd>) -> Option<Takeover> {
+    fn takeover(&self, job: &Job, request: &Request<OwnedFd>) -> Option<Takeover> {
         let seat = Arc::clone(&self.seats).try_acquire_owned().ok()?;
-        let slots = self.pool.try_slots(DeviceKey::of(request.fd.as_fd()))?;
+        let slots = self
+            .pool
+            .try_slots(DeviceKey::for_job(job, request.fd.as_fd()))?;
         Some(Takeover { seat, slots })
     }
 }
@@ -207,7 +209,7 @@ impl Connection {
             let started = Instant::now();
             let answered = match self.context.backends.plan(&request, &self.peer) {
                 Plan::Answered(execution) => self.respond(request, execution, started).await,
-                Plan::Blocking(job) => match self.context.takeover(&request) {
+                Plan::Blocking(job) => match self.context.takeover(&job, &request) {
                     Some(takeover) => {
                         let command = Command {
                             job,
@@ -295,12 +297,12 @@ impl Connection {
             buffer,
             id,
         };
-        if let Some(Pending {
-            job,
-            request,
-            started,
-        }) = pending
-        {
+        if let Some(pending) = pending {
+            let Pending {
+                job,
+                request,
+                started,
+            } = *pending;
             connection.answer_in_pool(job, request, started).await?;
         }
         Ok(connection)
@@ -476,7 +478,7 @@ impl Connection {
         job: Job,
         request: Request<OwnedFd>,
     ) -> Result<(Execution, Request<OwnedFd>), CloseReason> {
-        let key = DeviceKey::of(request.fd.as_fd());
+        let key = DeviceKey::for_job(&job, request.fd.as_fd());
         let backends = Arc::clone(&self.context.backends);
         let peer = self.peer;
         let descriptor = job.descriptor;

@@ -10,6 +10,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::{FileType, fstat};
+use sg_io::{DescriptorKind, FileIdentity, OtherKind};
+
+use crate::backend::{DescriptorLabel, Job};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Most pool slots the commands for one device may hold at once.
@@ -25,6 +28,30 @@ pub(crate) enum DeviceKey {
 }
 
 impl DeviceKey {
+    /// The key of the file `job` goes to, from what planning it found out; `fd` is
+    /// looked at only if planning did not.
+    pub(crate) fn for_job(job: &Job, fd: BorrowedFd<'_>) -> Option<Self> {
+        match (job.descriptor, job.file) {
+            (DescriptorLabel::Kind(kind), Some(file)) => Self::of_classified(kind, file),
+            _ => Self::of(fd),
+        }
+    }
+
+    /// The key of a classified file: the same as [`of`](Self::of) gives for it.
+    fn of_classified(kind: DescriptorKind, file: FileIdentity) -> Option<Self> {
+        match kind {
+            DescriptorKind::WholeBlockDevice
+            | DescriptorKind::Partition
+            | DescriptorKind::SgCharDevice
+            | DescriptorKind::Other(OtherKind::CharDevice { .. }) => Some(Self::Device(file.rdev)),
+            DescriptorKind::RegularFile => Some(Self::File {
+                dev: file.dev,
+                ino: file.ino,
+            }),
+            DescriptorKind::Other(_) => None,
+        }
+    }
+
     /// The key of the file behind `fd`, or `None` when it is neither a device nor a
     /// regular file (those are answered without blocking work worth limiting).
     pub(crate) fn of(fd: BorrowedFd<'_>) -> Option<Self> {
@@ -278,6 +305,34 @@ mod tests {
             assert_eq!(pool.run(None, || 7).await.expect("served"), 7);
             assert_eq!(pool.tracked_devices(), 0);
         });
+    }
+
+    #[test]
+    fn a_classified_file_has_the_key_fstat_gives() {
+        let cache = sg_io::ClassifyCache::default();
+        let file = tempfile::tempfile().expect("temp file");
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        for fd in [file.as_fd(), null.as_fd()] {
+            let classified = cache.classify_file(fd).expect("classified");
+            assert_eq!(
+                DeviceKey::of_classified(classified.kind, classified.identity),
+                DeviceKey::of(fd),
+                "{classified:?}"
+            );
+        }
+        // Block devices and partitions are keyed by device number alone.
+        let stat = fstat(null.as_fd()).expect("fstat");
+        let identity = FileIdentity {
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+            rdev: stat.st_rdev,
+        };
+        for kind in [DescriptorKind::WholeBlockDevice, DescriptorKind::Partition] {
+            assert_eq!(
+                DeviceKey::of_classified(kind, identity),
+                Some(DeviceKey::Device(stat.st_rdev))
+            );
+        }
     }
 
     #[test]
