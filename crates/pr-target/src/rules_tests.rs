@@ -402,6 +402,66 @@ fn reserve_with_invalid_type_is_invalid_field_in_cdb() {
 }
 
 #[test]
+fn reserve_with_invalid_type_is_refused_before_the_key_is_checked() {
+    let mut lu = unit();
+    assert_eq!(
+        reserve(&mut lu, &nexus("a"), 7, 0x2),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
+fn reservation_held_by_another_refuses_reserve_and_move_before_their_fields_are_checked() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
+    assert_eq!(reserve(&mut lu, &b, 2, 0x2), Outcome::ReservationConflict);
+    assert_eq!(
+        move_cmd(&mut lu, &b, 2, 0, false, 1, "c"),
+        Outcome::ReservationConflict
+    );
+}
+
+#[test]
+fn reservation_held_by_another_refuses_unregistered_release_clear_and_preempt_first() {
+    let mut lu = unit();
+    let (a, c) = (nexus("a"), nexus("c"));
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
+    for sa in [
+        ServiceAction::Release,
+        ServiceAction::Clear,
+        ServiceAction::Preempt,
+    ] {
+        assert_eq!(
+            out(&mut lu, &c, sa, 0x2, 0, 0),
+            Outcome::ReservationConflict,
+            "{sa:?}"
+        );
+    }
+    // REGISTER always gets through.
+    assert_eq!(
+        out(&mut lu, &c, ServiceAction::Register, 0, 0, 3),
+        Outcome::good()
+    );
+}
+
+#[test]
+fn registrants_share_a_registrants_only_reservation_for_the_conflict_check() {
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert_eq!(
+        reserve(&mut lu, &b, 2, 0x2),
+        refused(Sense::INVALID_FIELD_IN_CDB)
+    );
+}
+
+#[test]
 fn reserve_with_scope_other_than_logical_unit_is_invalid_field_in_cdb() {
     let mut lu = unit();
     let a = nexus("a");

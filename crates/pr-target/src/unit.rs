@@ -155,6 +155,9 @@ impl LogicalUnit {
 
     fn reserve_out(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Step {
         let cdb = OutCdb::decode(cdb)?;
+        if self.out_conflicts(nexus, cdb.action) {
+            return Err(Outcome::ReservationConflict);
+        }
         let list = data_out
             .get(..cdb.param_len)
             .ok_or(refuse(Sense::PARAMETER_LIST_LENGTH_ERROR))?;
@@ -172,6 +175,30 @@ impl LogicalUnit {
                 self.preempt(nexus, &cdb, &params)
             }
             ServiceAction::RegisterAndMove => Ok(()),
+        }
+    }
+
+    /// The conflict check a command passes before it runs, for PR OUT: with a
+    /// reservation that `nexus` neither holds nor (registrants-only and all-registrants
+    /// types) shares as a registrant, RESERVE and REGISTER AND MOVE conflict, and so do
+    /// RELEASE, CLEAR, PREEMPT and PREEMPT AND ABORT from an unregistered nexus,
+    /// before any field or parameter is looked at. REGISTER always passes. This is the
+    /// order of a real SPC-4 target (LIO), checked by the VM tier's differential test.
+    fn out_conflicts(&self, nexus: &Nexus, action: ServiceAction) -> bool {
+        let Some(reservation) = &self.reservation else {
+            return false;
+        };
+        let registered = self.key_of(nexus).is_some();
+        if self.is_holder(nexus) || (registered && reservation.rtype.admits_registrants()) {
+            return false;
+        }
+        match action {
+            ServiceAction::Register | ServiceAction::RegisterAndIgnoreExistingKey => false,
+            ServiceAction::Reserve | ServiceAction::RegisterAndMove => true,
+            ServiceAction::Release
+            | ServiceAction::Clear
+            | ServiceAction::Preempt
+            | ServiceAction::PreemptAndAbort => !registered,
         }
     }
 

@@ -8,7 +8,7 @@
 //! usage: pr-model-check [--seed N] [--count N] [--timeout-ms N] DEVICE_A DEVICE_B
 //!
 //! Output: one `MISMATCH ...` line per difference, then one line
-//! `SUMMARY seed=.. commands=.. mismatches=.. unit_attentions=.. masked=.. resyncs=..`.
+//! `SUMMARY seed=.. commands=.. mismatches=.. unit_attentions=.. deliberate=.. resyncs=..`.
 //! Exit status: 0 no mismatch, 1 mismatches, 2 the run could not be made (device
 //! errors, discovery failed). The deliberate differences, which are not mismatches,
 //! are listed in `check.rs`.
@@ -47,6 +47,9 @@ struct Args {
     /// Number of commands.
     #[arg(long, default_value_t = 500)]
     count: usize,
+    /// Print every command and the device's reply (to standard error).
+    #[arg(long)]
+    trace: bool,
     /// SG_IO timeout per command, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
     timeout_ms: u64,
@@ -75,18 +78,19 @@ fn main() -> ExitCode {
     let device = SgDevice {
         paths,
         timeout: Duration::from_millis(args.timeout_ms),
+        trace: args.trace,
     };
     let result = Checker::new(device)
         .and_then(|mut checker| checker.run(args.seed, args.count, &mut |line| println!("{line}")));
     match result {
         Ok(summary) => {
             println!(
-                "SUMMARY seed={} commands={} mismatches={} unit_attentions={} masked={} resyncs={}",
+                "SUMMARY seed={} commands={} mismatches={} unit_attentions={} deliberate={} resyncs={}",
                 args.seed,
                 summary.commands,
                 summary.mismatches,
                 summary.unit_attentions,
-                summary.masked,
+                summary.deliberate,
                 summary.resyncs
             );
             if summary.mismatches == 0 {
@@ -165,7 +169,7 @@ mod tests {
         let mut model = pr_target::LogicalUnit::new(vec![1, 2]);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..2000 {
-            let command = crate::generate::generate(&mut rng, &model, &checker.nexus);
+            let command = crate::generate::generate(&mut rng, &model, &checker.nexus, true);
             let outcome = model.execute(
                 &checker.nexus[command.path.index()],
                 &command.cdb,

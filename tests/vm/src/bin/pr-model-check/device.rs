@@ -89,6 +89,8 @@ pub fn parse_sense(sense: &[u8]) -> Option<SenseCode> {
 pub struct SgDevice {
     pub paths: [File; 2],
     pub timeout: Duration,
+    /// Print each command and reply to standard error.
+    pub trace: bool,
 }
 
 impl Device for SgDevice {
@@ -106,6 +108,9 @@ impl Device for SgDevice {
                 vec![0u8; usize::from(allocation)],
             )
         };
+        if self.trace {
+            eprintln!("> {} cdb={} out={}", path.name(), hex(cdb), hex(data_out));
+        }
         let mut sense = [0u8; sg_io::SENSE_BUFFER_SIZE];
         let report = sg_io::send(fd, cdb, direction, &mut buf, &mut sense, self.timeout)
             .map_err(|e| DeviceError::Send(e.to_string()))?;
@@ -131,12 +136,19 @@ impl Device for SgDevice {
         } else {
             Vec::new()
         };
+        if self.trace {
+            eprintln!("< status={status:#04x} sense={sense:?} data={}", hex(&data));
+        }
         Ok(Reply {
             status,
             sense,
             data,
         })
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

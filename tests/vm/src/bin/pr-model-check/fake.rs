@@ -17,6 +17,9 @@ pub struct FakeDevice {
     /// removes registrations (PREEMPT, CLEAR).
     pub unit_attentions: bool,
     pub bug: Option<Bug>,
+    /// Behave like LIO where check.rs lists a deliberate difference that changes
+    /// state (unregistering does not advance PRgeneration).
+    pub lio_quirks: bool,
     pending: [bool; 2],
 }
 
@@ -37,6 +40,7 @@ impl FakeDevice {
             nexus,
             unit_attentions: false,
             bug: None,
+            lio_quirks: true,
             pending: [false; 2],
         }
     }
@@ -58,7 +62,15 @@ impl Device for FakeDevice {
         {
             cdb[2] = held.rtype.code();
         }
-        let outcome = self.lu.execute(&self.nexus[path.index()], &cdb, data_out);
+        let nexus = &self.nexus[path.index()];
+        let registered = self.lu.key_of(nexus).is_some();
+        let outcome = self.lu.execute(nexus, &cdb, data_out);
+        let is_register = cdb.first() == Some(&0x5F)
+            && matches!(cdb.get(1).map(|sa| sa & 0x1F), Some(0x00 | 0x06));
+        if self.lio_quirks && is_register && registered && self.lu.key_of(nexus).is_none() {
+            let generation = self.lu.generation().wrapping_sub(1);
+            self.lu.set_generation(generation);
+        }
         let removes = matches!(cdb.get(1).map(|sa| sa & 0x1F), Some(0x03..=0x05));
         if self.unit_attentions && cdb.first() == Some(&0x5F) && outcome.status() == 0 && removes {
             self.pending[path.other().index()] = true;

@@ -21,7 +21,15 @@ const KEYS: [u64; 4] = [0xA1, 0xB2, 0xC3, 0x1234_5678_9ABC_DEF0];
 const VALID_TYPES: [u8; 6] = [0x1, 0x3, 0x5, 0x6, 0x7, 0x8];
 const INVALID_TYPES: [u8; 3] = [0x0, 0x2, 0x9];
 
-pub fn generate(rng: &mut Rng, model: &LogicalUnit, nexus: &[Nexus; 2]) -> Command {
+/// `everything`: also generate what the real device cannot take (REGISTER with
+/// SPEC_I_PT naming the other initiator, PREEMPT AND ABORT, allocation lengths
+/// below 8; see check.rs).
+pub fn generate(
+    rng: &mut Rng,
+    model: &LogicalUnit,
+    nexus: &[Nexus; 2],
+    everything: bool,
+) -> Command {
     let path = if rng.one_in(2) { Path::A } else { Path::B };
     let me = &nexus[path.index()];
     let other = &nexus[path.other().index()];
@@ -88,16 +96,16 @@ pub fn generate(rng: &mut Rng, model: &LogicalUnit, nexus: &[Nexus; 2]) -> Comma
             )
         }
         13..=16 => {
-            let action = if rng.one_in(3) {
-                ServiceAction::PreemptAndAbort
-            } else {
-                ServiceAction::Preempt
-            };
             let sa_key = match rng.below(6) {
                 0 => 0,
                 1 => own_key,
                 2 => fresh_key,
                 _ => other_key,
+            };
+            let action = if everything && rng.one_in(3) {
+                ServiceAction::PreemptAndAbort
+            } else {
+                ServiceAction::Preempt
             };
             let label = format!("{action:?} key={key:#x} sa_key={sa_key:#x} type={type_code:#x}");
             (label, out(action, type_code, key, sa_key, Flags::default()))
@@ -118,7 +126,7 @@ pub fn generate(rng: &mut Rng, model: &LogicalUnit, nexus: &[Nexus; 2]) -> Comma
                 format!("REGISTER_AND_MOVE key={key:#x} sa_key={sa_key:#x} unreg={unreg} to=other");
             (label, (cdb.to_vec(), list))
         }
-        19 => {
+        19 if everything => {
             let flags = Flags {
                 spec_i_pt: true,
                 ..flags
@@ -142,7 +150,11 @@ pub fn generate(rng: &mut Rng, model: &LogicalUnit, nexus: &[Nexus; 2]) -> Comma
                 InAction::ReadFullStatus,
             ]);
             let allocation = if rng.one_in(6) {
-                rng.pick(&[0u16, 8, 12, 30])
+                rng.pick(if everything {
+                    &[0u16, 8, 12, 30][..]
+                } else {
+                    &[8u16, 12, 30][..]
+                })
             } else {
                 8192
             };
