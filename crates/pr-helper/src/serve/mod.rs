@@ -16,15 +16,19 @@
 //! device holds only the threads of the connections whose commands are stuck on it.
 //!
 //! Why: in a closed loop every cross-thread hand-off is a futex wake-up and a context
-//! switch. With the SG_IO sent from a pool thread per request (task -> pool -> task),
-//! `scripts/bench.sh` on the 2-core development machine (loop device, shared with the
-//! load generator) measured 0.64x / 0.65x qemu-pr-helper's throughput at 4 / 16
-//! connections and 32-39 us of daemon CPU per request (qemu-pr-helper: 18-22 us). With
-//! a busy connection on its own thread and device classifications cached
-//! (`sg_io::ClassifyCache`), the same run measured 1.92x / 1.78x at 14-17 us per
-//! request, p99 0.34x / 0.17x of qemu-pr-helper's, idle RSS 4.8 MiB (qemu-pr-helper:
-//! 6.4 MiB) and 2.7 KiB per idle connection (9.5 KiB). What remains is kernel time:
-//! one sleep and wake-up per request, `recvmsg`, `sendto`, `fstat`, the ioctl.
+//! switch, and on the 2-core development machine the load generator shares the cores.
+//! `scripts/bench.sh` (loop device, `BENCH_DURATION=4 BENCH_ROUNDS=3`, three runs, medians),
+//! ours against qemu-pr-helper at 4 / 16 connections:
+//!
+//! | serving design | throughput | p99 | daemon CPU per request |
+//! |---|---|---|---|
+//! | SG_IO sent from a pool thread per request, sysfs lookups per request | 0.64-0.81x / 0.65-0.74x | 1.1-1.2x / 0.7-0.9x | 32-41 us (qemu-pr-helper 18-24 us) |
+//! | busy connection on its own thread, classifications cached | 2.26x / 2.20x | 0.39x / 0.41x | 11-12 us (qemu-pr-helper 20-26 us) |
+//!
+//! (single runs ranged 1.83-2.60x / 2.09-2.23x: the machine is shared.) Idle RSS stays
+//! 4.5-4.7 MiB (qemu-pr-helper: 6.4 MiB) and 2.9 KiB per idle connection (9.5 KiB).
+//! What remains is kernel time: one sleep and wake-up per request, `recvmsg` (which
+//! also wakes the load generator's blocked reader), `sendto`, `fstat`, the ioctl.
 
 mod accept;
 mod affine;
