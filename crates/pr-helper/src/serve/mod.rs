@@ -1,16 +1,16 @@
 //! Accept loop and connection tasks.
 //!
 //! [`serve`] owns a listening socket until the shutdown handle fires. Each accepted
-//! connection becomes one tokio task ([`connection`]): while a connection is idle it
+//! connection becomes one tokio task (`connection.rs`): while a connection is idle it
 //! costs only that task (about 2-3 KiB), and the I/O threads never block.
 //!
 //! A command that needs a blocking call (SG_IO, the emulated target) normally moves the
-//! whole connection to a blocking thread of its own ([`affine`]): that thread runs the
+//! whole connection to a blocking thread of its own (`affine.rs`): that thread runs the
 //! command, writes the response and keeps serving the connection's next requests with
 //! plain blocking calls, until the connection has been idle for 20 ms or the daemon
 //! stops; then the task takes the socket back. Only when no seat (`blocking_threads`
 //! of them) or no free device or pool slot is available at once does a command go the
-//! queued way: it waits for its device's slot and a pool slot ([`pool`]), holding no
+//! queued way: it waits for its device's slot and a pool slot (`pool.rs`), holding no
 //! thread, and runs with `spawn_blocking` while the task waits. Either way at most
 //! `blocking_threads` backend calls run at once and at most four per device, so a hung
 //! device holds only the threads of the connections whose commands are stuck on it.

@@ -191,3 +191,30 @@ fn commands_beyond_a_devices_slots_wait_in_the_pool_and_are_all_answered() {
     assert_eq!(summary.commands, 20);
     assert_eq!(summary.forced_connections, 0);
 }
+
+#[test]
+fn a_request_left_incomplete_on_the_connections_thread_ends_it_at_the_deadline() {
+    let settings = ServeSettings {
+        request_timeout: Duration::from_millis(200),
+        ..ServeSettings::default()
+    };
+    let running = start(settings, Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut peer = client(&running.socket);
+    // The first command moves the connection to a thread of its own ...
+    let response = peer
+        .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+        .expect("answered");
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+    // ... which then gets only part of the next CDB and never the rest.
+    let partial = cdb::read_keys(64);
+    peer.send(&partial[..5]).expect("partial request");
+    peer.expect_closed()
+        .expect("closed once the request deadline passed");
+    running.stop.send(true).expect("stop");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 1);
+}
