@@ -168,14 +168,12 @@ impl Worker {
 
     /// Reads the next request and decides where it runs.
     fn next_command(&mut self) -> Next {
-        if self.buffer.len() > IDLE_BUFFER {
-            self.buffer = vec![0; IDLE_BUFFER];
-        }
         let request = match self.read_request() {
             Ok(Some(request)) => request,
             Ok(None) => return Next::Return(self.hand_back(None)),
             Err(reason) => return Next::Return(Returned::Closed(reason)),
         };
+        // Back to CDB size once a parameter list has been read (idle threads stay small).
         if self.buffer.len() > IDLE_BUFFER {
             self.buffer = vec![0; IDLE_BUFFER];
         }
