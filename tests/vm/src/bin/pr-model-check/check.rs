@@ -33,12 +33,26 @@
 //!    report the full length. Only the generation is compared in that case.
 //! 10. PR IN with an allocation length below 8 is never generated: LIO answers
 //!     INVALID FIELD IN CDB, SPC-4 (and `pr-target`) return the truncated data.
+//! 11. READ KEYS and READ RESERVATION cut by the allocation length: LIO zero-fills a
+//!     key that does not fit whole, SPC-4 (and `pr-target`) transfer its first bytes.
+//!     Only the header and the whole keys are compared in that case.
+//! 12. RELEASE by the holder with a TYPE (or SCOPE) other than the reservation's:
+//!     SPC-4 (and `pr-target`) answer ILLEGAL REQUEST / INVALID RELEASE OF PERSISTENT
+//!     RESERVATION, LIO answers RESERVATION CONFLICT. Nothing changes on either side.
+//!
+//! Known open differences (reported as mismatches; not explained yet, so not on the
+//! list): 300 commands each of seeds 1 to 10 against Debian's 6.1 kernel gave 7
+//! mismatches in seeds 1, 3, 4, 6 and 9, all after sequences mixing REGISTER AND MOVE
+//! (some with UNREG), all-registrants reservations and PREEMPT: LIO still reports a
+//! reservation (or refuses a RELEASE or a PREEMPT with key 0) where SPC-4's rules, as
+//! `pr-target` applies them, have none or another. Reproduce with
+//! `pr-model-check --trace --seed N --count 300 /dev/sda /dev/sdb` in the VM.
 //!
 //! After a real mismatch the two may have diverged, so both are reset to an empty
 //! state before the sequence goes on; each mismatch is reported once.
 
 use pr_target::build::{self, Flags};
-use pr_target::{InAction, Initiator, LogicalUnit, Nexus, Outcome, ServiceAction};
+use pr_target::{InAction, Initiator, LogicalUnit, Nexus, Outcome, Sense, ServiceAction};
 
 use crate::device::{Device, DeviceError, Path, Reply};
 use crate::generate::{Command, generate};
@@ -175,9 +189,10 @@ impl<D: Device> Checker<D> {
                 self.summary.deliberate += 1;
                 continue;
             }
-            if registered
-                && !holder
-                && is_lio_release_without_key_check(&command.cdb, &reply, &expected)
+            if is_lio_release_type_conflict(&command.cdb, &reply, &expected)
+                || (registered
+                    && !holder
+                    && is_lio_release_without_key_check(&command.cdb, &reply, &expected))
             {
                 self.summary.deliberate += 1;
                 continue;
@@ -247,17 +262,31 @@ impl<D: Device> Checker<D> {
         let mut model_data = expected.data().to_vec();
         let is_capabilities = command.cdb.first() == Some(&0x5E)
             && command.cdb.get(1).map(|sa| sa & 0x1F) == Some(InAction::ReportCapabilities.code());
-        let is_full_status = command.cdb.first() == Some(&0x5E)
-            && command.cdb.get(1).map(|sa| sa & 0x1F) == Some(InAction::ReadFullStatus.code());
-        let complete = self
-            .model
-            .persistent_reserve_in(&build::pr_in(InAction::ReadFullStatus, 8192));
-        if is_full_status && complete.data().len() > model_data.len() {
-            let differs = device_data != model_data;
-            device_data.truncate(4);
-            model_data.truncate(4);
-            if differs && device_data == model_data {
-                self.summary.deliberate += 1;
+        let action = match command.cdb.as_slice() {
+            [0x5E, sa, ..] => InAction::from_code(sa & 0x1F),
+            _ => None,
+        };
+        let complete_len = action.map_or(0, |action| {
+            self.model
+                .persistent_reserve_in(&build::pr_in(action, 8192))
+                .data()
+                .len()
+        });
+        if complete_len > model_data.len() {
+            let keep = match action {
+                Some(InAction::ReadFullStatus) => Some(4),
+                Some(InAction::ReadKeys | InAction::ReadReservation) => {
+                    Some(8 + model_data.len().saturating_sub(8) / 8 * 8)
+                }
+                _ => None,
+            };
+            if let Some(keep) = keep {
+                let differs = device_data != model_data;
+                device_data.truncate(keep);
+                model_data.truncate(keep);
+                if differs && device_data == model_data {
+                    self.summary.deliberate += 1;
+                }
             }
         }
         if is_capabilities {
@@ -296,6 +325,13 @@ fn is_lio_release_without_key_check(cdb: &[u8], reply: &Reply, expected: &Outcom
     service_action(cdb) == Some(ServiceAction::Release.code())
         && *expected == Outcome::ReservationConflict
         && reply.status == 0x00
+}
+
+/// Deliberate difference 12: RELEASE of the wrong type, RESERVATION CONFLICT.
+fn is_lio_release_type_conflict(cdb: &[u8], reply: &Reply, expected: &Outcome) -> bool {
+    service_action(cdb) == Some(ServiceAction::Release.code())
+        && *expected == Outcome::CheckCondition(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
+        && reply.status == 0x18
 }
 
 /// REGISTER or REGISTER AND IGNORE EXISTING KEY.
