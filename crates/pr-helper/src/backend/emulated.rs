@@ -277,6 +277,36 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_commands_on_one_image_are_serialised() {
+        // Eight initiators (peer pids that do not exist: start time 0, distinct names)
+        // re-register 50 times each from eight threads at once; every REGISTER must
+        // land exactly once.
+        const THREADS: i32 = 8;
+        const ROUNDS: u64 = 50;
+        let dir = tempfile::tempdir().unwrap();
+        let image = tempfile::tempfile().unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (backend, image) = (&backend, &image);
+                scope.spawn(move || {
+                    let peer = peer(i32::MAX - thread);
+                    for key in 0..ROUNDS {
+                        let (cdb, list) = build::register(key, key + 1, false);
+                        let r = backend.execute(image.as_fd(), &cdb16(&cdb), &list, &peer);
+                        assert_eq!(r.status, 0);
+                    }
+                });
+            }
+        });
+        let r = backend.execute(image.as_fd(), &cdb16(&build::read_keys(8192)), &[], &me());
+        let generation = u32::from_be_bytes(r.data[0..4].try_into().unwrap());
+        assert_eq!(generation, u32::try_from(THREADS).unwrap() * ROUNDS as u32);
+        assert_eq!(r.data.len(), 8 + 8 * THREADS as usize);
+        assert!(r.data[8..].chunks(8).all(|k| k == ROUNDS.to_be_bytes()));
+    }
+
+    #[test]
     fn refusals_carry_fixed_format_sense() {
         let dir = tempfile::tempdir().unwrap();
         let image = tempfile::tempfile().unwrap();
