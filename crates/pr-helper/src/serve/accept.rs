@@ -121,6 +121,10 @@ pub(crate) async fn run(
     };
     // Stop accepting: the listening socket closes now; the start-up code removes its path.
     drop(listener);
+    if stop.is_ok() {
+        // Connections on threads of their own are blocked in `poll`: wake them.
+        context.bell.ring();
+    }
     let forced = drain(&mut tasks, settings.shutdown_grace).await;
     let summary = ServeSummary {
         connections_accepted: counters.accepted.load(Ordering::Relaxed),

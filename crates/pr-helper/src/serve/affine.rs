@@ -4,10 +4,11 @@
 //! its socket to a thread of the blocking pool. That thread executes the command, writes
 //! the response, and goes on reading, executing and answering that connection's next
 //! requests with plain blocking calls: no hand-off between threads per request. It gives
-//! the socket back to the task when the connection has been idle for [`IDLE_HAND_BACK`],
-//! when the daemon shuts down, or when a command's device or pool slot is not free at
-//! once (the task then queues that command in the pool, holding no thread while it
-//! waits). A hung device therefore holds only the threads of the connections whose
+//! the socket back to the task when the connection has been idle for [`IDLE_HAND_BACK`]
+//! or when a command's device or pool slot is not free at once (the task then queues
+//! that command in the pool, holding no thread while it waits). While it waits for
+//! input it polls the shutdown [`Bell`] too, so a shutdown is noticed at once; it then
+//! answers what was already waiting and closes the connection itself (`drain.rs`). A hung device therefore holds only the threads of the connections whose
 //! commands are stuck on it; other connections keep their own.
 //!
 //! Every rule of the task's serving path holds here too: the request deadline from a
@@ -28,6 +29,7 @@ use rustix::net::SendFlags;
 
 use super::ShutdownSignal;
 use super::connection::{CloseReason, Context, IDLE_BUFFER, buffer_for, encode_answer, io_failure};
+use super::drain::{Bell, Drain, next_drained};
 use super::pool::{CallSlots, DeviceKey};
 use super::recv::recv_now;
 use crate::backend::{Execution, Job, PeerInfo, Plan};
@@ -59,6 +61,8 @@ pub(super) enum Returned {
         buffer: Vec<u8>,
         /// Boxed: rare, and it would make every hand-back as large as a request.
         pending: Option<Box<Pending>>,
+        /// Set if the thread had observed the shutdown: the task goes on draining.
+        drain: Option<Drain>,
     },
     /// The connection is over.
     Closed(CloseReason),
@@ -107,6 +111,7 @@ pub(super) struct Worker {
     pub id: u64,
     pub shutdown: ShutdownSignal,
     pub buffer: Vec<u8>,
+    pub drain: Option<Drain>,
 }
 
 /// The next step after a response went out.
@@ -203,44 +208,51 @@ impl Worker {
         Returned::HandBack {
             buffer: std::mem::take(&mut self.buffer),
             pending,
+            drain: self.drain,
         }
     }
 
-    /// Whether the connection goes back to its task before the next request: the
-    /// daemon is stopping (the task applies the shutdown rules), or the task is gone.
-    fn must_return(&self) -> bool {
-        *self.shutdown.borrow()
+    /// Whether the task gave up the connection (forced shutdown): nothing to serve.
+    fn task_gone(&self) -> bool {
+        Arc::strong_count(&self.stream) < 2
+    }
+
+    fn shutting_down(&self) -> bool {
+        // A dropped sender also means stop: nobody can tell us to go on.
+        self.context.bell.is_rung()
+            || *self.shutdown.borrow()
             || self.shutdown.has_changed().is_err()
-            || Arc::strong_count(&self.stream) < 2
     }
 
     /// One complete request, or `None` when the connection should go back to its task
-    /// (idle, shutdown). Once a request has begun, the request deadline runs.
+    /// (idle). Once a request has begun, the request deadline runs. After the shutdown
+    /// it reads only what was waiting when it was observed (`drain.rs`).
     fn read_request(&mut self) -> Result<Option<Request<OwnedFd>>, CloseReason> {
         let mut decoder = RequestDecoder::<OwnedFd>::new();
         let mut deadline: Option<Instant> = None;
         loop {
-            match deadline {
-                None => {
-                    if self.must_return() {
-                        return Ok(None);
-                    }
-                    match wait_for(&self.stream, PollFlags::IN, Instant::now() + IDLE_HAND_BACK) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(None),
-                        Err(error) => return Err(io_failure("waiting for the socket", error)),
-                    }
+            if deadline.is_none() && self.task_gone() {
+                return Ok(None);
+            }
+            if self.drain.is_none() && self.shutting_down() {
+                self.drain = Some(Drain::begin(self.stream.as_fd()));
+            }
+            if let Some(drain) = self.drain.as_mut() {
+                return next_drained(self.stream.as_fd(), &mut decoder, &mut self.buffer, drain)
+                    .map(Some);
+            }
+            let until = deadline.unwrap_or_else(|| Instant::now() + IDLE_HAND_BACK);
+            match wait_for_input(&self.stream, &self.context.bell, until) {
+                Ok(Wake::Input) => {}
+                Ok(Wake::Shutdown) => continue,
+                Ok(Wake::Deadline) if deadline.is_none() => return Ok(None),
+                Ok(Wake::Deadline) => {
+                    return Err(CloseReason::RequestTimeout {
+                        deadline: self.context.request_timeout,
+                        stage_wanted: decoder.bytes_wanted(),
+                    });
                 }
-                Some(deadline) => match wait_for(&self.stream, PollFlags::IN, deadline) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(CloseReason::RequestTimeout {
-                            deadline: self.context.request_timeout,
-                            stage_wanted: decoder.bytes_wanted(),
-                        });
-                    }
-                    Err(error) => return Err(io_failure("waiting for the socket", error)),
-                },
+                Err(error) => return Err(io_failure("waiting for the socket", error)),
             }
             let wanted = decoder.bytes_wanted();
             let Some(buffer) = buffer_for(&mut self.buffer, wanted) else {
@@ -275,6 +287,48 @@ impl Worker {
     }
 }
 
+/// What ended a wait for the next input.
+enum Wake {
+    /// The socket is readable (or hung up / failed, which the read reports).
+    Input,
+    /// The shutdown bell rang.
+    Shutdown,
+    Deadline,
+}
+
+/// Waits for input on `stream` or the shutdown `bell`, until `deadline`. The bell wins
+/// when both are ready: the drain then counts the waiting input.
+fn wait_for_input(stream: &StdUnixStream, bell: &Bell, deadline: Instant) -> io::Result<Wake> {
+    loop {
+        let (timeout, passed) = timeout_until(deadline);
+        let mut fds = [
+            PollFd::new(stream, PollFlags::IN),
+            PollFd::from_borrowed_fd(bell.as_fd(), PollFlags::IN),
+        ];
+        let ready = rustix::event::poll(&mut fds, Some(&timeout));
+        let [_, rung] = &fds;
+        match ready {
+            Ok(0) if passed => return Ok(Wake::Deadline),
+            // Woken early by rounding: look at the clock again.
+            Ok(0) => continue,
+            Ok(_) if !rung.revents().is_empty() => return Ok(Wake::Shutdown),
+            Ok(_) => return Ok(Wake::Input),
+            Err(Errno::INTR) => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// The poll timeout left until `deadline`, and whether it is zero (the deadline passed).
+fn timeout_until(deadline: Instant) -> (Timespec, bool) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let timeout = Timespec::try_from(left).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    });
+    (timeout, left.is_zero())
+}
+
 /// Sends all of `bytes` before `deadline`.
 fn write_all(
     stream: &StdUnixStream,
@@ -307,14 +361,10 @@ fn write_all(
 /// next read or write reports) or `deadline` passes: `false` on the deadline.
 fn wait_for(stream: &StdUnixStream, events: PollFlags, deadline: Instant) -> io::Result<bool> {
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let timeout = Timespec::try_from(left).unwrap_or(Timespec {
-            tv_sec: i64::MAX,
-            tv_nsec: 0,
-        });
+        let (timeout, passed) = timeout_until(deadline);
         let mut fds = [PollFd::new(stream, events)];
         match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(0) if left.is_zero() => return Ok(false),
+            Ok(0) if passed => return Ok(false),
             // Woken early by rounding: look at the clock again.
             Ok(0) => continue,
             Ok(_) => return Ok(true),

@@ -22,8 +22,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 
 use super::affine::{Command, Lent, Pending, Returned, Worker};
+use super::drain::{Bell, Drain, next_drained};
 use super::pool::{CallSlots, DeviceKey, Pool};
-use super::recv::{Received, recv_now, recv_with_fds};
+use super::recv::{Received, recv_with_fds};
 use super::{ServeSettings, ShutdownSignal};
 use crate::backend::{Backends, Execution, Job, PeerInfo, Plan, check_condition};
 
@@ -37,10 +38,12 @@ pub(crate) struct Context {
     handshake_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) commands: AtomicU64,
+    /// Wakes connections' own threads at shutdown.
+    pub(super) bell: Bell,
 }
 
 impl Context {
-    pub(crate) fn new(backends: Backends, settings: &ServeSettings) -> Self {
+    pub(crate) fn new(backends: Backends, settings: &ServeSettings, bell: Bell) -> Self {
         Self {
             backends: Arc::new(backends),
             pool: Pool::new(settings.blocking_threads),
@@ -48,6 +51,7 @@ impl Context {
             handshake_timeout: settings.handshake_timeout,
             request_timeout: settings.request_timeout,
             commands: AtomicU64::new(0),
+            bell,
         }
     }
 
@@ -91,7 +95,8 @@ pub(crate) enum CloseReason {
     },
     /// The peer did not take a response off the socket within the request deadline.
     ReplyTimeout(Duration),
-    /// The daemon is shutting down and the connection was idle.
+    /// The daemon is shutting down and the requests that were waiting when the
+    /// connection noticed it have been answered (`drain.rs`).
     ShuttingDown,
     /// Reading or writing the socket failed.
     Io {
@@ -161,6 +166,8 @@ pub(crate) struct Connection {
     buffer: Vec<u8>,
     /// Number of this connection in the log lines.
     id: u64,
+    /// Set once the connection observed the shutdown: what it may still read.
+    drain: Option<Drain>,
 }
 
 /// Size of the receive buffer between requests: one CDB.
@@ -187,6 +194,7 @@ impl Connection {
             shutdown,
             buffer: vec![0; IDLE_BUFFER],
             id,
+            drain: None,
         }
     }
 
@@ -205,7 +213,6 @@ impl Connection {
             if self.buffer.len() > IDLE_BUFFER {
                 self.buffer = vec![0; IDLE_BUFFER];
             }
-            // After shutdown, the next read takes only what is already in the socket.
             let started = Instant::now();
             let answered = match self.context.backends.plan(&request, &self.peer) {
                 Plan::Answered(execution) => self.respond(request, execution, started).await,
@@ -248,6 +255,7 @@ impl Connection {
             shutdown,
             buffer,
             id,
+            drain,
         } = self;
         let stream = stream
             .into_std()
@@ -266,6 +274,7 @@ impl Connection {
             id,
             shutdown: shutdown.clone(),
             buffer,
+            drain,
         };
         let joined = tokio::task::spawn_blocking(move || {
             let returned = worker.serve(first);
@@ -273,8 +282,12 @@ impl Connection {
             returned
         })
         .await;
-        let (buffer, pending) = match joined {
-            Ok(Returned::HandBack { buffer, pending }) => (buffer, pending),
+        let (buffer, pending, drain) = match joined {
+            Ok(Returned::HandBack {
+                buffer,
+                pending,
+                drain,
+            }) => (buffer, pending, drain),
             Ok(Returned::Closed(reason)) => return Err(reason),
             Err(error) => {
                 tracing::error!(conn = id, peer = %peer, error = %error, "connection thread failed");
@@ -296,6 +309,7 @@ impl Connection {
             shutdown,
             buffer,
             id,
+            drain,
         };
         if let Some(pending) = pending {
             let Pending {
@@ -347,26 +361,27 @@ impl Connection {
         }
     }
 
-    /// Reads one complete request. Between requests it also watches for shutdown; once
-    /// a request has begun, the request deadline runs until it is complete.
+    /// Reads one complete request, watching for shutdown all along. Once a request has
+    /// begun, the request deadline runs until it is complete. After the shutdown it
+    /// reads only what was waiting when it was observed (`drain.rs`).
     async fn read_request(
         &mut self,
         decoder: &mut RequestDecoder<OwnedFd>,
     ) -> Result<Request<OwnedFd>, CloseReason> {
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
+            if self.drain.is_none() && self.shutting_down() {
+                self.drain = Some(Drain::begin(self.stream.as_fd()));
+            }
+            if let Some(drain) = self.drain.as_mut() {
+                return next_drained(self.stream.as_fd(), decoder, &mut self.buffer, drain);
+            }
             let wanted = decoder.bytes_wanted();
-            let input = match deadline {
-                None => self.receive_unless_shutdown(wanted).await,
-                Some(deadline) => match timeout_at(deadline, self.receive(wanted)).await {
-                    Ok(input) => input,
-                    Err(_) => {
-                        return Err(CloseReason::RequestTimeout {
-                            deadline: self.context.request_timeout,
-                            stage_wanted: decoder.bytes_wanted(),
-                        });
-                    }
-                },
+            let mut shutdown = self.shutdown.clone();
+            let input = tokio::select! {
+                input = self.receive_before(wanted, deadline) => input,
+                // Either the flag turned true or the sender is gone: both mean stop.
+                _ = shutdown.wait_for(|&stop| stop) => continue,
             };
             let received = match input {
                 Input::Data(received) => received,
@@ -389,32 +404,21 @@ impl Connection {
         }
     }
 
-    /// Waits for input while idle; a shutdown request ends the wait (and the connection),
-    /// unless the next request is already waiting in the socket: a peer that sent it
-    /// before we stopped gets it answered.
-    async fn receive_unless_shutdown(&mut self, wanted: usize) -> Input {
-        if !self.shutting_down() {
-            let mut shutdown = self.shutdown.clone();
-            tokio::select! {
-                input = self.receive(wanted) => return input,
-                // Either the flag turned true or the sender is gone: both mean stop.
-                _ = shutdown.wait_for(|&stop| stop) => {}
-            }
-        }
-        self.receive_pending(wanted)
-    }
-
-    /// Takes what the peer already sent, if anything, without waiting.
-    fn receive_pending(&mut self, wanted: usize) -> Input {
-        let Some(buffer) = buffer_for(&mut self.buffer, wanted) else {
-            return Input::Closed(CloseReason::ShuttingDown);
+    /// One `recvmsg` of at most `wanted` bytes, before `deadline` if a request has begun.
+    async fn receive_before(
+        &mut self,
+        wanted: usize,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Input {
+        let Some(deadline) = deadline else {
+            return self.receive(wanted).await;
         };
-        match recv_now(self.stream.as_fd(), buffer) {
-            Ok(received) => Self::checked(received),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                Input::Closed(CloseReason::ShuttingDown)
-            }
-            Err(error) => Input::Closed(io_failure("reading the socket", error)),
+        match timeout_at(deadline, self.receive(wanted)).await {
+            Ok(input) => input,
+            Err(_) => Input::Closed(CloseReason::RequestTimeout {
+                deadline: self.context.request_timeout,
+                stage_wanted: wanted,
+            }),
         }
     }
 

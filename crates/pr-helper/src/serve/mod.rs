@@ -7,13 +7,25 @@
 //! A command that needs a blocking call (SG_IO, the emulated target) normally moves the
 //! whole connection to a blocking thread of its own (`affine.rs`): that thread runs the
 //! command, writes the response and keeps serving the connection's next requests with
-//! plain blocking calls, until the connection has been idle for 20 ms or the daemon
-//! stops; then the task takes the socket back. Only when no seat (`blocking_threads`
+//! plain blocking calls, until the connection has been idle for 20 ms; then the task
+//! takes the socket back. Only when no seat (`blocking_threads`
 //! of them) or no free device or pool slot is available at once does a command go the
 //! queued way: it waits for its device's slot and a pool slot (`pool.rs`), holding no
 //! thread, and runs with `spawn_blocking` while the task waits. Either way at most
 //! `blocking_threads` backend calls run at once and at most four per device, so a hung
 //! device holds only the threads of the connections whose commands are stuck on it.
+//!
+//! Shutdown (the handle fires; the start-up code wires SIGTERM, SIGINT and SIGHUP to
+//! it): the listening socket closes at once, and each connection, wherever it is served,
+//! (a) finishes and answers the command it is executing, (b) answers the requests that
+//! are already in its socket when it notices the shutdown: it notes how many bytes are
+//! waiting then and reads only those, without waiting for more; a request not complete
+//! within them is dropped and its descriptor closed, and (c) closes, with the usual
+//! single log line (`daemon shutting down`). An idle connection therefore closes at
+//! once. A connection's own thread polls its socket together with a shutdown eventfd,
+//! so it notices while waiting, not only at its next request. Nothing the peer sends
+//! later is read, so a peer that keeps sending cannot keep its connection open
+//! (`drain.rs`). Connections still open when the grace period ends are dropped.
 //!
 //! Why: in a closed loop every cross-thread hand-off is a futex wake-up and a context
 //! switch, and on the 2-core development machine the load generator shares the cores.
@@ -33,6 +45,7 @@
 mod accept;
 mod affine;
 mod connection;
+mod drain;
 mod peer;
 mod pool;
 mod recv;
@@ -126,6 +139,9 @@ pub enum ServeError {
     /// Preparing the backends failed (e.g. the emulated state directory).
     #[error("cannot prepare the backends")]
     Backends(#[source] BackendError),
+    /// The eventfd that wakes connection threads at shutdown could not be made.
+    #[error("creating the shutdown eventfd failed")]
+    ShutdownBell(#[source] std::io::Error),
     /// `accept` failed with an error that retrying cannot fix.
     #[error("accepting a connection failed")]
     Accept(#[source] std::io::Error),
@@ -152,6 +168,7 @@ pub async fn serve_with_backends(
     backends: Backends,
     shutdown: ShutdownSignal,
 ) -> Result<ServeSummary, ServeError> {
-    let context = Arc::new(connection::Context::new(backends, &settings));
+    let bell = drain::Bell::new().map_err(ServeError::ShutdownBell)?;
+    let context = Arc::new(connection::Context::new(backends, &settings, bell));
     accept::run(listener, context, &settings, shutdown).await
 }

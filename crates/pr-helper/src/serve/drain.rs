@@ -1,0 +1,222 @@
+//! Ending a connection at shutdown: what is answered, and how a blocking thread notices.
+//!
+//! When a connection first observes the shutdown, it notes how many bytes are waiting
+//! in its socket at that moment ([`Drain::begin`]). From then on it never waits for
+//! input: it reads requests out of those bytes only ([`next_drained`]), answers each,
+//! and closes when they are used up. A request that is not complete within them is
+//! dropped, its descriptors closed. Bytes the peer sends later are never read, so a
+//! peer that keeps sending cannot keep the connection alive.
+//!
+//! A connection's own thread blocks in `poll`, not in the runtime, so the shutdown
+//! also rings a [`Bell`]: an eventfd polled together with the socket.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pr_protocol::{Decoded, Request, RequestDecoder};
+use rustix::event::{EventfdFlags, eventfd};
+
+use super::connection::{CloseReason, buffer_for, io_failure};
+use super::recv::recv_now;
+
+/// A descriptor that turns readable, for good, once the daemon shuts down.
+#[derive(Debug)]
+pub(crate) struct Bell {
+    fd: OwnedFd,
+    rung: AtomicBool,
+}
+
+impl Bell {
+    pub(crate) fn new() -> io::Result<Self> {
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Self {
+            fd,
+            rung: AtomicBool::new(false),
+        })
+    }
+
+    /// Wakes every thread polling the bell, now and later (nobody reads the counter,
+    /// so it stays readable).
+    pub(crate) fn ring(&self) {
+        if self.rung.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Err(error) = rustix::io::write(&self.fd, &1u64.to_ne_bytes()) {
+            // Threads still see the shutdown at their next request or idle timeout.
+            tracing::warn!(error = %io::Error::from(error), "cannot wake connection threads");
+        }
+    }
+
+    /// Whether [`Bell::ring`] was called.
+    pub(crate) fn is_rung(&self) -> bool {
+        self.rung.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// The input a connection may still read after it observed the shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Drain {
+    /// Bytes left of those that were waiting when the shutdown was observed.
+    left: usize,
+}
+
+impl Drain {
+    /// Notes what is waiting in `socket` right now. If that cannot be told, nothing
+    /// more is read: closing early is the safe side at shutdown.
+    pub(super) fn begin(socket: BorrowedFd<'_>) -> Self {
+        let waiting = rustix::io::ioctl_fionread(socket).unwrap_or(0);
+        Self {
+            left: usize::try_from(waiting).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The next complete request among the bytes `drain` still allows, read without
+/// waiting. Once they are used up (or, unexpectedly, not there) the connection is over:
+/// `ShuttingDown`, and a partial request left in `decoder` is dropped with it.
+pub(super) fn next_drained(
+    socket: BorrowedFd<'_>,
+    decoder: &mut RequestDecoder<OwnedFd>,
+    buffer: &mut Vec<u8>,
+    drain: &mut Drain,
+) -> Result<Request<OwnedFd>, CloseReason> {
+    loop {
+        if drain.left == 0 {
+            return Err(CloseReason::ShuttingDown);
+        }
+        let wanted = decoder.bytes_wanted().min(drain.left);
+        let Some(space) = buffer_for(buffer, wanted) else {
+            return Err(CloseReason::ShuttingDown);
+        };
+        let received = match recv_now(socket, space) {
+            Ok(received) => received,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return Err(CloseReason::ShuttingDown);
+            }
+            Err(error) => return Err(io_failure("reading the socket", error)),
+        };
+        if received.control_truncated {
+            return Err(CloseReason::ControlTruncated {
+                received: received.fds.len(),
+            });
+        }
+        if received.bytes == 0 {
+            return Err(match decoder.end_of_stream() {
+                Ok(()) => CloseReason::PeerClosed,
+                Err(violation) => CloseReason::Violation(violation),
+            });
+        }
+        drain.left = drain.left.saturating_sub(received.bytes);
+        let bytes = buffer.get(..received.bytes).unwrap_or_default();
+        match decoder.feed(bytes, received.fds) {
+            Ok(Decoded::NeedMore) => continue,
+            Ok(Decoded::Request(request)) => return Ok(request),
+            Err(violation) => return Err(CloseReason::Violation(violation)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    fn request_bytes() -> Vec<u8> {
+        let mut cdb = [0u8; 16];
+        cdb[0] = pr_protocol::PERSISTENT_RESERVE_IN;
+        cdb[8] = 64;
+        cdb.to_vec()
+    }
+
+    fn send_with_fd(stream: &UnixStream, bytes: &[u8]) {
+        let file = std::fs::File::open("/dev/null").expect("/dev/null");
+        let fds = [file.as_fd()];
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds)));
+        let sent = rustix::net::sendmsg(
+            stream,
+            &[io::IoSlice::new(bytes)],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .expect("sendmsg");
+        assert_eq!(sent, bytes.len());
+    }
+
+    #[test]
+    fn only_the_requests_waiting_when_the_drain_began_are_read() {
+        let (mut peer, ours) = UnixStream::pair().expect("socket pair");
+        let request = request_bytes();
+        send_with_fd(&peer, &request);
+        send_with_fd(&peer, &request);
+        let mut drain = Drain::begin(ours.as_fd());
+        assert_eq!(drain.left, 2 * request.len());
+        // Sent after the drain began: must stay unread.
+        send_with_fd(&peer, &request);
+        peer.flush().expect("flush");
+
+        let mut decoder = RequestDecoder::new();
+        let mut buffer = Vec::new();
+        for _ in 0..2 {
+            let drained = next_drained(ours.as_fd(), &mut decoder, &mut buffer, &mut drain)
+                .expect("a waiting request");
+            assert_eq!(drained.cdb.to_vec(), request);
+        }
+        let end = next_drained(ours.as_fd(), &mut decoder, &mut buffer, &mut drain);
+        assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
+        let unread = rustix::io::ioctl_fionread(ours.as_fd()).expect("FIONREAD");
+        assert_eq!(unread, request.len() as u64);
+    }
+
+    #[test]
+    fn a_partial_request_is_dropped() {
+        let (peer, ours) = UnixStream::pair().expect("socket pair");
+        let request = request_bytes();
+        send_with_fd(&peer, &request[..5]);
+        let mut drain = Drain::begin(ours.as_fd());
+        let mut decoder = RequestDecoder::new();
+        let mut buffer = Vec::new();
+        let end = next_drained(ours.as_fd(), &mut decoder, &mut buffer, &mut drain);
+        assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
+        assert!(!decoder.is_idle(), "the partial request was not read");
+    }
+
+    #[test]
+    fn an_idle_socket_ends_at_once() {
+        let (_peer, ours) = UnixStream::pair().expect("socket pair");
+        let mut drain = Drain::begin(ours.as_fd());
+        let mut decoder = RequestDecoder::new();
+        let mut buffer = Vec::new();
+        let end = next_drained(ours.as_fd(), &mut decoder, &mut buffer, &mut drain);
+        assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
+    }
+
+    #[test]
+    fn the_bell_stays_readable_once_rung() {
+        let bell = Bell::new().expect("bell");
+        let readable = |bell: &Bell| {
+            let mut fds = [rustix::event::PollFd::new(
+                &bell.fd,
+                rustix::event::PollFlags::IN,
+            )];
+            let zero = rustix::event::Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            rustix::event::poll(&mut fds, Some(&zero)).expect("poll") == 1
+        };
+        assert!(!readable(&bell));
+        bell.ring();
+        bell.ring();
+        assert!(readable(&bell));
+        assert!(readable(&bell));
+    }
+}
