@@ -779,6 +779,45 @@ fn preempt_with_nonzero_key_under_all_registrants_only_removes_those_registratio
 }
 
 #[test]
+fn preempt_under_all_registrants_with_the_creators_key_only_removes_registrations() {
+    // SPC-4: under an all-registrants reservation a non-zero SERVICE ACTION
+    // RESERVATION KEY removes registrations; the nexus that created the
+    // reservation is not "the holder" whose reservation could be taken over.
+    let mut lu = unit();
+    let (a, b, c) = (nexus("a"), nexus("b"), nexus("c"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 1);
+    register(&mut lu, &c, 3);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &c, ServiceAction::Preempt, EA, 3, 1),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![3]);
+    let r = lu.reservation().unwrap();
+    assert_eq!((r.holder.clone(), r.rtype.code()), (c, WE_AR));
+}
+
+#[test]
+fn preempt_under_all_registrants_with_the_callers_own_key_removes_the_caller_too() {
+    // SPC-4: "remove the registrations for all I_T nexuses specified by the
+    // SERVICE ACTION RESERVATION KEY field" has no exception for the caller here.
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), nexus("b"));
+    register(&mut lu, &a, 1);
+    register(&mut lu, &b, 2);
+    assert_eq!(reserve(&mut lu, &a, 1, EA_AR), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 2),
+        Outcome::good()
+    );
+    assert_eq!(keys(&lu), vec![1]);
+    assert_eq!(lu.key_of(&b), None);
+    let r = lu.reservation().unwrap();
+    assert_eq!((r.holder.clone(), r.rtype.code()), (a, EA_AR));
+}
+
+#[test]
 fn preempt_with_invalid_type_is_invalid_field_in_cdb() {
     let mut lu = unit();
     let (a, b) = (nexus("a"), nexus("b"));
@@ -838,6 +877,25 @@ fn register_and_move_with_unreg_unregisters_the_source() {
     assert_eq!(move_cmd(&mut lu, &a, 1, 5, true, 1, "b"), Outcome::good());
     assert_eq!(lu.key_of(&a), None);
     lu.check_invariants().unwrap();
+}
+
+#[test]
+fn register_and_move_keeps_the_scope_so_a_holder_moved_back_to_releases_with_lu_scope() {
+    // SPC-4: the moved reservation keeps its scope and type; the new holder
+    // releases it with those values, also after it had moved it away before.
+    let mut lu = unit();
+    let (a, b) = (nexus("a"), Nexus::new(Initiator::iscsi("b"), 2));
+    register(&mut lu, &a, 1);
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 2, "b"), Outcome::good());
+    assert_eq!(move_cmd(&mut lu, &b, 5, 1, true, 1, "a"), Outcome::good());
+    assert_eq!(lu.reservation().map(|r| r.scope), Some(0));
+    assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
+    assert_eq!(
+        out(&mut lu, &a, ServiceAction::Release, WE_RO, 1, 0),
+        Outcome::good()
+    );
+    assert_eq!(lu.reservation(), None);
 }
 
 #[test]
