@@ -41,13 +41,31 @@
 //!     SPC-4 (and `pr-target`) answer ILLEGAL REQUEST / INVALID RELEASE OF PERSISTENT
 //!     RESERVATION, LIO answers RESERVATION CONFLICT. Nothing changes on either side.
 //!
-//! Known open differences (reported as mismatches; not explained yet, so not on the
-//! list): 300 commands each of seeds 1 to 10 against Debian's 6.1 kernel gave 7
-//! mismatches in seeds 1, 3, 4, 6 and 9, all after sequences mixing REGISTER AND MOVE
-//! (some with UNREG), all-registrants reservations and PREEMPT: LIO still reports a
-//! reservation (or refuses a RELEASE or a PREEMPT with key 0) where SPC-4's rules, as
-//! `pr-target` applies them, have none or another. Reproduce with
-//! `pr-model-check --trace --seed N --count 300 /dev/sda /dev/sdb` in the VM.
+//! 13. PREEMPT under an all-registrants reservation with a non-zero SERVICE ACTION
+//!     RESERVATION KEY that is the key of the nexus that created (or last took) the
+//!     reservation, or the caller's own key. SPC-4 (and `pr-target`): every
+//!     registration with that key goes, the caller's included, and the all-registrants
+//!     reservation stays while a registrant is left. LIO keeps one "holder"
+//!     registration even for these types: when the key is that holder's, it preempts
+//!     as if the reservation were held by it (the other nexuses with the key lose
+//!     their registrations, the caller keeps its own and gets a reservation of the
+//!     CDB's TYPE); otherwise it never removes the caller's registration. Seen with
+//!     Debian's 6.1 kernel: afterwards LIO reports a WE/EA reservation held by the
+//!     caller (or the caller still registered) where SPC-4 has an all-registrants
+//!     reservation (or none, or the caller unregistered). Both answer GOOD; the two
+//!     are then reset to an empty state (a resync) because their states differ.
+//! 14. RELEASE (or RESERVE of the same type) by a holder that got the reservation by
+//!     REGISTER AND MOVE after its own registration had earlier been the source of a
+//!     REGISTER AND MOVE. SPC-4: the moved reservation keeps its scope (LU_SCOPE), so
+//!     the holder's RELEASE with the reservation's type and LU_SCOPE is GOOD. LIO
+//!     stores the scope per registration: a REGISTER AND MOVE writes the reservation's
+//!     TYPE code into the source registration's scope and leaves the destination's as
+//!     it was, so when such a registration is moved back to, LIO compares the CDB's
+//!     LU_SCOPE with that stale value and answers RESERVATION CONFLICT (READ
+//!     RESERVATION does not show it: the stale value lies in the low bits LIO masks
+//!     off). The driver follows which registrations carry such a value
+//!     (`lio_stale_scope`); LIO changes nothing, so the model's state before the
+//!     command is put back.
 //!
 //! After a real mismatch the two may have diverged, so both are reset to an empty
 //! state before the sequence goes on; each mismatch is reported once.
@@ -90,8 +108,10 @@ pub struct Summary {
     pub commands: usize,
     pub mismatches: usize,
     pub unit_attentions: usize,
-    /// Differences on the deliberate list (1, 2 and 4 above).
+    /// Differences on the deliberate list above.
     pub deliberate: usize,
+    /// Resets of both sides to an empty state: after a mismatch, or after deliberate
+    /// difference 13.
     pub resyncs: usize,
 }
 
@@ -101,6 +121,9 @@ pub struct Checker<D: Device> {
     model: LogicalUnit,
     ports: Vec<u16>,
     summary: Summary,
+    /// Per path: LIO's registration carries a stale scope value written by a
+    /// REGISTER AND MOVE from it (deliberate difference 14).
+    lio_stale_scope: [bool; 2],
 }
 
 impl<D: Device> Checker<D> {
@@ -144,6 +167,7 @@ impl<D: Device> Checker<D> {
             model: LogicalUnit::new(ports.clone()),
             ports,
             summary: Summary::default(),
+            lio_stale_scope: [false; 2],
         };
         checker.resync()?;
         checker.summary.resyncs = 0;
@@ -166,6 +190,7 @@ impl<D: Device> Checker<D> {
             .map_or(0, |g| u32::from_be_bytes([g[0], g[1], g[2], g[3]]));
         self.model = LogicalUnit::new(self.ports.clone());
         self.model.set_generation(generation);
+        self.lio_stale_scope = [false; 2];
         self.summary.resyncs += 1;
         Ok(())
     }
@@ -184,6 +209,7 @@ impl<D: Device> Checker<D> {
             let nexus = self.nexus[command.path.index()].clone();
             let registered = self.model.key_of(&nexus).is_some();
             let holder = self.model.is_holder(&nexus);
+            let before = self.model.clone();
             let expected = self.model.execute(&nexus, &command.cdb, &command.data_out);
             self.summary.commands += 1;
             if !registered && is_lio_unregistered_refusal(&reply, &expected) {
@@ -195,6 +221,15 @@ impl<D: Device> Checker<D> {
                     && !holder
                     && is_lio_release_without_key_check(&command.cdb, &reply, &expected))
             {
+                self.summary.deliberate += 1;
+                continue;
+            }
+            let stale_scope = self.lio_stale_scope[command.path.index()];
+            if stale_scope
+                && is_lio_stale_scope_refusal(&before, &nexus, &command.cdb, &reply, &expected)
+            {
+                // Deliberate difference 14: LIO refused and changed nothing.
+                self.model = before;
                 self.summary.deliberate += 1;
                 continue;
             }
@@ -216,9 +251,63 @@ impl<D: Device> Checker<D> {
                     command.label
                 ));
                 self.resync()?;
+                continue;
             }
+            if expected.status() == 0
+                && is_lio_all_registrants_preempt(&before, &nexus, &command.cdb, &command.data_out)
+            {
+                // Deliberate difference 13: same answer, different states.
+                self.summary.deliberate += 1;
+                self.resync()?;
+                continue;
+            }
+            self.track_lio_scope(&before, &nexus, &command, &expected);
         }
         Ok(self.summary.clone())
+    }
+
+    /// Follows which of LIO's registrations carry a stale scope (deliberate difference
+    /// 14) after a command both sides answered alike. LIO sets a registration's scope
+    /// when it becomes the holder by RESERVE or PREEMPT, clears it when its
+    /// reservation is released (also as part of PREEMPT, CLEAR or an unregistration)
+    /// or the registration goes, and a REGISTER AND MOVE writes the TYPE code into the
+    /// source's scope while the destination keeps its own.
+    fn track_lio_scope(
+        &mut self,
+        before: &LogicalUnit,
+        nexus: &Nexus,
+        command: &Command,
+        expected: &Outcome,
+    ) {
+        if expected.status() != 0 {
+            return;
+        }
+        let path = command.path.index();
+        let sa = service_action(&command.cdb);
+        let holder = |lu: &LogicalUnit| lu.reservation().map(|r| (r.holder.clone(), r.rtype));
+        if sa == Some(ServiceAction::RegisterAndMove.code()) {
+            self.lio_stale_scope[path] = true;
+        } else {
+            let (old, new) = (holder(before), holder(&self.model));
+            let mut cleared = Vec::new();
+            if old != new {
+                cleared.extend(old.map(|(n, _)| n));
+                cleared.extend(new.map(|(n, _)| n));
+            }
+            if sa == Some(ServiceAction::Preempt.code()) && self.model.is_holder(nexus) {
+                cleared.push(nexus.clone());
+            }
+            for n in &cleared {
+                if let Some(i) = self.nexus.iter().position(|m| m == n) {
+                    self.lio_stale_scope[i] = false;
+                }
+            }
+        }
+        for (i, n) in self.nexus.iter().enumerate() {
+            if self.model.key_of(n).is_none() {
+                self.lio_stale_scope[i] = false;
+            }
+        }
     }
 
     fn send(&mut self, command: &Command) -> Result<Reply, CheckError> {
@@ -332,6 +421,52 @@ fn is_lio_release_without_key_check(cdb: &[u8], reply: &Reply, expected: &Outcom
 fn is_lio_release_type_conflict(cdb: &[u8], reply: &Reply, expected: &Outcome) -> bool {
     service_action(cdb) == Some(ServiceAction::Release.code())
         && *expected == Outcome::CheckCondition(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
+        && reply.status == 0x18
+}
+
+/// Deliberate difference 13: PREEMPT under an all-registrants reservation with the
+/// key of the nexus that created it or the caller's own key (`before`: the model
+/// before the command).
+fn is_lio_all_registrants_preempt(
+    before: &LogicalUnit,
+    nexus: &Nexus,
+    cdb: &[u8],
+    data_out: &[u8],
+) -> bool {
+    let Some(reservation) = before.reservation() else {
+        return false;
+    };
+    let sa_key = data_out
+        .get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes);
+    service_action(cdb) == Some(ServiceAction::Preempt.code())
+        && reservation.rtype.is_all_registrants()
+        && sa_key != 0
+        && (before.key_of(&reservation.holder) == Some(sa_key)
+            || before.key_of(nexus) == Some(sa_key))
+}
+
+/// Deliberate difference 14: RELEASE or RESERVE by the holder with the reservation's
+/// type and LU_SCOPE, GOOD for SPC-4, RESERVATION CONFLICT from LIO (the caller's
+/// registration carries a stale scope; the caller checks that).
+fn is_lio_stale_scope_refusal(
+    before: &LogicalUnit,
+    nexus: &Nexus,
+    cdb: &[u8],
+    reply: &Reply,
+    expected: &Outcome,
+) -> bool {
+    let Some(reservation) = before.reservation() else {
+        return false;
+    };
+    let sa = service_action(cdb);
+    let type_and_scope = cdb.get(2).copied().unwrap_or(0xFF);
+    (sa == Some(ServiceAction::Release.code()) || sa == Some(ServiceAction::Reserve.code()))
+        && reservation.holder == *nexus
+        && !reservation.rtype.is_all_registrants()
+        && type_and_scope == reservation.rtype.code()
+        && expected.status() == 0
         && reply.status == 0x18
 }
 
