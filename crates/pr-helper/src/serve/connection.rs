@@ -39,11 +39,11 @@ pub(crate) struct Context {
     pub(super) request_timeout: Duration,
     pub(super) commands: AtomicU64,
     /// Wakes connections' own threads at shutdown.
-    pub(super) bell: Bell,
+    pub(super) bell: Arc<Bell>,
 }
 
 impl Context {
-    pub(crate) fn new(backends: Backends, settings: &ServeSettings, bell: Bell) -> Self {
+    pub(crate) fn new(backends: Backends, settings: &ServeSettings, bell: Arc<Bell>) -> Self {
         Self {
             backends: Arc::new(backends),
             pool: Pool::new(settings.blocking_threads),
@@ -512,7 +512,9 @@ impl Connection {
 
     fn shutting_down(&self) -> bool {
         // A dropped sender also means stop: nobody can tell us to go on.
-        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+        self.context.bell.is_rung()
+            || *self.shutdown.borrow()
+            || self.shutdown.has_changed().is_err()
     }
 }
 

@@ -8,10 +8,12 @@
 //! peer that keeps sending cannot keep the connection alive.
 //!
 //! A connection's own thread blocks in `poll`, not in the runtime, so the shutdown
-//! also rings a [`Bell`]: an eventfd polled together with the socket.
+//! also rings a [`Bell`]: a flag checked before every request, and an eventfd polled
+//! together with the socket.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pr_protocol::{Decoded, Request, RequestDecoder};
@@ -20,15 +22,19 @@ use rustix::event::{EventfdFlags, eventfd};
 use super::connection::{CloseReason, buffer_for, io_failure};
 use super::recv::recv_now;
 
-/// A descriptor that turns readable, for good, once the daemon shuts down.
+/// The shutdown as connection threads see it: a flag, and an eventfd that turns
+/// readable for good once the daemon shuts down. Ringing it is async-signal-safe, so a
+/// signal handler can ring it directly ([`Bell::ring_on_signals`]): busy connections
+/// then stop reading new requests without waiting for the runtime to process the signal.
 #[derive(Debug)]
-pub(crate) struct Bell {
+pub struct Bell {
     fd: OwnedFd,
     rung: AtomicBool,
 }
 
 impl Bell {
-    pub(crate) fn new() -> io::Result<Self> {
+    /// A bell not rung yet.
+    pub fn new() -> io::Result<Self> {
         let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         Ok(Self {
             fd,
@@ -36,24 +42,34 @@ impl Bell {
         })
     }
 
-    /// Wakes every thread polling the bell, now and later (nobody reads the counter,
-    /// so it stays readable).
-    pub(crate) fn ring(&self) {
+    /// Marks the shutdown and wakes every thread polling the bell, now and later
+    /// (nobody reads the counter, so it stays readable). Only an atomic swap and one
+    /// `write(2)`: safe inside a signal handler.
+    pub fn ring(&self) {
         if self.rung.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Err(error) = rustix::io::write(&self.fd, &1u64.to_ne_bytes()) {
-            // Threads still see the shutdown at their next request or idle timeout.
-            tracing::warn!(error = %io::Error::from(error), "cannot wake connection threads");
+        // A failed write (the counter cannot overflow from one increment) would only
+        // delay the threads until the shutdown handle reaches them: nothing to log
+        // from a signal handler.
+        let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+    }
+
+    /// Rings the bell from the handler of each of `signals`, in addition to whatever
+    /// else handles them (the runtime's handlers keep working).
+    pub fn ring_on_signals(self: &Arc<Self>, signals: &[i32]) -> io::Result<()> {
+        for &signal in signals {
+            super::sys::ring_on_signal(signal, Arc::clone(self))?;
         }
+        Ok(())
     }
 
     /// Whether [`Bell::ring`] was called.
-    pub(crate) fn is_rung(&self) -> bool {
+    pub fn is_rung(&self) -> bool {
         self.rung.load(Ordering::Acquire)
     }
 
-    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+    pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
@@ -199,20 +215,35 @@ mod tests {
         assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
     }
 
+    /// Polls the bell; `None` waits without a limit.
+    fn bell_readable(bell: &Bell, wait: Option<&rustix::event::Timespec>) -> bool {
+        let mut fds = [rustix::event::PollFd::new(
+            &bell.fd,
+            rustix::event::PollFlags::IN,
+        )];
+        rustix::event::poll(&mut fds, wait).expect("poll") == 1
+    }
+
+    #[test]
+    fn a_signal_rings_the_bell_from_its_handler() {
+        let bell = Arc::new(Bell::new().expect("bell"));
+        bell.ring_on_signals(&[libc::SIGUSR2]).expect("handler");
+        assert!(!bell.is_rung());
+        rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::USR2)
+            .expect("kill");
+        // The handler may run on another thread of this process: wait for it.
+        assert!(bell_readable(&bell, None));
+        assert!(bell.is_rung());
+    }
+
     #[test]
     fn the_bell_stays_readable_once_rung() {
         let bell = Bell::new().expect("bell");
-        let readable = |bell: &Bell| {
-            let mut fds = [rustix::event::PollFd::new(
-                &bell.fd,
-                rustix::event::PollFlags::IN,
-            )];
-            let zero = rustix::event::Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            rustix::event::poll(&mut fds, Some(&zero)).expect("poll") == 1
+        let zero = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
         };
+        let readable = |bell: &Bell| bell_readable(bell, Some(&zero));
         assert!(!readable(&bell));
         bell.ring();
         bell.ring();

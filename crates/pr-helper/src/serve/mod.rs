@@ -22,10 +22,13 @@
 //! waiting then and reads only those, without waiting for more; a request not complete
 //! within them is dropped and its descriptor closed, and (c) closes, with the usual
 //! single log line (`daemon shutting down`). An idle connection therefore closes at
-//! once. A connection's own thread polls its socket together with a shutdown eventfd,
-//! so it notices while waiting, not only at its next request. Nothing the peer sends
-//! later is read, so a peer that keeps sending cannot keep its connection open
-//! (`drain.rs`). Connections still open when the grace period ends are dropped.
+//! once. A connection's own thread polls its socket together with a shutdown eventfd
+//! ([`ShutdownBell`]), so it notices while waiting, not only at its next request; the
+//! start-up code rings that bell straight from the signal handlers, so busy connections
+//! stop taking requests from the signal on rather than once the runtime has woken up
+//! to it. Nothing the peer sends later is read, so a peer that keeps sending cannot
+//! keep its connection open (`drain.rs`). Connections still open when the grace period
+//! ends are dropped.
 //!
 //! Why: in a closed loop every cross-thread hand-off is a futex wake-up and a context
 //! switch, and on the 2-core development machine the load generator shares the cores.
@@ -49,6 +52,7 @@ mod drain;
 mod peer;
 mod pool;
 mod recv;
+mod sys;
 #[cfg(all(test, feature = "test-hooks"))]
 mod tests;
 
@@ -60,6 +64,7 @@ use tokio::net::UnixListener;
 
 use crate::backend::{BackendError, Backends};
 
+pub use drain::Bell as ShutdownBell;
 pub use peer::Allowlist;
 
 /// The handle that tells [`serve`] to stop: send `true` (or drop the sender).
@@ -169,6 +174,20 @@ pub async fn serve_with_backends(
     shutdown: ShutdownSignal,
 ) -> Result<ServeSummary, ServeError> {
     let bell = drain::Bell::new().map_err(ServeError::ShutdownBell)?;
+    serve_with_bell(listener, settings, backends, shutdown, Arc::new(bell)).await
+}
+
+/// [`serve_with_backends`] with a bell the caller may also ring early, e.g. straight
+/// from a signal handler ([`ShutdownBell::ring_on_signals`]). A rung bell counts as a
+/// shutdown request for the connections; the accept loop stops on `shutdown`, which
+/// must fire too.
+pub async fn serve_with_bell(
+    listener: UnixListener,
+    settings: ServeSettings,
+    backends: Backends,
+    shutdown: ShutdownSignal,
+    bell: Arc<ShutdownBell>,
+) -> Result<ServeSummary, ServeError> {
     let context = Arc::new(connection::Context::new(backends, &settings, bell));
     accept::run(listener, context, &settings, shutdown).await
 }

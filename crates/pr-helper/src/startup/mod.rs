@@ -285,6 +285,11 @@ fn serve_with_reduced_privileges(
             tokio::net::UnixListener::from_std(listener).map_err(StartupError::ListenerSetup)?;
         let (shutdown_tx, shutdown_rx) = serve::shutdown_channel();
         signals::spawn_shutdown_on_signals(shutdown_tx).map_err(StartupError::Signals)?;
+        // Busy connections stop taking new requests from the signal handler on, not
+        // only once the runtime has run the task above.
+        let bell = std::sync::Arc::new(serve::ShutdownBell::new().map_err(StartupError::Signals)?);
+        bell.ring_on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
+            .map_err(StartupError::Signals)?;
         // Handlers are in place: let stop requests in. Only this thread
         // unblocks them; the runtime's threads keep them blocked, so the
         // kernel delivers them here.
@@ -302,7 +307,7 @@ fn serve_with_reduced_privileges(
             pid = std::process::id(),
             "serving"
         );
-        serve::serve_with_backends(listener, settings, backends, shutdown_rx)
+        serve::serve_with_bell(listener, settings, backends, shutdown_rx, bell)
             .await
             .map_err(StartupError::from)
     });
