@@ -161,6 +161,35 @@ mod tests {
     }
 
     #[test]
+    fn lio_all_registrants_preempt_and_stale_scope_are_deliberate_not_mismatches() {
+        // The fake plays LIO's answers for differences 13 and 14 (lio_quirks).
+        let mut played = [0; 2];
+        for seed in 0..40 {
+            let mut checker = Checker::new(FakeDevice::new()).unwrap();
+            let mut lines = Vec::new();
+            let summary = checker.run(seed, 400, &mut |l| lines.push(l)).unwrap();
+            assert_eq!(summary.mismatches, 0, "seed {seed}: {lines:?}");
+            for (total, n) in played.iter_mut().zip(checker.device().quirks_played) {
+                *total += n;
+            }
+        }
+        assert!(played.iter().all(|&n| n > 0), "{played:?}");
+    }
+
+    #[test]
+    fn a_holder_release_conflict_without_a_stale_scope_is_a_mismatch() {
+        let mut mismatches = 0;
+        for seed in 0..10 {
+            let mut device = FakeDevice::new();
+            device.bug = Some(Bug::HolderReleaseConflicts);
+            let (summary, lines) = run(device, seed, 600);
+            mismatches += summary.mismatches;
+            assert!(lines.iter().all(|l| l.contains("RELEASE")), "{lines:?}");
+        }
+        assert!(mismatches > 0);
+    }
+
+    #[test]
     fn the_sequence_exercises_every_outcome() {
         // Guard against a generator that only ever produces refusals (or successes).
         let device = FakeDevice::new();

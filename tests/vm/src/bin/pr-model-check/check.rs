@@ -174,6 +174,12 @@ impl<D: Device> Checker<D> {
         Ok(checker)
     }
 
+    /// The device, for tests that look at what a fake device played.
+    #[cfg(test)]
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
     /// Empties the device and the model, and aligns the model's generation.
     fn resync(&mut self) -> Result<(), CheckError> {
         reset(&mut self.device)?;
