@@ -218,3 +218,34 @@ fn a_request_left_incomplete_on_the_connections_thread_ends_it_at_the_deadline()
     let summary = running.done.recv().expect("serve returned");
     assert_eq!(summary.commands, 1);
 }
+
+#[test]
+fn a_partial_request_is_dropped_at_shutdown_without_waiting_for_its_deadline() {
+    // Deadlines far beyond the test's own read limit: only the shutdown can end it.
+    let settings = ServeSettings {
+        request_timeout: Duration::from_secs(600),
+        shutdown_grace: Duration::from_secs(600),
+        ..ServeSettings::default()
+    };
+    let running = start(settings, Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut peer = client(&running.socket);
+    // The first command moves the connection to a thread of its own, which then
+    // waits in `poll` for the rest of the next request.
+    let response = peer
+        .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+        .expect("answered");
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+    let partial = cdb::read_keys(64);
+    peer.send_with_fds(&partial[..5], &[file.as_file().as_fd()])
+        .expect("partial request");
+    running.stop.send(true).expect("stop");
+    peer.expect_closed()
+        .expect("closed at shutdown, the partial request dropped");
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 1);
+    assert_eq!(summary.forced_connections, 0);
+}
