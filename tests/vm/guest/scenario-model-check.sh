@@ -3,9 +3,9 @@
 # commands from the two initiators (/dev/sda and /dev/sdb, one LUN) against the
 # device with SG_IO and against an in-process pr-target, and compares status,
 # sense and payloads command by command. Deliberate differences (LIO's own
-# answers where SPC-4 says otherwise, unit attentions, capability bits) and the
-# known open ones are listed in pr-model-check's check.rs. 300 commands per seed
-# take a few seconds under TCG.
+# answers where SPC-4 says otherwise, unit attentions, capability bits) are
+# listed, each with its reason, in pr-model-check's check.rs. 300 commands per
+# seed take a few seconds under TCG.
 . /vm/lib.sh
 
 if ! have_binary pr-model-check; then
