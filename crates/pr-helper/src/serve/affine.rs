@@ -8,8 +8,9 @@
 //! or when a command's device or pool slot is not free at once (the task then queues
 //! that command in the pool, holding no thread while it waits). While it waits for
 //! input it polls the shutdown [`Bell`] too, so a shutdown is noticed at once; it then
-//! answers what was already waiting and closes the connection itself (`drain.rs`). A hung device therefore holds only the threads of the connections whose
-//! commands are stuck on it; other connections keep their own.
+//! answers what was already waiting and closes the connection itself (`drain.rs`).
+//! A hung device therefore holds only the threads of the connections whose commands
+//! are stuck on it; other connections keep their own.
 //!
 //! Every rule of the task's serving path holds here too: the request deadline from a
 //! request's first byte, the reply deadline, reads no larger than the decoder's stage,
