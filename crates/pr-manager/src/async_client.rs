@@ -83,13 +83,7 @@ impl AsyncClient {
     ) -> Result<Reply, InvalidCommand> {
         let prepared = prepare(cdb, &data)?;
         let buffer_len = data.len();
-        let data_out: &[u8] = match &data {
-            DataTransfer::ToDevice(b) => b.get(..prepared.data_out_len).unwrap_or(&[]),
-            DataTransfer::FromDevice(_) => &[],
-        };
-        let mut request = Vec::with_capacity(pr_protocol::CDB_SIZE + data_out.len());
-        pr_protocol::encode_request(&prepared.cdb[..prepared.cdb_len], data_out, &mut request)
-            .map_err(InvalidCommand::Encode)?;
+        let request = prepared.encode(&data)?;
 
         let Ok(permit) = self.shared.slots.acquire().await else {
             // The semaphore is never closed; answer like a lost link anyway.

@@ -155,13 +155,7 @@ impl Client {
     ) -> Result<Reply, InvalidCommand> {
         let prepared = prepare(cdb, &data)?;
         let buffer_len = data.len();
-        let data_out: &[u8] = match &data {
-            DataTransfer::ToDevice(b) => b.get(..prepared.data_out_len).unwrap_or(&[]),
-            DataTransfer::FromDevice(_) => &[],
-        };
-        let mut request = Vec::with_capacity(pr_protocol::CDB_SIZE + data_out.len());
-        pr_protocol::encode_request(&prepared.cdb[..prepared.cdb_len], data_out, &mut request)
-            .map_err(InvalidCommand::Encode)?;
+        let request = prepared.encode(&data)?;
 
         let mut lease = self.shared.pool.acquire();
         let conn = match self.send(&mut lease, &request, fd) {
@@ -276,8 +270,8 @@ fn connect_reason(e: &ConnectError) -> String {
     error_chain(e)
 }
 
-/// An error and its sources on one line.
-pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources on one line (`outer: inner: root cause`).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -101,6 +101,21 @@ pub(crate) struct Prepared {
     pub data_in_len: usize,
 }
 
+impl Prepared {
+    /// The request's wire bytes: the CDB (zero-padded to 16 bytes) followed, for PR OUT,
+    /// by the parameter list taken from the caller's buffer.
+    pub(crate) fn encode(&self, data: &DataTransfer<'_>) -> Result<Vec<u8>, InvalidCommand> {
+        let data_out: &[u8] = match data {
+            DataTransfer::ToDevice(b) => b.get(..self.data_out_len).unwrap_or(&[]),
+            DataTransfer::FromDevice(_) => &[],
+        };
+        let mut request = Vec::with_capacity(CDB_SIZE + data_out.len());
+        pr_protocol::encode_request(&self.cdb[..self.cdb_len], data_out, &mut request)
+            .map_err(InvalidCommand::Encode)?;
+        Ok(request)
+    }
+}
+
 /// QEMU's checks, plus clamping a PR IN allocation length to what the
 /// protocol can carry (SPC lets a device truncate to the allocation length).
 pub(crate) fn prepare(cdb: &[u8], data: &DataTransfer<'_>) -> Result<Prepared, InvalidCommand> {

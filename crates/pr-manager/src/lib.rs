@@ -35,7 +35,7 @@ mod typed;
 mod typed_client;
 mod watcher;
 
-pub use client::{Client, Config, DEFAULT_SOCKET};
+pub use client::{Client, Config, DEFAULT_SOCKET, error_chain};
 pub use command::{DataTransfer, Reply};
 pub use error::{ConnectError, Error, InvalidCommand, ProtocolError, ScsiError, TransportError};
 /// The `scsi` types the typed API speaks.

@@ -276,14 +276,4 @@ pub fn classify(outcome: &mut Outcome, request: &Request, reply: &Reply, buffer:
     }
 }
 
-/// An error and its sources on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use pr_manager::error_chain;
