@@ -219,14 +219,7 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            eprintln!("pr-replay: {message}");
+            eprintln!("pr-replay: {}", vm_tests::error_chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -218,14 +218,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(": ");
-                message.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            eprintln!("pr-sigterm-probe: {message}");
+            eprintln!("pr-sigterm-probe: {}", vm_tests::error_chain(&error));
             ExitCode::FAILURE
         }
     }
