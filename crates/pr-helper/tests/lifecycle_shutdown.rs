@@ -28,7 +28,7 @@ const CLIENTS: usize = 4;
 /// waiting in the socket while the current one executes.
 const WINDOW: usize = 2;
 /// Replies each client collects before the signal.
-const WARM_UP: u64 = 20;
+const WARM_UP: u64 = 10;
 /// Replies after the signal to requests written after it, per connection: the drain
 /// may count at most the window that was in the socket when the connection noticed.
 const AFTER_SIGNAL_LIMIT: u64 = WINDOW as u64;
@@ -128,7 +128,7 @@ fn sigterm_ends_busy_connections_after_what_was_already_sent() {
     let mut daemon = Daemon::start_with(
         DaemonOptions::default()
             .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
-            .env("PR_HELPER_TEST_LATENCY_MS", "5"),
+            .env("PR_HELPER_TEST_LATENCY_MS", "20"),
     )
     .expect("daemon starts");
 
