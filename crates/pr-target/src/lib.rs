@@ -31,18 +31,19 @@ pub mod build;
 #[cfg(test)]
 mod invariants_tests;
 mod nexus;
+mod outcome;
 mod params;
 mod pr_in;
 #[cfg(test)]
 mod rules_tests;
-mod sense;
 mod types;
 mod unit;
 
 pub use nexus::{Initiator, Nexus, TransportIdError};
+pub use outcome::Outcome;
 pub use params::ServiceAction;
 pub use pr_in::InAction;
-pub use sense::{Outcome, STATUS_CHECK_CONDITION, STATUS_GOOD, STATUS_RESERVATION_CONFLICT, Sense};
+pub use scsi::sense::Sense;
 pub use types::{Access, ReservationType, SCOPE_LU};
 pub use unit::{
     LogicalUnit, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration, Reservation,

@@ -3,8 +3,9 @@
 //! Every refusal here is the sense SPC-4 prescribes for that field.
 
 use crate::nexus::Initiator;
-use crate::sense::{Outcome, Sense};
+use crate::outcome::Outcome;
 use crate::types::{ReservationType, SCOPE_LU};
+use scsi::sense::Sense;
 
 /// Length of the basic PR OUT parameter list (and the header of REGISTER AND MOVE's).
 pub(crate) const BASIC_LIST_LEN: usize = 24;

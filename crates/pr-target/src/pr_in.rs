@@ -1,8 +1,9 @@
 //! PERSISTENT RESERVE IN: the four payloads, built from the unit's state.
 
+use crate::outcome::Outcome;
 use crate::params::refuse;
-use crate::sense::{Outcome, Sense};
 use crate::unit::LogicalUnit;
+use scsi::sense::Sense;
 
 /// PR IN service actions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

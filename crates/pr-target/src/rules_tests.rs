@@ -2,9 +2,9 @@
 
 use crate::build::{self, Flags};
 use crate::{
-    Access, InAction, Initiator, LogicalUnit, Nexus, Outcome, ReservationType, STATUS_GOOD, Sense,
-    ServiceAction,
+    Access, InAction, Initiator, LogicalUnit, Nexus, Outcome, ReservationType, Sense, ServiceAction,
 };
+use scsi::status::Status;
 
 const WE: u8 = 0x1;
 const EA: u8 = 0x3;
@@ -1081,7 +1081,7 @@ fn read_full_status_describes_every_registration_with_holder_flag_and_transport_
     register(&mut lu, &b, 0x22);
     assert_eq!(reserve(&mut lu, &b, 0x22, EA), Outcome::good());
     let out = lu.execute(&a, &build::pr_in(InAction::ReadFullStatus, 1000), &[]);
-    assert_eq!(out.status(), STATUS_GOOD);
+    assert_eq!(out.status(), Status::GOOD.as_u8());
     let data = out.data();
     let tid_a = Initiator::iscsi("a").transport_id();
     let first_len = 24 + tid_a.len();

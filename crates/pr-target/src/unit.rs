@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::nexus::{Initiator, Nexus};
+use crate::outcome::Outcome;
 use crate::params::{BasicParams, MoveParams, OutCdb, ServiceAction, refuse};
-use crate::sense::{Outcome, Sense};
 use crate::types::{Access, ReservationType};
+use scsi::sense::Sense;
 
 /// Operation code of PERSISTENT RESERVE IN.
 pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;

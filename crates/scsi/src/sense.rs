@@ -140,6 +140,9 @@ impl Sense {
     pub const RESERVATIONS_PREEMPTED: Sense = Sense::new(key::UNIT_ATTENTION, 0x2A, 0x03);
     pub const RESERVATIONS_RELEASED: Sense = Sense::new(key::UNIT_ATTENTION, 0x2A, 0x04);
     pub const REGISTRATIONS_PREEMPTED: Sense = Sense::new(key::UNIT_ATTENTION, 0x2A, 0x05);
+    /// RELEASE whose scope or type differs from the reservation's (SPC-4 5.13.11.2).
+    pub const INVALID_RELEASE_OF_PERSISTENT_RESERVATION: Sense =
+        Sense::new(key::ILLEGAL_REQUEST, 0x26, 0x04);
 
     /// The fixed-format image: 0x70, key at byte 2, additional length 10 at byte 7,
     /// ASC at 12, ASCQ at 13.
@@ -339,6 +342,7 @@ pub fn asc_description(asc: u8, ascq: u8) -> Option<&'static str> {
         (0x26, 0x00) => "INVALID FIELD IN PARAMETER LIST",
         (0x26, 0x01) => "PARAMETER NOT SUPPORTED",
         (0x26, 0x02) => "PARAMETER VALUE INVALID",
+        (0x26, 0x04) => "INVALID RELEASE OF PERSISTENT RESERVATION",
         (0x26, 0x08) => "TOO MANY SEGMENT DESCRIPTORS",
         (0x27, 0x00) => "WRITE PROTECTED",
         (0x27, 0x07) => "SPACE ALLOCATION FAILED WRITE PROTECT",

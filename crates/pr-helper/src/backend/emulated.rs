@@ -203,7 +203,7 @@ fn response_for(outcome: Outcome) -> Response {
     match outcome {
         Outcome::Good(data) => Response::good(data),
         Outcome::ReservationConflict => {
-            Response::with_status(pr_target::STATUS_RESERVATION_CONFLICT)
+            Response::with_status(scsi::status::Status::RESERVATION_CONFLICT.as_u8())
         }
         Outcome::CheckCondition(sense) => Response::check_condition(&sense.fixed_bytes()),
     }
