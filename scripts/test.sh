@@ -31,5 +31,8 @@ grep -q 'RESERVATION CONFLICT' "$demo_log" || { cat "$demo_log"; echo "test.sh: 
 rm -f "$demo_log"
 echo "demo ok"
 
+echo "== doctests (README examples; nextest does not run doctests)"
+cargo test --workspace --all-features --locked --doc --quiet
+
 echo "== tests"
 cargo nextest run --workspace --all-features --locked --profile ci

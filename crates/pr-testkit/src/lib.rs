@@ -23,3 +23,8 @@ pub use bins::workspace_bin;
 pub use daemon::{Daemon, DaemonOptions};
 pub use proc::{cpu_ticks, fd_count};
 pub use raw::{RawClient, WireResponse};
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
