@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pr_target::{LogicalUnit, ServiceAction, build};
+use pr_target::{LogicalUnit, PrOutAction, build};
 use pr_testkit::{Daemon, DaemonOptions, RawClient, WireResponse};
 use rustix::process::Signal;
 
@@ -145,7 +145,7 @@ fn register_reserve_and_read_keys_on_an_image_file_through_the_socket() {
     let rr = call(
         &mut client,
         &fd,
-        &build::pr_in(pr_target::InAction::ReadReservation, 512),
+        &build::pr_in(pr_target::PrInAction::ReadReservation, 512),
         &[],
     );
     assert_eq!(rr.status, GOOD);
@@ -181,7 +181,7 @@ fn refusals_come_back_with_status_and_fixed_format_sense() {
     assert_eq!((response.status, response.size), (RESERVATION_CONFLICT, 0));
 
     // A 28-byte list without SPEC_I_PT: PARAMETER LIST LENGTH ERROR.
-    let cdb = build::pr_out(ServiceAction::Register, 0, 28);
+    let cdb = build::pr_out(PrOutAction::Register, 0, 28);
     let response = call(&mut client, &fd, &cdb, &[0; 28]);
     assert!(
         response.is_check_condition(0x05, 0x1A, 0x00),
@@ -244,7 +244,7 @@ fn two_peer_processes_are_two_initiators_and_see_conflicts() {
     // A second connection from this process is the same initiator: it may release.
     let mut second = daemon.client().unwrap();
     let (cdb, list) = build::out_command(
-        ServiceAction::Release,
+        PrOutAction::Release,
         EXCLUSIVE_ACCESS,
         0xA,
         0,
@@ -254,7 +254,7 @@ fn two_peer_processes_are_two_initiators_and_see_conflicts() {
     let rr = call(
         &mut client,
         &fd,
-        &build::pr_in(pr_target::InAction::ReadReservation, 64),
+        &build::pr_in(pr_target::PrInAction::ReadReservation, 64),
         &[],
     );
     assert_eq!(rr.data[4..8], [0, 0, 0, 0], "no reservation left");

@@ -1,21 +1,17 @@
 //! Builders for the CDBs and parameter lists of PR commands (tests, drivers, examples).
 
 use crate::nexus::Initiator;
-use crate::params::ServiceAction;
-use crate::pr_in::InAction;
-use crate::unit::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
+use crate::unit::PERSISTENT_RESERVE_OUT;
+use scsi::pr::{PrInAction, PrOutAction, pr_in_cdb};
 
 /// A 10-byte PR IN CDB.
-pub fn pr_in(action: InAction, allocation_length: u16) -> [u8; 10] {
-    let mut cdb = [0u8; 10];
-    cdb[0] = PERSISTENT_RESERVE_IN;
-    cdb[1] = action.code();
-    cdb[7..9].copy_from_slice(&allocation_length.to_be_bytes());
-    cdb
+pub fn pr_in(action: PrInAction, allocation_length: u16) -> [u8; 10] {
+    pr_in_cdb(action, allocation_length)
 }
 
-/// A 10-byte PR OUT CDB with SCOPE 0 and this TYPE.
-pub fn pr_out(action: ServiceAction, type_code: u8, param_len: u32) -> [u8; 10] {
+/// A 10-byte PR OUT CDB with SCOPE 0 and this TYPE (any nibble, so that tests can
+/// send the reserved ones).
+pub fn pr_out(action: PrOutAction, type_code: u8, param_len: u32) -> [u8; 10] {
     let mut cdb = [0u8; 10];
     cdb[0] = PERSISTENT_RESERVE_OUT;
     cdb[1] = action.code();
@@ -52,7 +48,7 @@ pub fn basic_list(key: u64, sa_key: u64, flags: Flags, tids: &[Initiator]) -> Ve
 
 /// A complete PR OUT command with a basic parameter list.
 pub fn out_command(
-    action: ServiceAction,
+    action: PrOutAction,
     type_code: u8,
     key: u64,
     sa_key: u64,
@@ -69,12 +65,12 @@ pub fn register(key: u64, sa_key: u64, aptpl: bool) -> ([u8; 10], Vec<u8>) {
         aptpl,
         ..Flags::default()
     };
-    out_command(ServiceAction::Register, 0, key, sa_key, flags)
+    out_command(PrOutAction::Register, 0, key, sa_key, flags)
 }
 
 /// RESERVE with this TYPE.
 pub fn reserve(key: u64, type_code: u8) -> ([u8; 10], Vec<u8>) {
-    out_command(ServiceAction::Reserve, type_code, key, 0, Flags::default())
+    out_command(PrOutAction::Reserve, type_code, key, 0, Flags::default())
 }
 
 /// The REGISTER AND MOVE parameter list.
@@ -99,5 +95,5 @@ pub fn move_list(
 
 /// READ KEYS with this allocation length.
 pub fn read_keys(allocation_length: u16) -> [u8; 10] {
-    pr_in(InAction::ReadKeys, allocation_length)
+    pr_in(PrInAction::ReadKeys, allocation_length)
 }

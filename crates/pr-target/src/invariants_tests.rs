@@ -3,12 +3,12 @@
 use proptest::prelude::*;
 
 use crate::build::{self, Flags};
-use crate::{Access, InAction, Initiator, LogicalUnit, Nexus, Outcome, ServiceAction};
+use crate::{Access, Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction};
 
 #[derive(Clone, Debug)]
 enum Command {
     Out {
-        action: ServiceAction,
+        action: PrOutAction,
         type_code: u8,
         key: u64,
         sa_key: u64,
@@ -20,7 +20,7 @@ enum Command {
         unreg: bool,
         to: usize,
     },
-    In(InAction),
+    In(PrInAction),
 }
 
 const KEYS: [u64; 4] = [0, 1, 2, 3];
@@ -35,13 +35,13 @@ fn nexuses() -> Vec<Nexus> {
 
 fn command() -> impl Strategy<Value = Command> {
     let out_action = prop::sample::select(vec![
-        ServiceAction::Register,
-        ServiceAction::RegisterAndIgnoreExistingKey,
-        ServiceAction::Reserve,
-        ServiceAction::Release,
-        ServiceAction::Clear,
-        ServiceAction::Preempt,
-        ServiceAction::PreemptAndAbort,
+        PrOutAction::Register,
+        PrOutAction::RegisterAndIgnoreExistingKey,
+        PrOutAction::Reserve,
+        PrOutAction::Release,
+        PrOutAction::Clear,
+        PrOutAction::Preempt,
+        PrOutAction::PreemptAndAbort,
     ]);
     let type_code = prop::sample::select(vec![1u8, 3, 5, 6, 7, 8, 1, 3, 5, 6, 7, 8, 0, 2]);
     let key = prop::sample::select(KEYS.to_vec());
@@ -51,8 +51,8 @@ fn command() -> impl Strategy<Value = Command> {
         ),
         1 => (key.clone(), key, any::<bool>(), 0..3usize)
             .prop_map(|(key, sa_key, unreg, to)| Command::Move { key, sa_key, unreg, to }),
-        1 => prop::sample::select(vec![InAction::ReadKeys, InAction::ReadReservation,
-                                        InAction::ReportCapabilities, InAction::ReadFullStatus])
+        1 => prop::sample::select(vec![PrInAction::ReadKeys, PrInAction::ReadReservation,
+                                        PrInAction::ReportCapabilities, PrInAction::ReadFullStatus])
             .prop_map(Command::In),
     ]
 }
@@ -63,11 +63,11 @@ fn bumps_generation(before: &LogicalUnit, from: &Nexus, command: &Command) -> bo
         Command::In(_) => false,
         Command::Move { .. } => true,
         Command::Out { action, sa_key, .. } => match action {
-            ServiceAction::Register | ServiceAction::RegisterAndIgnoreExistingKey => {
+            PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey => {
                 // An unregistered nexus "registering" key 0 does nothing at all.
                 before.key_of(from).is_some() || *sa_key != 0
             }
-            ServiceAction::Reserve | ServiceAction::Release => false,
+            PrOutAction::Reserve | PrOutAction::Release => false,
             _ => true,
         },
     }
@@ -104,7 +104,7 @@ fn run(lu: &mut LogicalUnit, all: &[Nexus], from: &Nexus, command: &Command) -> 
                 dest.target_port,
                 &dest.initiator,
             );
-            let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+            let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
             lu.execute(from, &cdb, &list)
         }
         Command::In(action) => lu.execute(from, &build::pr_in(*action, 8192), &[]),
@@ -141,14 +141,14 @@ proptest! {
 
             // All-registrants: every registrant is a holder, no registrant conflicts,
             // and READ RESERVATION shows no single holder's key.
-            if let Some(r) = lu.reservation().filter(|r| r.rtype.is_all_registrants()).cloned() {
+            if let Some(r) = lu.reservation().filter(|r| r.rtype.all_registrants()).cloned() {
                 prop_assert!(!lu.registrations().is_empty());
                 for n in &all {
                     let registered = lu.key_of(n).is_some();
                     prop_assert_eq!(lu.is_holder(n), registered);
                     prop_assert_eq!(lu.access_conflicts(n, Access::Write), !registered);
                 }
-                let rr = lu.persistent_reserve_in(&build::pr_in(InAction::ReadReservation, 100));
+                let rr = lu.persistent_reserve_in(&build::pr_in(PrInAction::ReadReservation, 100));
                 prop_assert_eq!(&rr.data()[8..16], &[0u8; 8][..]);
                 prop_assert_eq!(rr.data()[21], r.rtype.code());
             }

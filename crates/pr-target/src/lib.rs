@@ -41,10 +41,9 @@ mod unit;
 
 pub use nexus::{Initiator, Nexus, TransportIdError};
 pub use outcome::Outcome;
-pub use params::ServiceAction;
-pub use pr_in::InAction;
+pub use scsi::pr::{PrInAction, PrOutAction, ReservationType, Scope};
 pub use scsi::sense::Sense;
-pub use types::{Access, ReservationType, SCOPE_LU};
+pub use types::Access;
 pub use unit::{
     LogicalUnit, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration, Reservation,
 };

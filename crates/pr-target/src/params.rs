@@ -4,7 +4,7 @@
 
 use crate::nexus::Initiator;
 use crate::outcome::Outcome;
-use crate::types::{ReservationType, SCOPE_LU};
+use scsi::pr::{PrOutAction, PrOutCdb, ReservationType, Scope};
 use scsi::sense::Sense;
 
 /// Length of the basic PR OUT parameter list (and the header of REGISTER AND MOVE's).
@@ -12,88 +12,21 @@ pub(crate) const BASIC_LIST_LEN: usize = 24;
 /// The basic list plus the TRANSPORTID PARAMETER DATA LENGTH field of SPEC_I_PT.
 const SPEC_I_PT_HEADER_LEN: usize = 28;
 
-/// PR OUT service actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServiceAction {
-    /// 00h REGISTER.
-    Register,
-    /// 01h RESERVE.
-    Reserve,
-    /// 02h RELEASE.
-    Release,
-    /// 03h CLEAR.
-    Clear,
-    /// 04h PREEMPT.
-    Preempt,
-    /// 05h PREEMPT AND ABORT.
-    PreemptAndAbort,
-    /// 06h REGISTER AND IGNORE EXISTING KEY.
-    RegisterAndIgnoreExistingKey,
-    /// 07h REGISTER AND MOVE.
-    RegisterAndMove,
+/// The PR OUT CDB, decoded; every refusal is the sense SPC-4 prescribes.
+pub(crate) fn decode_out_cdb(cdb: &[u8]) -> Result<PrOutCdb, Outcome> {
+    let cdb = PrOutCdb::decode(cdb).map_err(|error| refuse(error.sense()))?;
+    if cdb.action == PrOutAction::ReplaceLostReservation {
+        // Not implemented: reservations are never lost here.
+        return Err(refuse(Sense::INVALID_FIELD_IN_CDB));
+    }
+    Ok(cdb)
 }
 
-impl ServiceAction {
-    /// The action for a SERVICE ACTION field value; `None` for the ones we do not implement.
-    pub fn from_code(code: u8) -> Option<ServiceAction> {
-        Some(match code {
-            0x00 => ServiceAction::Register,
-            0x01 => ServiceAction::Reserve,
-            0x02 => ServiceAction::Release,
-            0x03 => ServiceAction::Clear,
-            0x04 => ServiceAction::Preempt,
-            0x05 => ServiceAction::PreemptAndAbort,
-            0x06 => ServiceAction::RegisterAndIgnoreExistingKey,
-            0x07 => ServiceAction::RegisterAndMove,
-            _ => return None,
-        })
-    }
-
-    /// The SERVICE ACTION field value.
-    pub fn code(self) -> u8 {
-        match self {
-            ServiceAction::Register => 0x00,
-            ServiceAction::Reserve => 0x01,
-            ServiceAction::Release => 0x02,
-            ServiceAction::Clear => 0x03,
-            ServiceAction::Preempt => 0x04,
-            ServiceAction::PreemptAndAbort => 0x05,
-            ServiceAction::RegisterAndIgnoreExistingKey => 0x06,
-            ServiceAction::RegisterAndMove => 0x07,
-        }
-    }
-}
-
-/// The fields of a 10-byte PR OUT CDB.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OutCdb {
-    pub action: ServiceAction,
-    pub scope: u8,
-    pub type_code: u8,
-    pub param_len: usize,
-}
-
-impl OutCdb {
-    pub fn decode(cdb: &[u8]) -> Result<OutCdb, Outcome> {
-        let cdb = cdb.get(..10).ok_or(refuse(Sense::INVALID_FIELD_IN_CDB))?;
-        let action =
-            ServiceAction::from_code(cdb[1] & 0x1F).ok_or(refuse(Sense::INVALID_FIELD_IN_CDB))?;
-        let param_len = u32::from_be_bytes([cdb[5], cdb[6], cdb[7], cdb[8]]);
-        Ok(OutCdb {
-            action,
-            scope: cdb[2] >> 4,
-            type_code: cdb[2] & 0x0F,
-            param_len: usize::try_from(param_len).unwrap_or(usize::MAX),
-        })
-    }
-
-    /// The reservation the SCOPE and TYPE fields ask for (RESERVE, PREEMPT).
-    pub fn reservation_type(&self) -> Result<ReservationType, Outcome> {
-        if self.scope != SCOPE_LU {
-            return Err(refuse(Sense::INVALID_FIELD_IN_CDB));
-        }
-        ReservationType::from_code(self.type_code).ok_or(refuse(Sense::INVALID_FIELD_IN_CDB))
-    }
+/// The reservation the SCOPE and TYPE fields ask for (RESERVE, PREEMPT).
+pub(crate) fn requested_reservation(cdb: &PrOutCdb) -> Result<(Scope, ReservationType), Outcome> {
+    let scope = cdb.scope_type.scope();
+    let rtype = cdb.scope_type.rtype();
+    scope.zip(rtype).ok_or(refuse(Sense::INVALID_FIELD_IN_CDB))
 }
 
 /// The basic parameter list (every service action but REGISTER AND MOVE).
@@ -109,7 +42,7 @@ pub(crate) struct BasicParams {
 }
 
 impl BasicParams {
-    pub fn decode(action: ServiceAction, list: &[u8]) -> Result<BasicParams, Outcome> {
+    pub fn decode(action: PrOutAction, list: &[u8]) -> Result<BasicParams, Outcome> {
         let header = list
             .get(..BASIC_LIST_LEN)
             .ok_or(refuse(Sense::PARAMETER_LIST_LENGTH_ERROR))?;
@@ -122,7 +55,7 @@ impl BasicParams {
             aptpl: flags & 0x01 != 0,
             initiators: Vec::new(),
         };
-        if params.spec_i_pt && action != ServiceAction::Register {
+        if params.spec_i_pt && action != PrOutAction::Register {
             return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
         }
         if !params.spec_i_pt {

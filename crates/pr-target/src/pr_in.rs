@@ -3,43 +3,7 @@
 use crate::outcome::Outcome;
 use crate::params::refuse;
 use crate::unit::LogicalUnit;
-use scsi::sense::Sense;
-
-/// PR IN service actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InAction {
-    /// 00h READ KEYS.
-    ReadKeys,
-    /// 01h READ RESERVATION.
-    ReadReservation,
-    /// 02h REPORT CAPABILITIES.
-    ReportCapabilities,
-    /// 03h READ FULL STATUS.
-    ReadFullStatus,
-}
-
-impl InAction {
-    /// The action for a SERVICE ACTION field value.
-    pub fn from_code(code: u8) -> Option<InAction> {
-        Some(match code {
-            0 => InAction::ReadKeys,
-            1 => InAction::ReadReservation,
-            2 => InAction::ReportCapabilities,
-            3 => InAction::ReadFullStatus,
-            _ => return None,
-        })
-    }
-
-    /// The SERVICE ACTION field value.
-    pub fn code(self) -> u8 {
-        match self {
-            InAction::ReadKeys => 0,
-            InAction::ReadReservation => 1,
-            InAction::ReportCapabilities => 2,
-            InAction::ReadFullStatus => 3,
-        }
-    }
-}
+use scsi::pr::{PrInAction, PrInCdb, ScopeType};
 
 /// REPORT CAPABILITIES byte 2: SIP_C, ATP_C and PTPL_C (no CRH: no SPC-2 reservations).
 const CAPABILITY_FLAGS: u8 = 0x08 | 0x04 | 0x01;
@@ -51,20 +15,17 @@ const TYPE_MASK: [u8; 2] = [0x80 | 0x40 | 0x20 | 0x08 | 0x02, 0x01];
 impl LogicalUnit {
     /// Executes PERSISTENT RESERVE IN; the payload is cut to the allocation length.
     pub fn persistent_reserve_in(&self, cdb: &[u8]) -> Outcome {
-        let Some(cdb) = cdb.get(..10) else {
-            return refuse(Sense::INVALID_FIELD_IN_CDB);
+        let cdb = match PrInCdb::decode(cdb) {
+            Ok(cdb) => cdb,
+            Err(error) => return refuse(error.sense()),
         };
-        let Some(action) = InAction::from_code(cdb[1] & 0x1F) else {
-            return refuse(Sense::INVALID_FIELD_IN_CDB);
+        let mut payload = match cdb.action {
+            PrInAction::ReadKeys => self.read_keys(),
+            PrInAction::ReadReservation => self.read_reservation(),
+            PrInAction::ReportCapabilities => self.report_capabilities(),
+            PrInAction::ReadFullStatus => self.read_full_status(),
         };
-        let allocation_length = usize::from(u16::from_be_bytes([cdb[7], cdb[8]]));
-        let mut payload = match action {
-            InAction::ReadKeys => self.read_keys(),
-            InAction::ReadReservation => self.read_reservation(),
-            InAction::ReportCapabilities => self.report_capabilities(),
-            InAction::ReadFullStatus => self.read_full_status(),
-        };
-        payload.truncate(allocation_length);
+        payload.truncate(usize::from(cdb.allocation_length));
         Outcome::Good(payload)
     }
 
@@ -91,7 +52,7 @@ impl LogicalUnit {
         };
         let mut out = self.header(16);
         // All-registrants reservations report key 0: there is no single holder.
-        let key = if reservation.rtype.is_all_registrants() {
+        let key = if reservation.rtype.all_registrants() {
             0
         } else {
             self.key_of(&reservation.holder).unwrap_or(0)
@@ -99,7 +60,7 @@ impl LogicalUnit {
         out.extend_from_slice(&key.to_be_bytes());
         out.extend_from_slice(&[0; 4]); // obsolete
         out.push(0);
-        out.push((reservation.scope << 4) | reservation.rtype.code());
+        out.push(ScopeType::new(reservation.scope, Some(reservation.rtype)).0);
         out.extend_from_slice(&[0; 2]); // obsolete
         out
     }
@@ -123,7 +84,7 @@ impl LogicalUnit {
             descriptors.extend_from_slice(&[0; 4]);
             descriptors.push(u8::from(registration.all_tg_pt) << 1 | u8::from(holder));
             let scope_type = match self.reservation() {
-                Some(r) if holder => (r.scope << 4) | r.rtype.code(),
+                Some(r) if holder => ScopeType::new(r.scope, Some(r.rtype)).0,
                 _ => 0,
             };
             descriptors.push(scope_type);

@@ -2,8 +2,9 @@
 
 use crate::build::{self, Flags};
 use crate::{
-    Access, InAction, Initiator, LogicalUnit, Nexus, Outcome, ReservationType, Sense, ServiceAction,
+    Access, Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, ReservationType, Sense,
 };
+use scsi::pr::Scope;
 use scsi::status::Status;
 
 const WE: u8 = 0x1;
@@ -21,27 +22,20 @@ fn unit() -> LogicalUnit {
     LogicalUnit::new(vec![1, 2])
 }
 
-fn out(
-    lu: &mut LogicalUnit,
-    n: &Nexus,
-    sa: ServiceAction,
-    t: u8,
-    key: u64,
-    sa_key: u64,
-) -> Outcome {
+fn out(lu: &mut LogicalUnit, n: &Nexus, sa: PrOutAction, t: u8, key: u64, sa_key: u64) -> Outcome {
     let (cdb, list) = build::out_command(sa, t, key, sa_key, Flags::default());
     lu.execute(n, &cdb, &list)
 }
 
 fn register(lu: &mut LogicalUnit, n: &Nexus, key: u64) {
     assert_eq!(
-        out(lu, n, ServiceAction::Register, 0, 0, key),
+        out(lu, n, PrOutAction::Register, 0, 0, key),
         Outcome::good()
     );
 }
 
 fn reserve(lu: &mut LogicalUnit, n: &Nexus, key: u64, t: u8) -> Outcome {
-    out(lu, n, ServiceAction::Reserve, t, key, 0)
+    out(lu, n, PrOutAction::Reserve, t, key, 0)
 }
 
 fn keys(lu: &LogicalUnit) -> Vec<u64> {
@@ -59,7 +53,7 @@ fn register_unregistered_nexus_with_nonzero_reservation_key_is_a_conflict() {
     let mut lu = unit();
     let a = nexus("a");
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Register, 0, 5, 6),
+        out(&mut lu, &a, PrOutAction::Register, 0, 5, 6),
         Outcome::ReservationConflict
     );
     assert_eq!(lu.generation(), 0);
@@ -69,7 +63,7 @@ fn register_unregistered_nexus_with_nonzero_reservation_key_is_a_conflict() {
 fn register_unregistered_nexus_with_zero_service_action_key_does_nothing() {
     let mut lu = unit();
     assert_eq!(
-        out(&mut lu, &nexus("a"), ServiceAction::Register, 0, 0, 0),
+        out(&mut lu, &nexus("a"), PrOutAction::Register, 0, 0, 0),
         Outcome::good()
     );
     assert!(lu.registrations().is_empty());
@@ -90,7 +84,7 @@ fn register_registered_nexus_with_wrong_key_is_a_conflict() {
     let a = nexus("a");
     register(&mut lu, &a, 0xAA);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Register, 0, 0xAB, 1),
+        out(&mut lu, &a, PrOutAction::Register, 0, 0xAB, 1),
         Outcome::ReservationConflict
     );
     assert_eq!(lu.generation(), 1);
@@ -102,7 +96,7 @@ fn register_registered_nexus_with_right_key_replaces_key() {
     let a = nexus("a");
     register(&mut lu, &a, 0xAA);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Register, 0, 0xAA, 0xBB),
+        out(&mut lu, &a, PrOutAction::Register, 0, 0xAA, 0xBB),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![0xBB]);
@@ -116,7 +110,7 @@ fn register_with_zero_service_action_key_unregisters_and_releases_holders_reserv
     register(&mut lu, &a, 0xAA);
     assert_eq!(reserve(&mut lu, &a, 0xAA, WE), Outcome::good());
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Register, 0, 0xAA, 0),
+        out(&mut lu, &a, PrOutAction::Register, 0, 0xAA, 0),
         Outcome::good()
     );
     assert!(lu.registrations().is_empty());
@@ -131,14 +125,14 @@ fn unregistering_one_all_registrants_holder_keeps_the_reservation_until_the_last
     register(&mut lu, &b, 2);
     assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Register, 0, 1, 0),
+        out(&mut lu, &a, PrOutAction::Register, 0, 1, 0),
         Outcome::good()
     );
     assert!(lu.reservation().is_some());
     assert!(lu.is_holder(&b));
     lu.check_invariants().unwrap();
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Register, 0, 2, 0),
+        out(&mut lu, &b, PrOutAction::Register, 0, 2, 0),
         Outcome::good()
     );
     assert!(lu.reservation().is_none());
@@ -152,7 +146,7 @@ fn register_and_ignore_existing_key_ignores_the_reservation_key_field() {
     let r = out(
         &mut lu,
         &a,
-        ServiceAction::RegisterAndIgnoreExistingKey,
+        PrOutAction::RegisterAndIgnoreExistingKey,
         0,
         0x1234,
         0xCC,
@@ -163,7 +157,7 @@ fn register_and_ignore_existing_key_ignores_the_reservation_key_field() {
     let r = out(
         &mut lu,
         &b,
-        ServiceAction::RegisterAndIgnoreExistingKey,
+        PrOutAction::RegisterAndIgnoreExistingKey,
         0,
         0x99,
         0xDD,
@@ -186,7 +180,7 @@ fn spec_i_pt_registers_the_named_initiators_on_the_receiving_port() {
         },
         &tids,
     );
-    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
     assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
     assert_eq!(keys(&lu), vec![7, 7, 7]);
     assert_eq!(lu.key_of(&nexus("c")), Some(7));
@@ -207,7 +201,7 @@ fn spec_i_pt_naming_an_already_registered_nexus_is_invalid_field_in_parameter_li
         },
         &tids,
     );
-    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
     let r = lu.execute(&nexus("a"), &cdb, &list);
     assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
     assert_eq!(keys(&lu), vec![3]);
@@ -227,7 +221,7 @@ fn spec_i_pt_from_a_registered_nexus_is_invalid_field_in_parameter_list() {
         },
         &[],
     );
-    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
     assert_eq!(
         lu.execute(&a, &cdb, &list),
         refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
@@ -247,9 +241,9 @@ fn spec_i_pt_with_any_service_action_but_register_is_invalid_field_in_parameter_
         &[],
     );
     for sa in [
-        ServiceAction::RegisterAndIgnoreExistingKey,
-        ServiceAction::Reserve,
-        ServiceAction::Clear,
+        PrOutAction::RegisterAndIgnoreExistingKey,
+        PrOutAction::Reserve,
+        PrOutAction::Clear,
     ] {
         let cdb = build::pr_out(sa, WE, list.len() as u32);
         let r = lu.execute(&nexus("a"), &cdb, &list);
@@ -270,7 +264,7 @@ fn spec_i_pt_transport_id_length_beyond_the_list_is_parameter_list_length_error(
         &[Initiator::Sas([1; 8])],
     );
     list[27] = 48; // claims two TransportIDs, carries one
-    let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
     assert_eq!(
         lu.execute(&nexus("a"), &cdb, &list),
         refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
@@ -282,7 +276,7 @@ fn all_tg_pt_registers_the_initiator_through_every_target_port() {
     let mut lu = unit();
     let a = nexus("a");
     let (cdb, list) = build::out_command(
-        ServiceAction::Register,
+        PrOutAction::Register,
         0,
         0,
         9,
@@ -315,7 +309,7 @@ fn aptpl_is_set_and_cleared_by_register_and_persistent_part_follows_it() {
 #[test]
 fn parameter_list_shorter_than_24_bytes_is_parameter_list_length_error() {
     let mut lu = unit();
-    let cdb = build::pr_out(ServiceAction::Register, 0, 20);
+    let cdb = build::pr_out(PrOutAction::Register, 0, 20);
     assert_eq!(
         lu.execute(&nexus("a"), &cdb, &[0; 20]),
         refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
@@ -325,7 +319,7 @@ fn parameter_list_shorter_than_24_bytes_is_parameter_list_length_error() {
 #[test]
 fn parameter_list_longer_than_24_bytes_without_spec_i_pt_is_parameter_list_length_error() {
     let mut lu = unit();
-    let cdb = build::pr_out(ServiceAction::Register, 0, 28);
+    let cdb = build::pr_out(PrOutAction::Register, 0, 28);
     assert_eq!(
         lu.execute(&nexus("a"), &cdb, &[0; 28]),
         refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
@@ -335,7 +329,7 @@ fn parameter_list_longer_than_24_bytes_without_spec_i_pt_is_parameter_list_lengt
 #[test]
 fn parameter_list_length_beyond_the_data_sent_is_parameter_list_length_error() {
     let mut lu = unit();
-    let cdb = build::pr_out(ServiceAction::Register, 0, 24);
+    let cdb = build::pr_out(PrOutAction::Register, 0, 24);
     assert_eq!(
         lu.execute(&nexus("a"), &cdb, &[0; 10]),
         refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
@@ -345,7 +339,7 @@ fn parameter_list_length_beyond_the_data_sent_is_parameter_list_length_error() {
 #[test]
 fn unknown_pr_out_service_action_is_invalid_field_in_cdb() {
     let mut lu = unit();
-    let mut cdb = build::pr_out(ServiceAction::Register, 0, 24);
+    let mut cdb = build::pr_out(PrOutAction::Register, 0, 24);
     cdb[1] = 0x08;
     assert_eq!(
         lu.execute(&nexus("a"), &cdb, &[0; 24]),
@@ -431,9 +425,9 @@ fn reservation_held_by_another_refuses_unregistered_release_clear_and_preempt_fi
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
     for sa in [
-        ServiceAction::Release,
-        ServiceAction::Clear,
-        ServiceAction::Preempt,
+        PrOutAction::Release,
+        PrOutAction::Clear,
+        PrOutAction::Preempt,
     ] {
         assert_eq!(
             out(&mut lu, &c, sa, 0x2, 0, 0),
@@ -443,7 +437,7 @@ fn reservation_held_by_another_refuses_unregistered_release_clear_and_preempt_fi
     }
     // REGISTER always gets through.
     assert_eq!(
-        out(&mut lu, &c, ServiceAction::Register, 0, 0, 3),
+        out(&mut lu, &c, PrOutAction::Register, 0, 0, 3),
         Outcome::good()
     );
 }
@@ -545,7 +539,7 @@ fn release_without_reservation_is_good_and_changes_nothing() {
     let a = nexus("a");
     register(&mut lu, &a, 1);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, WE, 1, 0),
+        out(&mut lu, &a, PrOutAction::Release, WE, 1, 0),
         Outcome::good()
     );
     assert_eq!(lu.generation(), 1);
@@ -556,12 +550,12 @@ fn release_from_unregistered_nexus_or_with_wrong_key_is_a_conflict() {
     let mut lu = unit();
     let a = nexus("a");
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, WE, 0, 0),
+        out(&mut lu, &a, PrOutAction::Release, WE, 0, 0),
         Outcome::ReservationConflict
     );
     register(&mut lu, &a, 1);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, WE, 2, 0),
+        out(&mut lu, &a, PrOutAction::Release, WE, 2, 0),
         Outcome::ReservationConflict
     );
 }
@@ -574,7 +568,7 @@ fn release_by_non_holder_is_good_and_keeps_the_reservation() {
     register(&mut lu, &b, 2);
     assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Release, WE, 2, 0),
+        out(&mut lu, &b, PrOutAction::Release, WE, 2, 0),
         Outcome::good()
     );
     assert!(lu.reservation().is_some());
@@ -586,7 +580,7 @@ fn release_with_a_different_type_is_invalid_release_of_persistent_reservation() 
     let a = nexus("a");
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
-    let r = out(&mut lu, &a, ServiceAction::Release, EA, 1, 0);
+    let r = out(&mut lu, &a, PrOutAction::Release, EA, 1, 0);
     assert_eq!(r, refused(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION));
     assert!(lu.reservation().is_some());
 }
@@ -598,7 +592,7 @@ fn release_by_holder_removes_reservation_keeps_registrations_and_generation() {
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, EA_RO), Outcome::good());
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, EA_RO, 1, 0),
+        out(&mut lu, &a, PrOutAction::Release, EA_RO, 1, 0),
         Outcome::good()
     );
     assert!(lu.reservation().is_none());
@@ -614,7 +608,7 @@ fn release_of_all_registrants_reservation_by_any_registrant_releases_it() {
     register(&mut lu, &b, 2);
     assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Release, WE_AR, 2, 0),
+        out(&mut lu, &b, PrOutAction::Release, WE_AR, 2, 0),
         Outcome::good()
     );
     assert!(lu.reservation().is_none());
@@ -630,7 +624,7 @@ fn clear_removes_every_registration_and_the_reservation_and_increments_generatio
     register(&mut lu, &b, 2);
     assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Clear, 0, 2, 0),
+        out(&mut lu, &b, PrOutAction::Clear, 0, 2, 0),
         Outcome::good()
     );
     assert!(lu.registrations().is_empty());
@@ -643,12 +637,12 @@ fn clear_from_unregistered_nexus_or_with_wrong_key_is_a_conflict() {
     let mut lu = unit();
     let a = nexus("a");
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Clear, 0, 0, 0),
+        out(&mut lu, &a, PrOutAction::Clear, 0, 0, 0),
         Outcome::ReservationConflict
     );
     register(&mut lu, &a, 1);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Clear, 0, 9, 0),
+        out(&mut lu, &a, PrOutAction::Clear, 0, 9, 0),
         Outcome::ReservationConflict
     );
     assert_eq!(keys(&lu), vec![1]);
@@ -658,7 +652,7 @@ fn clear_from_unregistered_nexus_or_with_wrong_key_is_a_conflict() {
 
 #[test]
 fn preempt_of_the_holder_removes_its_registrations_and_takes_the_reservation() {
-    for sa in [ServiceAction::Preempt, ServiceAction::PreemptAndAbort] {
+    for sa in [PrOutAction::Preempt, PrOutAction::PreemptAndAbort] {
         let mut lu = unit();
         let (a, b) = (nexus("a"), nexus("b"));
         register(&mut lu, &a, 1);
@@ -682,7 +676,7 @@ fn preempt_of_own_key_by_holder_changes_type_and_keeps_registration() {
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Preempt, EA, 1, 1),
+        out(&mut lu, &a, PrOutAction::Preempt, EA, 1, 1),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![1]);
@@ -697,7 +691,7 @@ fn preempt_without_reservation_removes_registrations_with_the_key() {
     register(&mut lu, &b, 2);
     register(&mut lu, &c, 2);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 2),
+        out(&mut lu, &a, PrOutAction::Preempt, WE, 1, 2),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![1]);
@@ -714,7 +708,7 @@ fn preempt_of_a_non_holder_key_removes_registrations_and_keeps_the_reservation()
     register(&mut lu, &c, 3);
     assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 3),
+        out(&mut lu, &b, PrOutAction::Preempt, WE, 2, 3),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![1, 2]);
@@ -727,7 +721,7 @@ fn preempt_with_a_key_nobody_holds_is_a_conflict() {
     let a = nexus("a");
     register(&mut lu, &a, 1);
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 7),
+        out(&mut lu, &a, PrOutAction::Preempt, WE, 1, 7),
         Outcome::ReservationConflict
     );
     assert_eq!(lu.generation(), 1);
@@ -738,10 +732,10 @@ fn preempt_with_key_zero_without_all_registrants_reservation_is_invalid_field_in
     let mut lu = unit();
     let a = nexus("a");
     register(&mut lu, &a, 1);
-    let r = out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 0);
+    let r = out(&mut lu, &a, PrOutAction::Preempt, WE, 1, 0);
     assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
     assert_eq!(reserve(&mut lu, &a, 1, WE), Outcome::good());
-    let r = out(&mut lu, &a, ServiceAction::Preempt, WE, 1, 0);
+    let r = out(&mut lu, &a, PrOutAction::Preempt, WE, 1, 0);
     assert_eq!(r, refused(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
 }
 
@@ -754,7 +748,7 @@ fn preempt_with_key_zero_under_all_registrants_removes_all_others_and_reserves_f
     register(&mut lu, &c, 3);
     assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Preempt, EA, 2, 0),
+        out(&mut lu, &b, PrOutAction::Preempt, EA, 2, 0),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![2]);
@@ -771,7 +765,7 @@ fn preempt_with_nonzero_key_under_all_registrants_only_removes_those_registratio
     register(&mut lu, &c, 3);
     assert_eq!(reserve(&mut lu, &a, 1, EA_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 3),
+        out(&mut lu, &b, PrOutAction::Preempt, WE, 2, 3),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![1, 2]);
@@ -790,7 +784,7 @@ fn preempt_under_all_registrants_with_the_creators_key_only_removes_registration
     register(&mut lu, &c, 3);
     assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &c, ServiceAction::Preempt, EA, 3, 1),
+        out(&mut lu, &c, PrOutAction::Preempt, EA, 3, 1),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![3]);
@@ -808,7 +802,7 @@ fn preempt_under_all_registrants_with_the_callers_own_key_removes_the_caller_too
     register(&mut lu, &b, 2);
     assert_eq!(reserve(&mut lu, &a, 1, EA_AR), Outcome::good());
     assert_eq!(
-        out(&mut lu, &b, ServiceAction::Preempt, WE, 2, 2),
+        out(&mut lu, &b, PrOutAction::Preempt, WE, 2, 2),
         Outcome::good()
     );
     assert_eq!(keys(&lu), vec![1]);
@@ -823,7 +817,7 @@ fn preempt_with_invalid_type_is_invalid_field_in_cdb() {
     let (a, b) = (nexus("a"), nexus("b"));
     register(&mut lu, &a, 1);
     register(&mut lu, &b, 2);
-    let r = out(&mut lu, &a, ServiceAction::PreemptAndAbort, 0x2, 1, 2);
+    let r = out(&mut lu, &a, PrOutAction::PreemptAndAbort, 0x2, 1, 2);
     assert_eq!(r, refused(Sense::INVALID_FIELD_IN_CDB));
     assert_eq!(keys(&lu), vec![1, 2]);
 }
@@ -833,7 +827,7 @@ fn preempt_from_unregistered_nexus_is_a_conflict() {
     let mut lu = unit();
     register(&mut lu, &nexus("a"), 1);
     assert_eq!(
-        out(&mut lu, &nexus("b"), ServiceAction::Preempt, WE, 0, 1),
+        out(&mut lu, &nexus("b"), PrOutAction::Preempt, WE, 0, 1),
         Outcome::ReservationConflict
     );
 }
@@ -850,7 +844,7 @@ fn move_cmd(
     to: &str,
 ) -> Outcome {
     let list = build::move_list(key, sa_key, unreg, false, port, &Initiator::iscsi(to));
-    let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
     lu.execute(from, &cdb, &list)
 }
 
@@ -889,10 +883,10 @@ fn register_and_move_keeps_the_scope_so_a_holder_moved_back_to_releases_with_lu_
     assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
     assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 2, "b"), Outcome::good());
     assert_eq!(move_cmd(&mut lu, &b, 5, 1, true, 1, "a"), Outcome::good());
-    assert_eq!(lu.reservation().map(|r| r.scope), Some(0));
+    assert_eq!(lu.reservation().map(|r| r.scope), Some(Scope::LogicalUnit));
     assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, WE_RO, 1, 0),
+        out(&mut lu, &a, PrOutAction::Release, WE_RO, 1, 0),
         Outcome::good()
     );
     assert_eq!(lu.reservation(), None);
@@ -921,7 +915,7 @@ fn register_and_move_by_non_holder_or_under_all_registrants_is_a_conflict() {
         Outcome::ReservationConflict
     );
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, WE, 1, 0),
+        out(&mut lu, &a, PrOutAction::Release, WE, 1, 0),
         Outcome::good()
     );
     assert_eq!(reserve(&mut lu, &a, 1, WE_AR), Outcome::good());
@@ -950,7 +944,7 @@ fn register_and_move_with_transport_id_beyond_list_is_parameter_list_length_erro
     register(&mut lu, &a, 1);
     let mut list = build::move_list(1, 5, false, false, 1, &Initiator::Sas([2; 8]));
     list[23] = 200;
-    let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+    let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
     assert_eq!(
         lu.execute(&a, &cdb, &list),
         refused(Sense::PARAMETER_LIST_LENGTH_ERROR)
@@ -993,7 +987,7 @@ fn registrants_only_types_admit_registrants_and_refuse_others() {
     assert!(!lu.access_conflicts(&b, Access::Write));
     assert!(lu.access_conflicts(&c, Access::Read));
     assert_eq!(
-        out(&mut lu, &a, ServiceAction::Release, EA_RO, 1, 0),
+        out(&mut lu, &a, PrOutAction::Release, EA_RO, 1, 0),
         Outcome::good()
     );
     assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
@@ -1035,7 +1029,7 @@ fn read_keys_is_truncated_to_the_allocation_length_but_reports_the_full_length()
 fn read_reservation_reports_holder_key_scope_and_type() {
     let mut lu = unit();
     let a = nexus("a");
-    let cdb = build::pr_in(InAction::ReadReservation, 100);
+    let cdb = build::pr_in(PrInAction::ReadReservation, 100);
     assert_eq!(
         lu.execute(&a, &cdb, &[]),
         Outcome::Good(vec![0, 0, 0, 0, 0, 0, 0, 0])
@@ -1054,7 +1048,7 @@ fn read_reservation_of_all_registrants_type_reports_key_zero() {
     let a = nexus("a");
     register(&mut lu, &a, 0x42);
     assert_eq!(reserve(&mut lu, &a, 0x42, EA_AR), Outcome::good());
-    let data = lu.execute(&a, &build::pr_in(InAction::ReadReservation, 100), &[]);
+    let data = lu.execute(&a, &build::pr_in(PrInAction::ReadReservation, 100), &[]);
     assert_eq!(data.data()[8..16], [0; 8]);
     assert_eq!(data.data()[21], EA_AR);
 }
@@ -1062,7 +1056,7 @@ fn read_reservation_of_all_registrants_type_reports_key_zero() {
 #[test]
 fn report_capabilities_reports_supported_types_and_aptpl_state() {
     let mut lu = unit();
-    let cdb = build::pr_in(InAction::ReportCapabilities, 100);
+    let cdb = build::pr_in(PrInAction::ReportCapabilities, 100);
     let data = lu.execute(&nexus("a"), &cdb, &[]);
     assert_eq!(
         data,
@@ -1080,7 +1074,7 @@ fn read_full_status_describes_every_registration_with_holder_flag_and_transport_
     register(&mut lu, &a, 0x11);
     register(&mut lu, &b, 0x22);
     assert_eq!(reserve(&mut lu, &b, 0x22, EA), Outcome::good());
-    let out = lu.execute(&a, &build::pr_in(InAction::ReadFullStatus, 1000), &[]);
+    let out = lu.execute(&a, &build::pr_in(PrInAction::ReadFullStatus, 1000), &[]);
     assert_eq!(out.status(), Status::GOOD.as_u8());
     let data = out.data();
     let tid_a = Initiator::iscsi("a").transport_id();
@@ -1104,10 +1098,10 @@ fn pr_in_does_not_change_the_generation() {
     let mut lu = unit();
     register(&mut lu, &nexus("a"), 1);
     for action in [
-        InAction::ReadKeys,
-        InAction::ReadReservation,
-        InAction::ReportCapabilities,
-        InAction::ReadFullStatus,
+        PrInAction::ReadKeys,
+        PrInAction::ReadReservation,
+        PrInAction::ReportCapabilities,
+        PrInAction::ReadFullStatus,
     ] {
         let _ = lu.execute(&nexus("b"), &build::pr_in(action, 100), &[]);
     }

@@ -4,8 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::nexus::{Initiator, Nexus};
 use crate::outcome::Outcome;
-use crate::params::{BasicParams, MoveParams, OutCdb, ServiceAction, refuse};
-use crate::types::{Access, ReservationType};
+use crate::params::{BasicParams, MoveParams, decode_out_cdb, refuse, requested_reservation};
+use crate::types::Access;
+use scsi::pr::{PrOutAction, PrOutCdb, ReservationType, Scope, ScopeType};
 use scsi::sense::Sense;
 
 /// Operation code of PERSISTENT RESERVE IN.
@@ -32,8 +33,8 @@ pub struct Reservation {
     pub holder: Nexus,
     /// The reservation type.
     pub rtype: ReservationType,
-    /// The SCOPE field value (always logical unit).
-    pub scope: u8,
+    /// The reservation scope (always logical unit; serialised as its code, 0).
+    pub scope: Scope,
 }
 
 /// The persistent-reservation state of one logical unit.
@@ -104,7 +105,7 @@ impl LogicalUnit {
     pub fn is_holder(&self, nexus: &Nexus) -> bool {
         match &self.reservation {
             None => false,
-            Some(r) if r.rtype.is_all_registrants() => self.key_of(nexus).is_some(),
+            Some(r) if r.rtype.all_registrants() => self.key_of(nexus).is_some(),
             Some(r) => r.holder == *nexus,
         }
     }
@@ -129,7 +130,7 @@ impl LogicalUnit {
         if access == Access::Read && !reservation.rtype.restricts_reads() {
             return false;
         }
-        !(reservation.rtype.admits_registrants() && self.key_of(nexus).is_some())
+        !(reservation.rtype.registrants_share() && self.key_of(nexus).is_some())
     }
 
     /// Executes a PERSISTENT RESERVE IN or OUT command from `nexus`.
@@ -155,27 +156,28 @@ impl LogicalUnit {
     }
 
     fn reserve_out(&mut self, nexus: &Nexus, cdb: &[u8], data_out: &[u8]) -> Step {
-        let cdb = OutCdb::decode(cdb)?;
+        let cdb = decode_out_cdb(cdb)?;
         if self.out_conflicts(nexus, cdb.action) {
             return Err(Outcome::ReservationConflict);
         }
+        let param_len = usize::try_from(cdb.parameter_list_length).unwrap_or(usize::MAX);
         let list = data_out
-            .get(..cdb.param_len)
+            .get(..param_len)
             .ok_or(refuse(Sense::PARAMETER_LIST_LENGTH_ERROR))?;
-        if cdb.action == ServiceAction::RegisterAndMove {
+        if cdb.action == PrOutAction::RegisterAndMove {
             return self.register_and_move(nexus, MoveParams::decode(list)?);
         }
         let params = BasicParams::decode(cdb.action, list)?;
         match cdb.action {
-            ServiceAction::Register => self.register(nexus, &params, false),
-            ServiceAction::RegisterAndIgnoreExistingKey => self.register(nexus, &params, true),
-            ServiceAction::Reserve => self.reserve(nexus, &cdb, &params),
-            ServiceAction::Release => self.release(nexus, &cdb, &params),
-            ServiceAction::Clear => self.clear(nexus, &params),
-            ServiceAction::Preempt | ServiceAction::PreemptAndAbort => {
+            PrOutAction::Register => self.register(nexus, &params, false),
+            PrOutAction::RegisterAndIgnoreExistingKey => self.register(nexus, &params, true),
+            PrOutAction::Reserve => self.reserve(nexus, &cdb, &params),
+            PrOutAction::Release => self.release(nexus, &cdb, &params),
+            PrOutAction::Clear => self.clear(nexus, &params),
+            PrOutAction::Preempt | PrOutAction::PreemptAndAbort => {
                 self.preempt(nexus, &cdb, &params)
             }
-            ServiceAction::RegisterAndMove => Ok(()),
+            PrOutAction::RegisterAndMove | PrOutAction::ReplaceLostReservation => Ok(()),
         }
     }
 
@@ -185,21 +187,23 @@ impl LogicalUnit {
     /// RELEASE, CLEAR, PREEMPT and PREEMPT AND ABORT from an unregistered nexus,
     /// before any field or parameter is looked at. REGISTER always passes. This is the
     /// order of a real SPC-4 target (LIO), checked by the VM tier's differential test.
-    fn out_conflicts(&self, nexus: &Nexus, action: ServiceAction) -> bool {
+    fn out_conflicts(&self, nexus: &Nexus, action: PrOutAction) -> bool {
         let Some(reservation) = &self.reservation else {
             return false;
         };
         let registered = self.key_of(nexus).is_some();
-        if self.is_holder(nexus) || (registered && reservation.rtype.admits_registrants()) {
+        if self.is_holder(nexus) || (registered && reservation.rtype.registrants_share()) {
             return false;
         }
         match action {
-            ServiceAction::Register | ServiceAction::RegisterAndIgnoreExistingKey => false,
-            ServiceAction::Reserve | ServiceAction::RegisterAndMove => true,
-            ServiceAction::Release
-            | ServiceAction::Clear
-            | ServiceAction::Preempt
-            | ServiceAction::PreemptAndAbort => !registered,
+            PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey => false,
+            PrOutAction::Reserve
+            | PrOutAction::RegisterAndMove
+            | PrOutAction::ReplaceLostReservation => true,
+            PrOutAction::Release
+            | PrOutAction::Clear
+            | PrOutAction::Preempt
+            | PrOutAction::PreemptAndAbort => !registered,
         }
     }
 
@@ -295,7 +299,7 @@ impl LogicalUnit {
         let Some(reservation) = &mut self.reservation else {
             return;
         };
-        if reservation.rtype.is_all_registrants() {
+        if reservation.rtype.all_registrants() {
             match self.registrations.first() {
                 None => self.reservation = None,
                 Some(first) if reservation.holder == *nexus => {
@@ -308,24 +312,24 @@ impl LogicalUnit {
         }
     }
 
-    fn reserve(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
-        let rtype = cdb.reservation_type()?;
+    fn reserve(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
+        let (scope, rtype) = requested_reservation(cdb)?;
         self.require_key(nexus, params.key)?;
         match &self.reservation {
             None => {
                 self.reservation = Some(Reservation {
                     holder: nexus.clone(),
                     rtype,
-                    scope: cdb.scope,
+                    scope,
                 });
                 Ok(())
             }
-            Some(r) if self.is_holder(nexus) && r.rtype == rtype && r.scope == cdb.scope => Ok(()),
+            Some(r) if self.is_holder(nexus) && r.rtype == rtype && r.scope == scope => Ok(()),
             Some(_) => Err(Outcome::ReservationConflict),
         }
     }
 
-    fn release(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
+    fn release(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
         self.require_key(nexus, params.key)?;
         let Some(reservation) = &self.reservation else {
             return Ok(());
@@ -333,7 +337,7 @@ impl LogicalUnit {
         if !self.is_holder(nexus) {
             return Ok(());
         }
-        if reservation.rtype.code() != cdb.type_code || reservation.scope != cdb.scope {
+        if ScopeType::new(reservation.scope, Some(reservation.rtype)) != cdb.scope_type {
             return Err(refuse(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION));
         }
         self.reservation = None;
@@ -348,21 +352,21 @@ impl LogicalUnit {
         Ok(())
     }
 
-    fn preempt(&mut self, nexus: &Nexus, cdb: &OutCdb, params: &BasicParams) -> Step {
-        let rtype = cdb.reservation_type()?;
+    fn preempt(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
+        let (scope, rtype) = requested_reservation(cdb)?;
         self.require_key(nexus, params.key)?;
         let new_reservation = Reservation {
             holder: nexus.clone(),
             rtype,
-            scope: cdb.scope,
+            scope,
         };
         match self.reservation.clone() {
-            Some(current) if current.rtype.is_all_registrants() && params.sa_key == 0 => {
+            Some(current) if current.rtype.all_registrants() && params.sa_key == 0 => {
                 // Key 0 under all-registrants: everyone else goes, the caller takes over.
                 self.registrations.retain(|r| r.nexus == *nexus);
                 self.reservation = Some(new_reservation);
             }
-            Some(current) if current.rtype.is_all_registrants() => {
+            Some(current) if current.rtype.all_registrants() => {
                 self.remove_registrations_with_key(params.sa_key)?;
             }
             Some(current) if self.key_of(&current.holder) == Some(params.sa_key) => {
@@ -410,7 +414,7 @@ impl LogicalUnit {
         let Some(reservation) = self.reservation.clone() else {
             return Err(refuse(Sense::INVALID_FIELD_IN_CDB));
         };
-        if reservation.rtype.is_all_registrants() || !self.is_holder(nexus) {
+        if reservation.rtype.all_registrants() || !self.is_holder(nexus) {
             return Err(Outcome::ReservationConflict);
         }
         let destination = Nexus::new(params.initiator, params.target_port);
@@ -468,5 +472,42 @@ impl LogicalUnit {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state file as the emulated backend has written it since APTPL support
+    /// came: reservation type by variant name, scope by its code.
+    const SAVED_STATE: &str = r#"{"target_ports":[1],"generation":2,"aptpl":true,
+        "registrations":[{"nexus":{"initiator":{"Iscsi":{"format":0,"name":"iqn.a"}},
+        "target_port":1},"key":161,"all_tg_pt":false}],
+        "reservation":{"holder":{"initiator":{"Iscsi":{"format":0,"name":"iqn.a"}},
+        "target_port":1},"rtype":"ExclusiveAccessAllRegistrants","scope":0}}"#;
+
+    #[test]
+    fn saved_state_files_keep_their_json_layout() {
+        let unit: LogicalUnit = serde_json::from_str(SAVED_STATE).unwrap();
+        let reservation = unit.reservation().unwrap();
+        assert_eq!(
+            reservation.rtype,
+            ReservationType::ExclusiveAccessAllRegistrants
+        );
+        assert_eq!(reservation.scope, Scope::LogicalUnit);
+        let written: serde_json::Value = serde_json::to_value(&unit).unwrap();
+        let saved: serde_json::Value = serde_json::from_str(SAVED_STATE).unwrap();
+        assert_eq!(written, saved);
+    }
+
+    #[test]
+    fn a_state_file_with_an_unknown_scope_is_refused_naming_it() {
+        let bad = SAVED_STATE.replace(r#""scope":0"#, r#""scope":1"#);
+        let error = serde_json::from_str::<LogicalUnit>(&bad).unwrap_err();
+        assert!(
+            error.to_string().contains("unknown SCOPE code 0x1"),
+            "{error}"
+        );
     }
 }

@@ -311,7 +311,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let image = tempfile::tempfile().unwrap();
         let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
-        let cdb = build::pr_out(pr_target::ServiceAction::Register, 0, 20);
+        let cdb = build::pr_out(pr_target::PrOutAction::Register, 0, 20);
         let r = backend.execute(image.as_fd(), &cdb16(&cdb), &[0; 20], &me());
         assert_eq!(r.status, 2);
         assert_eq!(

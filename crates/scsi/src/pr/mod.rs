@@ -16,4 +16,6 @@ pub use payload::{
     REPORT_CAPABILITIES_LEN, ReadKeys, ReadReservation, ReportCapabilities, Reservation, TypeMask,
 };
 pub use transport_id::{FIXED_TRANSPORT_ID_LEN, ISCSI_ISID_SEPARATOR, TransportId, protocol_id};
-pub use types::{ParseNameError, PrInAction, PrOutAction, ReservationType, Scope, ScopeType};
+pub use types::{
+    ParseNameError, PrInAction, PrOutAction, ReservationType, Scope, ScopeType, UnknownScopeCode,
+};

@@ -34,6 +34,7 @@ const FORMAT_ISCSI_WITH_ISID: u8 = 1;
 
 /// One initiator port identifier.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum TransportId {
     /// Fibre Channel, format 0: the N_Port name (bytes 8..16).
     FibreChannel { n_port_name: u64 },

@@ -30,6 +30,7 @@ pub enum PrOutAction {
 
 /// Persistent reservation types.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum ReservationType {
     WriteExclusive,
     ExclusiveAccess,
@@ -40,7 +41,13 @@ pub enum ReservationType {
 }
 
 /// Reservation scope; SPC-4 keeps only LU_SCOPE (the others are obsolete).
+/// Serialised as its SCOPE code, the number the field carries on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(into = "u8", try_from = "u8")
+)]
 pub enum Scope {
     #[default]
     LogicalUnit,
@@ -51,6 +58,11 @@ pub enum Scope {
 /// (e.g. 0 for registrants that hold no reservation).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct ScopeType(pub u8);
+
+/// A SCOPE code that names no scope SPC-4 keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Error)]
+#[error("unknown SCOPE code 0x{0:X}")]
+pub struct UnknownScopeCode(pub u8);
 
 /// A name that matches no service action or reservation type.
 #[derive(Clone, PartialEq, Eq, Debug, Error)]
@@ -236,6 +248,16 @@ impl ReservationType {
         )
     }
 
+    /// Whether reads are restricted too, not only writes (the Exclusive Access types).
+    pub const fn restricts_reads(self) -> bool {
+        matches!(
+            self,
+            ReservationType::ExclusiveAccess
+                | ReservationType::ExclusiveAccessRegistrantsOnly
+                | ReservationType::ExclusiveAccessAllRegistrants
+        )
+    }
+
     /// Whether the type is one of the "all registrants" types, whose holder is
     /// every registrant.
     pub const fn all_registrants(self) -> bool {
@@ -260,6 +282,20 @@ impl Scope {
             0 => Some(Scope::LogicalUnit),
             _ => None,
         }
+    }
+}
+
+impl From<Scope> for u8 {
+    fn from(scope: Scope) -> u8 {
+        scope.code()
+    }
+}
+
+impl TryFrom<u8> for Scope {
+    type Error = UnknownScopeCode;
+
+    fn try_from(code: u8) -> Result<Scope, UnknownScopeCode> {
+        Scope::from_code(code).ok_or(UnknownScopeCode(code))
     }
 }
 
@@ -390,6 +426,33 @@ impl fmt::Display for Scope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn serde_names_types_by_variant_and_scope_by_its_code() {
+        let json = serde_json::to_string(&ReservationType::WriteExclusiveAllRegistrants).unwrap();
+        assert_eq!(json, "\"WriteExclusiveAllRegistrants\"");
+        assert_eq!(serde_json::to_string(&Scope::LogicalUnit).unwrap(), "0");
+        assert_eq!(
+            serde_json::from_str::<Scope>("0").unwrap(),
+            Scope::LogicalUnit
+        );
+        let refused = serde_json::from_str::<Scope>("2").unwrap_err();
+        assert!(
+            refused.to_string().contains("unknown SCOPE code 0x2"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn only_the_exclusive_access_types_restrict_reads() {
+        let restricting: Vec<u8> = ReservationType::ALL
+            .into_iter()
+            .filter(|t| t.restricts_reads())
+            .map(ReservationType::code)
+            .collect();
+        assert_eq!(restricting, [3, 6, 8]);
+    }
 
     #[test]
     fn service_action_codes_round_trip() {

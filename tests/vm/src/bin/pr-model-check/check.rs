@@ -71,7 +71,7 @@
 //! state before the sequence goes on; each mismatch is reported once.
 
 use pr_target::build::{self, Flags};
-use pr_target::{InAction, Initiator, LogicalUnit, Nexus, Outcome, Sense, ServiceAction};
+use pr_target::{Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, Sense};
 
 use crate::device::{Device, DeviceError, Path, Reply};
 use crate::generate::{Command, generate};
@@ -133,7 +133,7 @@ impl<D: Device> Checker<D> {
         reset(&mut device)?;
         for path in [Path::A, Path::B] {
             let (cdb, list) = build::out_command(
-                ServiceAction::RegisterAndIgnoreExistingKey,
+                PrOutAction::RegisterAndIgnoreExistingKey,
                 0,
                 0,
                 DISCOVERY_KEYS[path.index()],
@@ -144,7 +144,7 @@ impl<D: Device> Checker<D> {
         let status = expect_good(
             &mut device,
             Path::A,
-            &build::pr_in(InAction::ReadFullStatus, 8192),
+            &build::pr_in(PrInAction::ReadFullStatus, 8192),
             &[],
             "discovery read full status",
         )?;
@@ -291,7 +291,7 @@ impl<D: Device> Checker<D> {
         let path = command.path.index();
         let sa = service_action(&command.cdb);
         let holder = |lu: &LogicalUnit| lu.reservation().map(|r| (r.holder.clone(), r.rtype));
-        if sa == Some(ServiceAction::RegisterAndMove.code()) {
+        if sa == Some(PrOutAction::RegisterAndMove.code()) {
             self.lio_stale_scope[path] = true;
         } else {
             let (old, new) = (holder(before), holder(&self.model));
@@ -300,7 +300,7 @@ impl<D: Device> Checker<D> {
                 cleared.extend(old.map(|(n, _)| n));
                 cleared.extend(new.map(|(n, _)| n));
             }
-            if sa == Some(ServiceAction::Preempt.code()) && self.model.is_holder(nexus) {
+            if sa == Some(PrOutAction::Preempt.code()) && self.model.is_holder(nexus) {
                 cleared.push(nexus.clone());
             }
             for n in &cleared {
@@ -357,9 +357,10 @@ impl<D: Device> Checker<D> {
         let mut device_data = reply.data.clone();
         let mut model_data = expected.data().to_vec();
         let is_capabilities = command.cdb.first() == Some(&0x5E)
-            && command.cdb.get(1).map(|sa| sa & 0x1F) == Some(InAction::ReportCapabilities.code());
+            && command.cdb.get(1).map(|sa| sa & 0x1F)
+                == Some(PrInAction::ReportCapabilities.code());
         let action = match command.cdb.as_slice() {
-            [0x5E, sa, ..] => InAction::from_code(sa & 0x1F),
+            [0x5E, sa, ..] => PrInAction::from_code(sa & 0x1F),
             _ => None,
         };
         let complete_len = action.map_or(0, |action| {
@@ -370,8 +371,8 @@ impl<D: Device> Checker<D> {
         });
         if complete_len > model_data.len() {
             let keep = match action {
-                Some(InAction::ReadFullStatus) => Some(4),
-                Some(InAction::ReadKeys | InAction::ReadReservation) => {
+                Some(PrInAction::ReadFullStatus) => Some(4),
+                Some(PrInAction::ReadKeys | PrInAction::ReadReservation) => {
                     Some(8 + model_data.len().saturating_sub(8) / 8 * 8)
                 }
                 _ => None,
@@ -418,14 +419,14 @@ fn is_lio_unregistered_refusal(reply: &Reply, expected: &Outcome) -> bool {
 
 /// Deliberate difference 7: RELEASE from a registered non-holder with a wrong key.
 fn is_lio_release_without_key_check(cdb: &[u8], reply: &Reply, expected: &Outcome) -> bool {
-    service_action(cdb) == Some(ServiceAction::Release.code())
+    service_action(cdb) == Some(PrOutAction::Release.code())
         && *expected == Outcome::ReservationConflict
         && reply.status == 0x00
 }
 
 /// Deliberate difference 12: RELEASE of the wrong type, RESERVATION CONFLICT.
 fn is_lio_release_type_conflict(cdb: &[u8], reply: &Reply, expected: &Outcome) -> bool {
-    service_action(cdb) == Some(ServiceAction::Release.code())
+    service_action(cdb) == Some(PrOutAction::Release.code())
         && *expected == Outcome::CheckCondition(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
         && reply.status == 0x18
 }
@@ -446,8 +447,8 @@ fn is_lio_all_registrants_preempt(
         .get(8..16)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_be_bytes);
-    service_action(cdb) == Some(ServiceAction::Preempt.code())
-        && reservation.rtype.is_all_registrants()
+    service_action(cdb) == Some(PrOutAction::Preempt.code())
+        && reservation.rtype.all_registrants()
         && sa_key != 0
         && (before.key_of(&reservation.holder) == Some(sa_key)
             || before.key_of(nexus) == Some(sa_key))
@@ -468,9 +469,9 @@ fn is_lio_stale_scope_refusal(
     };
     let sa = service_action(cdb);
     let type_and_scope = cdb.get(2).copied().unwrap_or(0xFF);
-    (sa == Some(ServiceAction::Release.code()) || sa == Some(ServiceAction::Reserve.code()))
+    (sa == Some(PrOutAction::Release.code()) || sa == Some(PrOutAction::Reserve.code()))
         && reservation.holder == *nexus
-        && !reservation.rtype.is_all_registrants()
+        && !reservation.rtype.all_registrants()
         && type_and_scope == reservation.rtype.code()
         && expected.status() == 0
         && reply.status == 0x18
@@ -479,8 +480,8 @@ fn is_lio_stale_scope_refusal(
 /// REGISTER or REGISTER AND IGNORE EXISTING KEY.
 fn is_register(cdb: &[u8]) -> bool {
     let sa = service_action(cdb);
-    sa == Some(ServiceAction::Register.code())
-        || sa == Some(ServiceAction::RegisterAndIgnoreExistingKey.code())
+    sa == Some(PrOutAction::Register.code())
+        || sa == Some(PrOutAction::RegisterAndIgnoreExistingKey.code())
 }
 
 /// The service action of a PR OUT CDB.
@@ -541,14 +542,14 @@ fn expect_good<D: Device>(
 /// consumes the unit attentions that leaves on both paths.
 fn reset<D: Device>(device: &mut D) -> Result<(), CheckError> {
     let (cdb, list) = build::out_command(
-        ServiceAction::RegisterAndIgnoreExistingKey,
+        PrOutAction::RegisterAndIgnoreExistingKey,
         0,
         0,
         RESET_KEY,
         Flags::default(),
     );
     expect_good(device, Path::A, &cdb, &list, "reset register")?;
-    let (cdb, list) = build::out_command(ServiceAction::Clear, 0, RESET_KEY, 0, Flags::default());
+    let (cdb, list) = build::out_command(PrOutAction::Clear, 0, RESET_KEY, 0, Flags::default());
     expect_good(device, Path::A, &cdb, &list, "reset clear")?;
     for path in [Path::A, Path::B] {
         expect_good(

@@ -2,7 +2,7 @@
 //! attentions (as LIO raises them) or with a deliberate bug.
 
 use pr_target::build::{self, Flags};
-use pr_target::{Initiator, LogicalUnit, Nexus, Outcome, ReservationType, ServiceAction};
+use pr_target::{Initiator, LogicalUnit, Nexus, Outcome, PrOutAction, ReservationType};
 
 use crate::device::{Device, DeviceError, Path, Reply, UNIT_ATTENTION};
 
@@ -154,25 +154,25 @@ impl FakeDevice {
         let holder = reservation.holder.clone();
         let rtype = reservation.rtype;
         let key_ok = self.lu.key_of(&me) == Some(fields.key);
-        let release_or_reserve = fields.action == ServiceAction::Release.code()
-            || fields.action == ServiceAction::Reserve.code();
+        let release_or_reserve = fields.action == PrOutAction::Release.code()
+            || fields.action == PrOutAction::Reserve.code();
         let always = matches!(self.bug, Some(Bug::HolderReleaseConflicts))
-            && fields.action == ServiceAction::Release.code();
+            && fields.action == PrOutAction::Release.code();
         if release_or_reserve
             && key_ok
             && holder == me
-            && !rtype.is_all_registrants()
+            && !rtype.all_registrants()
             && (always || self.lio_scope[path.index()] != fields.scope)
         {
             // 14: LIO compares the CDB's scope with the one in the registration.
             self.quirks_played[1] += 1;
             return Outcome::ReservationConflict;
         }
-        let all_registrants_preempt = fields.action == ServiceAction::Preempt.code()
+        let all_registrants_preempt = fields.action == PrOutAction::Preempt.code()
             && key_ok
             && fields.scope == 0
             && ReservationType::from_code(fields.type_code).is_some()
-            && rtype.is_all_registrants()
+            && rtype.all_registrants()
             && fields.sa_key != 0;
         let holder_key = self.lu.key_of(&holder);
         if !all_registrants_preempt
@@ -191,11 +191,11 @@ impl FakeDevice {
         if holder_key == Some(fields.sa_key) {
             if self.lu.key_of(&other) == Some(fields.sa_key) {
                 // The other nexus loses its registration, the caller takes over.
-                run(&mut self.lu, ServiceAction::Preempt, fields.type_code, 0);
+                run(&mut self.lu, PrOutAction::Preempt, fields.type_code, 0);
             } else {
                 // Nobody else has the key: the caller's reservation changes type.
-                run(&mut self.lu, ServiceAction::Release, rtype.code(), 0);
-                run(&mut self.lu, ServiceAction::Reserve, fields.type_code, 0);
+                run(&mut self.lu, PrOutAction::Release, rtype.code(), 0);
+                run(&mut self.lu, PrOutAction::Reserve, fields.type_code, 0);
             }
         }
         // Otherwise the key is only the caller's own, which LIO keeps: no change.
@@ -213,11 +213,11 @@ impl FakeDevice {
             _ => return,
         };
         let holder = |lu: &LogicalUnit| lu.reservation().map(|r| (r.holder.clone(), r.rtype));
-        if action == ServiceAction::RegisterAndMove.code() {
+        if action == PrOutAction::RegisterAndMove.code() {
             if let Some((_, rtype)) = holder(before) {
                 self.lio_scope[path.index()] = rtype.code();
             }
-        } else if holder(before) != holder(&self.lu) || action == ServiceAction::Preempt.code() {
+        } else if holder(before) != holder(&self.lu) || action == PrOutAction::Preempt.code() {
             for (i, n) in self.nexus.iter().enumerate() {
                 let was = holder(before).is_some_and(|(h, _)| h == *n);
                 let is = holder(&self.lu).is_some_and(|(h, _)| h == *n);

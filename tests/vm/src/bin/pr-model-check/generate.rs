@@ -2,7 +2,7 @@
 //! right key most of the time) so that the sequence reaches interesting states.
 
 use pr_target::build::{self, Flags};
-use pr_target::{InAction, LogicalUnit, Nexus, ServiceAction};
+use pr_target::{LogicalUnit, Nexus, PrInAction, PrOutAction};
 
 use crate::device::Path;
 use crate::rng::Rng;
@@ -52,7 +52,7 @@ pub fn generate(
         aptpl,
         ..Flags::default()
     };
-    let out = |action: ServiceAction, type_code: u8, key: u64, sa_key: u64, flags: Flags| {
+    let out = |action: PrOutAction, type_code: u8, key: u64, sa_key: u64, flags: Flags| {
         let (cdb, list) = build::out_command(action, type_code, key, sa_key, flags);
         (cdb.to_vec(), list)
     };
@@ -60,20 +60,20 @@ pub fn generate(
         0..=3 => {
             let sa_key = if rng.one_in(5) { 0 } else { fresh_key };
             let label = format!("REGISTER key={key:#x} sa_key={sa_key:#x} aptpl={aptpl}");
-            (label, out(ServiceAction::Register, 0, key, sa_key, flags))
+            (label, out(PrOutAction::Register, 0, key, sa_key, flags))
         }
         4..=5 => {
             let sa_key = if rng.one_in(5) { 0 } else { fresh_key };
             let label =
                 format!("REGISTER_AND_IGNORE key={key:#x} sa_key={sa_key:#x} aptpl={aptpl}");
-            let action = ServiceAction::RegisterAndIgnoreExistingKey;
+            let action = PrOutAction::RegisterAndIgnoreExistingKey;
             (label, out(action, 0, key, sa_key, flags))
         }
         6..=9 => {
             let label = format!("RESERVE key={key:#x} type={type_code:#x}");
             (
                 label,
-                out(ServiceAction::Reserve, type_code, key, 0, Flags::default()),
+                out(PrOutAction::Reserve, type_code, key, 0, Flags::default()),
             )
         }
         10..=11 => {
@@ -85,15 +85,12 @@ pub fn generate(
             let label = format!("RELEASE key={key:#x} type={type_code:#x}");
             (
                 label,
-                out(ServiceAction::Release, type_code, key, 0, Flags::default()),
+                out(PrOutAction::Release, type_code, key, 0, Flags::default()),
             )
         }
         12 => {
             let label = format!("CLEAR key={key:#x}");
-            (
-                label,
-                out(ServiceAction::Clear, 0, key, 0, Flags::default()),
-            )
+            (label, out(PrOutAction::Clear, 0, key, 0, Flags::default()))
         }
         13..=16 => {
             let sa_key = match rng.below(6) {
@@ -103,9 +100,9 @@ pub fn generate(
                 _ => other_key,
             };
             let action = if everything && rng.one_in(3) {
-                ServiceAction::PreemptAndAbort
+                PrOutAction::PreemptAndAbort
             } else {
-                ServiceAction::Preempt
+                PrOutAction::Preempt
             };
             let label = format!("{action:?} key={key:#x} sa_key={sa_key:#x} type={type_code:#x}");
             (label, out(action, type_code, key, sa_key, Flags::default()))
@@ -121,7 +118,7 @@ pub fn generate(
                 other.target_port,
                 &other.initiator,
             );
-            let cdb = build::pr_out(ServiceAction::RegisterAndMove, 0, list.len() as u32);
+            let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
             let label =
                 format!("REGISTER_AND_MOVE key={key:#x} sa_key={sa_key:#x} unreg={unreg} to=other");
             (label, (cdb.to_vec(), list))
@@ -137,17 +134,17 @@ pub fn generate(
                 flags,
                 std::slice::from_ref(&other.initiator),
             );
-            let cdb = build::pr_out(ServiceAction::Register, 0, list.len() as u32);
+            let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
             let label =
                 format!("REGISTER_SPEC_I_PT key={key:#x} sa_key={fresh_key:#x} names=other");
             (label, (cdb.to_vec(), list))
         }
         _ => {
             let action = rng.pick(&[
-                InAction::ReadKeys,
-                InAction::ReadReservation,
-                InAction::ReportCapabilities,
-                InAction::ReadFullStatus,
+                PrInAction::ReadKeys,
+                PrInAction::ReadReservation,
+                PrInAction::ReportCapabilities,
+                PrInAction::ReadFullStatus,
             ]);
             let allocation = if rng.one_in(6) {
                 rng.pick(if everything {
