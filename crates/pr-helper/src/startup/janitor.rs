@@ -121,7 +121,13 @@ fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
     for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
         let _ = sys::ignore_signal(signal);
     }
-    let _ = limit_privileges();
+    if limit_privileges().is_err() {
+        // A process that cannot shed root's capabilities must not stay around
+        // for the daemon's lifetime; the files it would have removed are left
+        // (the next start replaces a stale socket), and the daemon's orderly
+        // exit reports this code.
+        std::process::exit(LIMIT_FAILED);
+    }
     let mut pipe = std::fs::File::from(read_end);
     let mut byte = [0u8; 1];
     // Nothing is ever written: the read returns when the daemon is gone.
@@ -142,22 +148,61 @@ fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
     std::process::exit(code)
 }
 
+/// Exit code of a janitor that could not limit its privileges.
+const LIMIT_FAILED: i32 = 2;
+
+/// Why the janitor could not limit its privileges.
+#[derive(Debug, thiserror::Error)]
+enum LimitError {
+    #[error("cannot set the janitor's capabilities")]
+    Caps(#[from] caps::errors::CapsError),
+    #[error("cannot set NO_NEW_PRIVS")]
+    NoNewPrivs(#[source] io::Error),
+}
+
 /// The janitor only unlinks files: CAP_DAC_OVERRIDE (for a directory root
 /// does not own) and nothing else, and it can never gain more.
-fn limit_privileges() -> Result<(), caps::errors::CapsError> {
+fn limit_privileges() -> Result<(), LimitError> {
     use caps::{CapSet, Capability, CapsHashSet};
     let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE].into_iter().collect();
     caps::clear(None, CapSet::Inheritable)?;
     caps::clear(None, CapSet::Ambient)?;
     caps::set(None, CapSet::Effective, &keep)?;
     caps::set(None, CapSet::Permitted, &keep)?;
-    let _ = rustix::thread::set_no_new_privs(true);
+    rustix::thread::set_no_new_privs(true).map_err(|e| LimitError::NoNewPrivs(e.into()))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Capabilities and NO_NEW_PRIVS are per thread: a thread of its own
+    /// keeps the rest of the test process untouched.
+    #[test]
+    fn limiting_keeps_only_dac_override_and_reports_success() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "needs root (the test machine runs as root)"
+        );
+        let status = std::thread::spawn(|| {
+            limit_privileges().map_err(|e| e.to_string())?;
+            std::fs::read_to_string("/proc/thread-self/status").map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name}:")))
+                .map(|value| value.trim().to_owned())
+                .unwrap()
+        };
+        assert_eq!(field("CapEff"), "0000000000000002");
+        assert_eq!(field("CapPrm"), "0000000000000002");
+        assert_eq!(field("NoNewPrivs"), "1");
+    }
 
     #[test]
     fn removes_only_our_file() {
