@@ -1,8 +1,7 @@
 //! Builders for the CDBs and parameter lists of PR commands (tests, drivers, examples).
 
-use crate::nexus::Initiator;
 use crate::unit::PERSISTENT_RESERVE_OUT;
-use scsi::pr::{PrInAction, PrOutAction, pr_in_cdb};
+use scsi::pr::{PrInAction, PrOutAction, PrOutParams, RegisterMoveParams, TransportId, pr_in_cdb};
 
 /// A 10-byte PR IN CDB.
 pub fn pr_in(action: PrInAction, allocation_length: u16) -> [u8; 10] {
@@ -31,19 +30,27 @@ pub struct Flags {
     pub aptpl: bool,
 }
 
-/// A basic (24-byte) parameter list, plus TransportIDs when SPEC_I_PT is set.
-pub fn basic_list(key: u64, sa_key: u64, flags: Flags, tids: &[Initiator]) -> Vec<u8> {
-    let mut list = vec![0u8; 24];
-    list[0..8].copy_from_slice(&key.to_be_bytes());
-    list[8..16].copy_from_slice(&sa_key.to_be_bytes());
-    list[20] =
-        u8::from(flags.spec_i_pt) << 3 | u8::from(flags.all_tg_pt) << 2 | u8::from(flags.aptpl);
-    if flags.spec_i_pt {
-        let bytes: Vec<u8> = tids.iter().flat_map(|t| t.transport_id()).collect();
-        list.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
-        list.extend_from_slice(&bytes);
-    }
-    list
+/// A basic (24-byte) parameter list, plus TransportIDs when SPEC_I_PT is set (an ID
+/// that cannot be encoded, e.g. an iSCSI name with a NUL, is left out).
+pub fn basic_list(key: u64, sa_key: u64, flags: Flags, tids: &[TransportId]) -> Vec<u8> {
+    let transport_ids = if flags.spec_i_pt {
+        tids.iter()
+            .filter(|id| id.to_bytes().is_ok())
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let params = PrOutParams {
+        reservation_key: key,
+        service_action_key: sa_key,
+        spec_i_pt: flags.spec_i_pt,
+        all_tg_pt: flags.all_tg_pt,
+        aptpl: flags.aptpl,
+        transport_ids,
+    };
+    // Cannot fail: the IDs encode and their list is far below 4 GiB.
+    params.encode().unwrap_or_default()
 }
 
 /// A complete PR OUT command with a basic parameter list.
@@ -73,24 +80,24 @@ pub fn reserve(key: u64, type_code: u8) -> ([u8; 10], Vec<u8>) {
     out_command(PrOutAction::Reserve, type_code, key, 0, Flags::default())
 }
 
-/// The REGISTER AND MOVE parameter list.
+/// The REGISTER AND MOVE parameter list (empty if `destination` cannot be encoded).
 pub fn move_list(
     key: u64,
     sa_key: u64,
     unreg: bool,
     aptpl: bool,
     target_port: u16,
-    destination: &Initiator,
+    destination: &TransportId,
 ) -> Vec<u8> {
-    let tid = destination.transport_id();
-    let mut list = vec![0u8; 24];
-    list[0..8].copy_from_slice(&key.to_be_bytes());
-    list[8..16].copy_from_slice(&sa_key.to_be_bytes());
-    list[17] = u8::from(unreg) << 1 | u8::from(aptpl);
-    list[18..20].copy_from_slice(&target_port.to_be_bytes());
-    list[20..24].copy_from_slice(&u32::try_from(tid.len()).unwrap_or(0).to_be_bytes());
-    list.extend_from_slice(&tid);
-    list
+    let params = RegisterMoveParams {
+        reservation_key: key,
+        service_action_key: sa_key,
+        unreg,
+        aptpl,
+        relative_target_port: target_port,
+        transport_id: destination.clone(),
+    };
+    params.encode().unwrap_or_default()
 }
 
 /// READ KEYS with this allocation length.

@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use crate::build::{self, Flags};
-use crate::{Access, Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction};
+use crate::{Access, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, TransportId};
 
 #[derive(Clone, Debug)]
 enum Command {
@@ -27,9 +27,14 @@ const KEYS: [u64; 4] = [0, 1, 2, 3];
 
 fn nexuses() -> Vec<Nexus> {
     vec![
-        Nexus::new(Initiator::iscsi("iqn.test:a"), 1),
-        Nexus::new(Initiator::iscsi("iqn.test:b"), 1),
-        Nexus::new(Initiator::Sas([5; 8]), 2),
+        Nexus::new(TransportId::iscsi("iqn.test:a"), 1),
+        Nexus::new(TransportId::iscsi("iqn.test:b"), 1),
+        Nexus::new(
+            TransportId::Sas {
+                address: 0x0505_0505_0505_0505,
+            },
+            2,
+        ),
     ]
 }
 
@@ -163,7 +168,7 @@ proptest! {
     fn arbitrary_bytes_never_panic(cdb in prop::collection::vec(any::<u8>(), 0..16),
                                    data in prop::collection::vec(any::<u8>(), 0..80)) {
         let mut lu = LogicalUnit::new(vec![1]);
-        let from = Nexus::new(Initiator::iscsi("x"), 1);
+        let from = Nexus::new(TransportId::iscsi("x"), 1);
         let _ = lu.execute(&from, &cdb, &data);
         let mut pr_out = cdb.clone();
         if let Some(first) = pr_out.first_mut() {
@@ -174,7 +179,15 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_transport_id_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
-        let _ = Initiator::parse_list(&bytes);
+    fn arbitrary_spec_i_pt_transport_ids_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        let mut lu = LogicalUnit::new(vec![1, 2]);
+        let from = Nexus::new(TransportId::iscsi("x"), 1);
+        let mut list = build::basic_list(0, 7, build::Flags { spec_i_pt: true, ..Default::default() }, &[]);
+        list.truncate(24);
+        list.extend_from_slice(&u32::try_from(bytes.len()).unwrap().to_be_bytes());
+        list.extend_from_slice(&bytes);
+        let cdb = build::pr_out(PrOutAction::Register, 0, u32::try_from(list.len()).unwrap());
+        let _ = lu.execute(&from, &cdb, &list);
+        prop_assert_eq!(lu.check_invariants(), Ok(()));
     }
 }

@@ -11,10 +11,10 @@
 //! this READ or WRITE conflict?", but nothing forces anyone to ask.
 //!
 //! ```
-//! use pr_target::{build, Initiator, LogicalUnit, Nexus, Outcome};
+//! use pr_target::{build, LogicalUnit, Nexus, Outcome, TransportId};
 //!
 //! let mut lu = LogicalUnit::new(vec![1]);
-//! let a = Nexus::new(Initiator::iscsi("iqn.2026-11.invalid:a"), 1);
+//! let a = Nexus::new(TransportId::iscsi("iqn.2026-11.invalid:a"), 1);
 //! let (cdb, list) = build::register(0, 0xA1, false);
 //! assert_eq!(lu.execute(&a, &cdb, &list), Outcome::Good(vec![]));
 //! let (cdb, list) = build::reserve(0xA1, 0x1);
@@ -39,9 +39,9 @@ mod rules_tests;
 mod types;
 mod unit;
 
-pub use nexus::{Initiator, Nexus, TransportIdError};
+pub use nexus::Nexus;
 pub use outcome::Outcome;
-pub use scsi::pr::{PrInAction, PrOutAction, ReservationType, Scope};
+pub use scsi::pr::{PrInAction, PrOutAction, ReservationType, Scope, TransportId};
 pub use scsi::sense::Sense;
 pub use types::Access;
 pub use unit::{

@@ -79,7 +79,8 @@ impl LogicalUnit {
         let mut descriptors = Vec::new();
         for registration in self.registrations() {
             let holder = self.is_holder(&registration.nexus);
-            let tid = registration.nexus.initiator.transport_id();
+            // Registrations only hold encodable IDs (see `params::registrable`).
+            let tid = registration.nexus.initiator.to_bytes().unwrap_or_default();
             descriptors.extend_from_slice(&registration.key.to_be_bytes());
             descriptors.extend_from_slice(&[0; 4]);
             descriptors.push(u8::from(registration.all_tg_pt) << 1 | u8::from(holder));

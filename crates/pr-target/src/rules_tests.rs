@@ -2,7 +2,8 @@
 
 use crate::build::{self, Flags};
 use crate::{
-    Access, Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, ReservationType, Sense,
+    Access, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, ReservationType, Sense,
+    TransportId,
 };
 use scsi::pr::Scope;
 use scsi::status::Status;
@@ -15,7 +16,7 @@ const WE_AR: u8 = 0x7;
 const EA_AR: u8 = 0x8;
 
 fn nexus(name: &str) -> Nexus {
-    Nexus::new(Initiator::iscsi(name), 1)
+    Nexus::new(TransportId::iscsi(name), 1)
 }
 
 fn unit() -> LogicalUnit {
@@ -170,7 +171,7 @@ fn register_and_ignore_existing_key_ignores_the_reservation_key_field() {
 fn spec_i_pt_registers_the_named_initiators_on_the_receiving_port() {
     let mut lu = unit();
     let a = nexus("a");
-    let tids = [Initiator::iscsi("b"), Initiator::iscsi("c")];
+    let tids = [TransportId::iscsi("b"), TransportId::iscsi("c")];
     let list = build::basic_list(
         0,
         7,
@@ -191,7 +192,7 @@ fn spec_i_pt_registers_the_named_initiators_on_the_receiving_port() {
 fn spec_i_pt_naming_an_already_registered_nexus_is_invalid_field_in_parameter_list() {
     let mut lu = unit();
     register(&mut lu, &nexus("b"), 3);
-    let tids = [Initiator::iscsi("b")];
+    let tids = [TransportId::iscsi("b")];
     let list = build::basic_list(
         0,
         7,
@@ -261,7 +262,9 @@ fn spec_i_pt_transport_id_length_beyond_the_list_is_parameter_list_length_error(
             spec_i_pt: true,
             ..Flags::default()
         },
-        &[Initiator::Sas([1; 8])],
+        &[TransportId::Sas {
+            address: 0x0101_0101_0101_0101,
+        }],
     );
     list[27] = 48; // claims two TransportIDs, carries one
     let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
@@ -286,7 +289,7 @@ fn all_tg_pt_registers_the_initiator_through_every_target_port() {
         },
     );
     assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
-    assert_eq!(lu.key_of(&Nexus::new(Initiator::iscsi("a"), 2)), Some(9));
+    assert_eq!(lu.key_of(&Nexus::new(TransportId::iscsi("a"), 2)), Some(9));
     assert!(lu.registrations().iter().all(|r| r.all_tg_pt));
 }
 
@@ -843,7 +846,7 @@ fn move_cmd(
     port: u16,
     to: &str,
 ) -> Outcome {
-    let list = build::move_list(key, sa_key, unreg, false, port, &Initiator::iscsi(to));
+    let list = build::move_list(key, sa_key, unreg, false, port, &TransportId::iscsi(to));
     let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
     lu.execute(from, &cdb, &list)
 }
@@ -855,7 +858,7 @@ fn register_and_move_registers_destination_and_moves_the_reservation() {
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, EA), Outcome::good());
     assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 2, "b"), Outcome::good());
-    let b2 = Nexus::new(Initiator::iscsi("b"), 2);
+    let b2 = Nexus::new(TransportId::iscsi("b"), 2);
     assert_eq!(lu.key_of(&b2), Some(5));
     assert_eq!(lu.key_of(&a), Some(1));
     assert_eq!(lu.reservation().map(|r| r.holder.clone()), Some(b2));
@@ -878,7 +881,7 @@ fn register_and_move_keeps_the_scope_so_a_holder_moved_back_to_releases_with_lu_
     // SPC-4: the moved reservation keeps its scope and type; the new holder
     // releases it with those values, also after it had moved it away before.
     let mut lu = unit();
-    let (a, b) = (nexus("a"), Nexus::new(Initiator::iscsi("b"), 2));
+    let (a, b) = (nexus("a"), Nexus::new(TransportId::iscsi("b"), 2));
     register(&mut lu, &a, 1);
     assert_eq!(reserve(&mut lu, &a, 1, WE_RO), Outcome::good());
     assert_eq!(move_cmd(&mut lu, &a, 1, 5, false, 2, "b"), Outcome::good());
@@ -942,7 +945,16 @@ fn register_and_move_with_transport_id_beyond_list_is_parameter_list_length_erro
     let mut lu = unit();
     let a = nexus("a");
     register(&mut lu, &a, 1);
-    let mut list = build::move_list(1, 5, false, false, 1, &Initiator::Sas([2; 8]));
+    let mut list = build::move_list(
+        1,
+        5,
+        false,
+        false,
+        1,
+        &TransportId::Sas {
+            address: 0x0202_0202_0202_0202,
+        },
+    );
     list[23] = 200;
     let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
     assert_eq!(
@@ -1070,14 +1082,22 @@ fn report_capabilities_reports_supported_types_and_aptpl_state() {
 #[test]
 fn read_full_status_describes_every_registration_with_holder_flag_and_transport_id() {
     let mut lu = unit();
-    let (a, b) = (nexus("a"), Nexus::new(Initiator::Sas([7; 8]), 2));
+    let (a, b) = (
+        nexus("a"),
+        Nexus::new(
+            TransportId::Sas {
+                address: 0x0707_0707_0707_0707,
+            },
+            2,
+        ),
+    );
     register(&mut lu, &a, 0x11);
     register(&mut lu, &b, 0x22);
     assert_eq!(reserve(&mut lu, &b, 0x22, EA), Outcome::good());
     let out = lu.execute(&a, &build::pr_in(PrInAction::ReadFullStatus, 1000), &[]);
     assert_eq!(out.status(), Status::GOOD.as_u8());
     let data = out.data();
-    let tid_a = Initiator::iscsi("a").transport_id();
+    let tid_a = TransportId::iscsi("a").to_bytes().unwrap();
     let first_len = 24 + tid_a.len();
     assert_eq!(data[4..8], ((first_len + 48) as u32).to_be_bytes());
     let first = &data[8..8 + first_len];
@@ -1090,7 +1110,14 @@ fn read_full_status_describes_every_registration_with_holder_flag_and_transport_
     assert_eq!(second[12..14], [0x01, EA]);
     assert_eq!(second[18..20], [0, 2]);
     assert_eq!(second[20..24], [0, 0, 0, 24]);
-    assert_eq!(second[24..], Initiator::Sas([7; 8]).transport_id()[..]);
+    assert_eq!(
+        second[24..],
+        TransportId::Sas {
+            address: 0x0707_0707_0707_0707
+        }
+        .to_bytes()
+        .unwrap()[..]
+    );
 }
 
 #[test]

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::nexus::{Initiator, Nexus};
+use crate::nexus::Nexus;
 use crate::outcome::Outcome;
-use crate::params::{BasicParams, MoveParams, decode_out_cdb, refuse, requested_reservation};
+use crate::params::{decode_basic, decode_move, decode_out_cdb, refuse, requested_reservation};
 use crate::types::Access;
-use scsi::pr::{PrOutAction, PrOutCdb, ReservationType, Scope, ScopeType};
+use scsi::pr::{
+    PrOutAction, PrOutCdb, PrOutParams, RegisterMoveParams, ReservationType, Scope, ScopeType,
+    TransportId,
+};
 use scsi::sense::Sense;
 
 /// Operation code of PERSISTENT RESERVE IN.
@@ -165,9 +168,9 @@ impl LogicalUnit {
             .get(..param_len)
             .ok_or(refuse(Sense::PARAMETER_LIST_LENGTH_ERROR))?;
         if cdb.action == PrOutAction::RegisterAndMove {
-            return self.register_and_move(nexus, MoveParams::decode(list)?);
+            return self.register_and_move(nexus, decode_move(list)?);
         }
-        let params = BasicParams::decode(cdb.action, list)?;
+        let params = decode_basic(cdb.action, list)?;
         match cdb.action {
             PrOutAction::Register => self.register(nexus, &params, false),
             PrOutAction::RegisterAndIgnoreExistingKey => self.register(nexus, &params, true),
@@ -223,13 +226,13 @@ impl LogicalUnit {
         self.generation = self.generation.wrapping_add(1);
     }
 
-    fn register(&mut self, nexus: &Nexus, params: &BasicParams, ignore_existing: bool) -> Step {
+    fn register(&mut self, nexus: &Nexus, params: &PrOutParams, ignore_existing: bool) -> Step {
         match self.key_of(nexus) {
             None => {
-                if !ignore_existing && params.key != 0 {
+                if !ignore_existing && params.reservation_key != 0 {
                     return Err(Outcome::ReservationConflict);
                 }
-                if params.sa_key == 0 {
+                if params.service_action_key == 0 {
                     // Unregistered nexus unregistering: nothing happens, generation kept.
                     return Ok(());
                 }
@@ -238,23 +241,23 @@ impl LogicalUnit {
                     if self.key_of(&new).is_none() {
                         self.registrations.push(Registration {
                             nexus: new,
-                            key: params.sa_key,
+                            key: params.service_action_key,
                             all_tg_pt: params.all_tg_pt,
                         });
                     }
                 }
             }
             Some(current) => {
-                if !ignore_existing && params.key != current {
+                if !ignore_existing && params.reservation_key != current {
                     return Err(Outcome::ReservationConflict);
                 }
                 if params.spec_i_pt {
                     return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
                 }
-                if params.sa_key == 0 {
+                if params.service_action_key == 0 {
                     self.unregister(nexus);
                 } else if let Some(r) = self.registrations.iter_mut().find(|r| r.nexus == *nexus) {
-                    r.key = params.sa_key;
+                    r.key = params.service_action_key;
                 }
             }
         }
@@ -268,7 +271,7 @@ impl LogicalUnit {
     fn nexuses_to_register(
         &self,
         nexus: &Nexus,
-        params: &BasicParams,
+        params: &PrOutParams,
     ) -> Result<Vec<Nexus>, Outcome> {
         let ports = if params.all_tg_pt && !self.target_ports.is_empty() {
             self.target_ports.clone()
@@ -276,7 +279,7 @@ impl LogicalUnit {
             vec![nexus.target_port]
         };
         let mut out = vec![nexus.clone()];
-        let initiators = std::iter::once(&nexus.initiator).chain(&params.initiators);
+        let initiators = std::iter::once(&nexus.initiator).chain(&params.transport_ids);
         for initiator in initiators {
             for &port in &ports {
                 let candidate = Nexus::new(initiator.clone(), port);
@@ -312,9 +315,9 @@ impl LogicalUnit {
         }
     }
 
-    fn reserve(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
+    fn reserve(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &PrOutParams) -> Step {
         let (scope, rtype) = requested_reservation(cdb)?;
-        self.require_key(nexus, params.key)?;
+        self.require_key(nexus, params.reservation_key)?;
         match &self.reservation {
             None => {
                 self.reservation = Some(Reservation {
@@ -329,8 +332,8 @@ impl LogicalUnit {
         }
     }
 
-    fn release(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
-        self.require_key(nexus, params.key)?;
+    fn release(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &PrOutParams) -> Step {
+        self.require_key(nexus, params.reservation_key)?;
         let Some(reservation) = &self.reservation else {
             return Ok(());
         };
@@ -344,42 +347,42 @@ impl LogicalUnit {
         Ok(())
     }
 
-    fn clear(&mut self, nexus: &Nexus, params: &BasicParams) -> Step {
-        self.require_key(nexus, params.key)?;
+    fn clear(&mut self, nexus: &Nexus, params: &PrOutParams) -> Step {
+        self.require_key(nexus, params.reservation_key)?;
         self.registrations.clear();
         self.reservation = None;
         self.bump_generation();
         Ok(())
     }
 
-    fn preempt(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &BasicParams) -> Step {
+    fn preempt(&mut self, nexus: &Nexus, cdb: &PrOutCdb, params: &PrOutParams) -> Step {
         let (scope, rtype) = requested_reservation(cdb)?;
-        self.require_key(nexus, params.key)?;
+        self.require_key(nexus, params.reservation_key)?;
         let new_reservation = Reservation {
             holder: nexus.clone(),
             rtype,
             scope,
         };
         match self.reservation.clone() {
-            Some(current) if current.rtype.all_registrants() && params.sa_key == 0 => {
+            Some(current) if current.rtype.all_registrants() && params.service_action_key == 0 => {
                 // Key 0 under all-registrants: everyone else goes, the caller takes over.
                 self.registrations.retain(|r| r.nexus == *nexus);
                 self.reservation = Some(new_reservation);
             }
             Some(current) if current.rtype.all_registrants() => {
-                self.remove_registrations_with_key(params.sa_key)?;
+                self.remove_registrations_with_key(params.service_action_key)?;
             }
-            Some(current) if self.key_of(&current.holder) == Some(params.sa_key) => {
+            Some(current) if self.key_of(&current.holder) == Some(params.service_action_key) => {
                 // Preempting the holder: its key's registrations go, the caller's stays.
                 self.registrations
-                    .retain(|r| r.nexus == *nexus || r.key != params.sa_key);
+                    .retain(|r| r.nexus == *nexus || r.key != params.service_action_key);
                 self.reservation = Some(new_reservation);
             }
             _ => {
-                if params.sa_key == 0 {
+                if params.service_action_key == 0 {
                     return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
                 }
-                self.remove_registrations_with_key(params.sa_key)?;
+                self.remove_registrations_with_key(params.service_action_key)?;
             }
         }
         self.bump_generation();
@@ -403,12 +406,12 @@ impl LogicalUnit {
         Ok(())
     }
 
-    fn register_and_move(&mut self, nexus: &Nexus, params: MoveParams) -> Step {
-        self.require_key(nexus, params.key)?;
-        if params.sa_key == 0 {
+    fn register_and_move(&mut self, nexus: &Nexus, params: RegisterMoveParams) -> Step {
+        self.require_key(nexus, params.reservation_key)?;
+        if params.service_action_key == 0 {
             return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
         }
-        if !self.target_ports.contains(&params.target_port) {
+        if !self.target_ports.contains(&params.relative_target_port) {
             return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
         }
         let Some(reservation) = self.reservation.clone() else {
@@ -417,7 +420,7 @@ impl LogicalUnit {
         if reservation.rtype.all_registrants() || !self.is_holder(nexus) {
             return Err(Outcome::ReservationConflict);
         }
-        let destination = Nexus::new(params.initiator, params.target_port);
+        let destination = Nexus::new(params.transport_id, params.relative_target_port);
         if destination == *nexus {
             return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
         }
@@ -426,10 +429,10 @@ impl LogicalUnit {
             .iter_mut()
             .find(|r| r.nexus == destination)
         {
-            Some(r) => r.key = params.sa_key,
+            Some(r) => r.key = params.service_action_key,
             None => self.registrations.push(Registration {
                 nexus: destination.clone(),
-                key: params.sa_key,
+                key: params.service_action_key,
                 all_tg_pt: false,
             }),
         }
@@ -464,8 +467,8 @@ impl LogicalUnit {
     }
 
     /// The initiator ports that have at least one registration.
-    pub fn registered_initiators(&self) -> Vec<Initiator> {
-        let mut out: Vec<Initiator> = Vec::new();
+    pub fn registered_initiators(&self) -> Vec<TransportId> {
+        let mut out: Vec<TransportId> = Vec::new();
         for r in &self.registrations {
             if !out.contains(&r.nexus.initiator) {
                 out.push(r.nexus.initiator.clone());
@@ -479,8 +482,9 @@ impl LogicalUnit {
 mod tests {
     use super::*;
 
-    /// A state file as the emulated backend has written it since APTPL support
-    /// came: reservation type by variant name, scope by its code.
+    /// A state file as the emulated backend wrote it before pr-target used scsi's
+    /// TransportId: reservation type by variant name, scope by its code, iSCSI
+    /// initiators (the only kind the backend names) with a `format` field.
     const SAVED_STATE: &str = r#"{"target_ports":[1],"generation":2,"aptpl":true,
         "registrations":[{"nexus":{"initiator":{"Iscsi":{"format":0,"name":"iqn.a"}},
         "target_port":1},"key":161,"all_tg_pt":false}],
@@ -488,17 +492,37 @@ mod tests {
         "target_port":1},"rtype":"ExclusiveAccessAllRegistrants","scope":0}}"#;
 
     #[test]
-    fn saved_state_files_keep_their_json_layout() {
+    fn state_files_written_before_scsi_transport_ids_still_read() {
         let unit: LogicalUnit = serde_json::from_str(SAVED_STATE).unwrap();
+        let a = Nexus::new(TransportId::iscsi("iqn.a"), 1);
+        assert_eq!(unit.key_of(&a), Some(161));
         let reservation = unit.reservation().unwrap();
+        assert_eq!(reservation.holder, a);
         assert_eq!(
             reservation.rtype,
             ReservationType::ExclusiveAccessAllRegistrants
         );
         assert_eq!(reservation.scope, Scope::LogicalUnit);
-        let written: serde_json::Value = serde_json::to_value(&unit).unwrap();
-        let saved: serde_json::Value = serde_json::from_str(SAVED_STATE).unwrap();
-        assert_eq!(written, saved);
+        let written = serde_json::to_string(&unit).unwrap();
+        assert!(
+            written.contains(r#"{"Iscsi":{"name":"iqn.a","isid":null}}"#),
+            "{written}"
+        );
+        assert!(written.contains(r#""rtype":"ExclusiveAccessAllRegistrants","scope":0"#));
+        assert_eq!(serde_json::from_str::<LogicalUnit>(&written).unwrap(), unit);
+    }
+
+    #[test]
+    fn state_files_with_an_old_byte_array_transport_id_are_refused() {
+        let old_sas = SAVED_STATE.replacen(
+            r#"{"Iscsi":{"format":0,"name":"iqn.a"}}"#,
+            r#"{"Sas":[80,1,64,80,0,0,10,1]}"#,
+            1,
+        );
+        // serde reads the 8-element array as a struct variant and stops at the
+        // second element; the emulated backend names the file in its error.
+        let refused = serde_json::from_str::<LogicalUnit>(&old_sas);
+        assert!(refused.is_err(), "{refused:?}");
     }
 
     #[test]

@@ -68,22 +68,36 @@ impl PrOutParams {
         Ok(out)
     }
 
+    /// Decodes the fixed 24 bytes only (keys and flags; `transport_ids` stays empty),
+    /// whatever follows: for a target that checks the flags against the service
+    /// action before it looks at the length of the rest.
+    pub fn decode_header(buf: &[u8]) -> Result<PrOutParams, PrDecodeError> {
+        let short = || too_short("PR OUT parameter list", PARAMETER_LIST_LEN, buf.len());
+        if buf.len() < PARAMETER_LIST_LEN {
+            return Err(short());
+        }
+        let (Some(reservation_key), Some(service_action_key), Some(&flags)) =
+            (be_u64(buf, 0), be_u64(buf, 8), buf.get(20))
+        else {
+            return Err(short());
+        };
+        Ok(PrOutParams {
+            reservation_key,
+            service_action_key,
+            spec_i_pt: flags & SPEC_I_PT != 0,
+            all_tg_pt: flags & ALL_TG_PT != 0,
+            aptpl: flags & APTPL != 0,
+            transport_ids: Vec::new(),
+        })
+    }
+
     /// Decodes a whole parameter list. Its length must be exactly what the content
     /// implies (24, or 28 plus the TransportID list length with SPEC_I_PT), as SPC
     /// requires of the PARAMETER LIST LENGTH.
     pub fn decode(buf: &[u8]) -> Result<PrOutParams, PrDecodeError> {
         const WHAT: &str = "PR OUT parameter list";
-        if buf.len() < PARAMETER_LIST_LEN {
-            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
-        }
-        let (Some(reservation_key), Some(service_action_key), Some(&flags)) =
-            (be_u64(buf, 0), be_u64(buf, 8), buf.get(20))
-        else {
-            return Err(too_short(WHAT, PARAMETER_LIST_LEN, buf.len()));
-        };
-        let spec_i_pt = flags & SPEC_I_PT != 0;
-        let mut transport_ids = Vec::new();
-        if spec_i_pt {
+        let mut params = PrOutParams::decode_header(buf)?;
+        if params.spec_i_pt {
             let list_len = be_u32(buf, PARAMETER_LIST_LEN)
                 .ok_or_else(|| too_short(WHAT, PARAMETER_LIST_LEN + 4, buf.len()))?;
             let list = buf.get(PARAMETER_LIST_LEN + 4..).unwrap_or_default();
@@ -91,20 +105,13 @@ impl PrOutParams {
             let mut rest = list;
             while !rest.is_empty() {
                 let (id, used) = TransportId::decode(rest)?;
-                transport_ids.push(id);
+                params.transport_ids.push(id);
                 rest = rest.get(used..).unwrap_or_default();
             }
         } else {
             check_exact(WHAT, PARAMETER_LIST_LEN as u64, buf.len())?;
         }
-        Ok(PrOutParams {
-            reservation_key,
-            service_action_key,
-            spec_i_pt,
-            all_tg_pt: flags & ALL_TG_PT != 0,
-            aptpl: flags & APTPL != 0,
-            transport_ids,
-        })
+        Ok(params)
     }
 }
 
@@ -236,6 +243,20 @@ mod tests {
         };
         assert_eq!(empty.encode().unwrap().len(), 28);
         assert_eq!(PrOutParams::decode(&empty.encode().unwrap()), Ok(empty));
+    }
+
+    #[test]
+    fn header_decodes_keys_and_flags_whatever_follows() {
+        let mut bytes = basic().encode().unwrap();
+        bytes[20] |= SPEC_I_PT;
+        let header = PrOutParams::decode_header(&bytes).unwrap();
+        assert!(header.spec_i_pt && header.all_tg_pt && header.aptpl);
+        assert_eq!(header.service_action_key, 0xAAAA_BBBB_CCCC_DDDD);
+        assert!(PrOutParams::decode(&bytes).is_err());
+        assert!(matches!(
+            PrOutParams::decode_header(&bytes[..23]),
+            Err(PrDecodeError::TooShort { needed: 24, .. })
+        ));
     }
 
     #[test]

@@ -50,6 +50,14 @@ pub enum TransportId {
 }
 
 impl TransportId {
+    /// An iSCSI initiator port named by `name` alone (format 0).
+    pub fn iscsi(name: impl Into<String>) -> TransportId {
+        TransportId::Iscsi {
+            name: name.into(),
+            isid: None,
+        }
+    }
+
     /// The PROTOCOL IDENTIFIER.
     pub fn protocol_id(&self) -> u8 {
         match self {

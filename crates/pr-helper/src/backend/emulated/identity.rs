@@ -2,7 +2,7 @@
 
 use std::os::fd::BorrowedFd;
 
-use pr_target::Initiator;
+use pr_target::TransportId;
 
 use super::EmulatedError;
 use crate::backend::PeerInfo;
@@ -58,7 +58,7 @@ pub enum InitiatorRule {
 /// The start time (clock ticks after boot, field 22 of `/proc/PID/stat`) tells apart two
 /// processes that got the same pid. If the process is already gone the start time reads
 /// as 0; its commands then run for an initiator no live process can be again.
-pub fn initiator_of(peer: &PeerInfo, rule: InitiatorRule) -> Initiator {
+pub fn initiator_of(peer: &PeerInfo, rule: InitiatorRule) -> TransportId {
     let (label, pid) = match rule {
         InitiatorRule::Process => ("pid", peer.pid),
         // A peer already gone has no readable session: fall back to its pid, which no
@@ -69,7 +69,7 @@ pub fn initiator_of(peer: &PeerInfo, rule: InitiatorRule) -> Initiator {
         },
     };
     let start = process_start_ticks(pid).unwrap_or(0);
-    Initiator::iscsi(&format!(
+    TransportId::iscsi(format!(
         "iqn.2026-11.invalid.pr-helper:{label}-{pid}.start-{start}"
     ))
 }

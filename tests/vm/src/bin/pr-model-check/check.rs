@@ -71,7 +71,7 @@
 //! state before the sequence goes on; each mismatch is reported once.
 
 use pr_target::build::{self, Flags};
-use pr_target::{Initiator, LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, Sense};
+use pr_target::{LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, Sense, TransportId};
 
 use crate::device::{Device, DeviceError, Path, Reply};
 use crate::generate::{Command, generate};
@@ -575,7 +575,7 @@ pub fn parse_full_status(data: &[u8]) -> Vec<(u64, Nexus)> {
         let Some(tid) = rest.get(24..).and_then(|r| r.get(..tid_len)) else {
             break;
         };
-        if let Ok((initiator, _)) = Initiator::parse(tid) {
+        if let Ok((initiator, _)) = TransportId::decode(tid) {
             out.push((key, Nexus::new(initiator, port)));
         }
         rest = rest.get(24 + tid_len..).unwrap_or_default();

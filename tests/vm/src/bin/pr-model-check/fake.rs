@@ -2,7 +2,7 @@
 //! attentions (as LIO raises them) or with a deliberate bug.
 
 use pr_target::build::{self, Flags};
-use pr_target::{Initiator, LogicalUnit, Nexus, Outcome, PrOutAction, ReservationType};
+use pr_target::{LogicalUnit, Nexus, Outcome, PrOutAction, ReservationType, TransportId};
 
 use crate::device::{Device, DeviceError, Path, Reply, UNIT_ATTENTION};
 
@@ -36,11 +36,15 @@ impl FakeDevice {
     pub fn new() -> FakeDevice {
         let nexus = [
             Nexus::new(
-                Initiator::Sas([0x50, 0x01, 0x40, 0x50, 0, 0, 0x0A, 0x01]),
+                TransportId::Sas {
+                    address: 0x5001_4050_0000_0A01,
+                },
                 1,
             ),
             Nexus::new(
-                Initiator::Sas([0x50, 0x01, 0x40, 0x50, 0, 0, 0x0A, 0x02]),
+                TransportId::Sas {
+                    address: 0x5001_4050_0000_0A02,
+                },
                 2,
             ),
         ];
