@@ -1,12 +1,13 @@
 //! Binding the listening socket (when systemd did not pass one).
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Gid, Mode, chmod, chown};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, chmod, chownat, fstat};
 use rustix::net::{
     AddressFamily, SocketAddrUnix, SocketFlags, SocketType, bind, listen, socket_with,
 };
@@ -53,6 +54,11 @@ pub enum ListenerError {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "{path} was replaced right after we bound it (now not our socket): is someone \
+         else writing to its directory? Use a directory only root can write to"
+    )]
+    Replaced { path: PathBuf },
     #[error("cannot set the permissions of {path} (--socket-mode)")]
     Mode {
         path: PathBuf,
@@ -113,19 +119,8 @@ pub fn bind_socket(
         path: path.to_owned(),
         source: e.into(),
     })?;
-    if let Some(gid) = gid {
-        let group = Gid::from_raw(gid);
-        chown(path, None, Some(group)).map_err(|e| ListenerError::Group {
-            path: path.to_owned(),
-            gid,
-            source: e.into(),
-        })?;
-    }
-    if let Some(mode) = mode {
-        chmod(path, Mode::from_raw_mode(mode)).map_err(|e| ListenerError::Mode {
-            path: path.to_owned(),
-            source: e.into(),
-        })?;
+    if mode.is_some() || gid.is_some() {
+        set_owner_and_mode(path, mode, gid)?;
     }
     listen(&fd, LISTEN_BACKLOG).map_err(|e| ListenerError::Listen {
         path: path.to_owned(),
@@ -135,6 +130,71 @@ pub fn bind_socket(
         listener: UnixListener::from(fd),
         removed_stale,
     })
+}
+
+/// Gives the socket node at `path` its group and mode through a descriptor of
+/// the node itself, not by path: whoever can write the socket's directory
+/// could otherwise swap in a symbolic link between `bind` and `chmod` and have
+/// root chown and chmod any file it points to.
+fn set_owner_and_mode(
+    path: &Path,
+    mode: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), ListenerError> {
+    let node = open_socket_node(path)?;
+    if let Some(gid) = gid {
+        chownat(
+            &node,
+            "",
+            None,
+            Some(Gid::from_raw(gid)),
+            AtFlags::EMPTY_PATH,
+        )
+        .map_err(|e| ListenerError::Group {
+            path: path.to_owned(),
+            gid,
+            source: e.into(),
+        })?;
+    }
+    if let Some(mode) = mode {
+        // Linux has no fchmod for an O_PATH descriptor; its /proc magic link
+        // names the node itself, never what a path now points to.
+        let by_descriptor = format!("/proc/self/fd/{}", node.as_raw_fd());
+        chmod(by_descriptor.as_str(), Mode::from_raw_mode(mode)).map_err(|e| {
+            ListenerError::Mode {
+                path: path.to_owned(),
+                source: e.into(),
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// An `O_PATH` descriptor of the socket node at `path`; a symbolic link or any
+/// other kind of file there means it was replaced.
+fn open_socket_node(path: &Path) -> Result<OwnedFd, ListenerError> {
+    let replaced = || ListenerError::Replaced {
+        path: path.to_owned(),
+    };
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let node = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(node) => node,
+        Err(rustix::io::Errno::LOOP) => return Err(replaced()),
+        Err(e) => {
+            return Err(ListenerError::Inspect {
+                path: path.to_owned(),
+                source: e.into(),
+            });
+        }
+    };
+    let stat = fstat(&node).map_err(|e| ListenerError::Inspect {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Socket => Ok(node),
+        _ => Err(replaced()),
+    }
 }
 
 /// Removes a socket nobody listens on; refuses when someone does.
@@ -206,6 +266,32 @@ mod tests {
             bind_socket(&long, None, None),
             Err(ListenerError::TooLong(_))
         ));
+    }
+
+    /// The window between `bind` and `chmod`, replayed: a link now stands
+    /// where the socket was. Neither its target's mode nor its group change.
+    #[test]
+    fn a_link_swapped_in_for_the_socket_is_not_followed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("secret");
+        std::fs::write(&target, b"x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let path = dir.path().join("pr.sock");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+
+        let err = set_owner_and_mode(&path, Some(0o666), Some(65534)).unwrap_err();
+
+        assert!(matches!(err, ListenerError::Replaced { .. }), "{err}");
+        let meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.gid(), rustix::process::getegid().as_raw());
+
+        // A regular file in its place is refused too.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, b"y").unwrap();
+        let err = set_owner_and_mode(&path, Some(0o666), None).unwrap_err();
+        assert!(matches!(err, ListenerError::Replaced { .. }), "{err}");
     }
 
     #[test]
