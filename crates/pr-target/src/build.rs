@@ -1,7 +1,9 @@
 //! Builders for the CDBs and parameter lists of PR commands (tests, drivers, examples).
 
-use crate::unit::PERSISTENT_RESERVE_OUT;
-use scsi::pr::{PrInAction, PrOutAction, PrOutParams, RegisterMoveParams, TransportId, pr_in_cdb};
+use scsi::pr::{
+    PrInAction, PrOutAction, PrOutCdb, PrOutParams, RegisterMoveParams, ScopeType, TransportId,
+    pr_in_cdb,
+};
 
 /// A 10-byte PR IN CDB.
 pub fn pr_in(action: PrInAction, allocation_length: u16) -> [u8; 10] {
@@ -11,12 +13,12 @@ pub fn pr_in(action: PrInAction, allocation_length: u16) -> [u8; 10] {
 /// A 10-byte PR OUT CDB with SCOPE 0 and this TYPE (any nibble, so that tests can
 /// send the reserved ones).
 pub fn pr_out(action: PrOutAction, type_code: u8, param_len: u32) -> [u8; 10] {
-    let mut cdb = [0u8; 10];
-    cdb[0] = PERSISTENT_RESERVE_OUT;
-    cdb[1] = action.code();
-    cdb[2] = type_code & 0x0F;
-    cdb[5..9].copy_from_slice(&param_len.to_be_bytes());
-    cdb
+    PrOutCdb {
+        action,
+        scope_type: ScopeType(type_code & 0x0F),
+        parameter_list_length: param_len,
+    }
+    .encode()
 }
 
 /// Flags of the basic parameter list (byte 20).

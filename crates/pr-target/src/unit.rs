@@ -12,10 +12,7 @@ use scsi::pr::{
 };
 use scsi::sense::Sense;
 
-/// Operation code of PERSISTENT RESERVE IN.
-pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
-/// Operation code of PERSISTENT RESERVE OUT.
-pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
+pub use scsi::cdb::opcode::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
 /// One registered I_T nexus.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
