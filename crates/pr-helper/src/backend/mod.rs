@@ -41,7 +41,8 @@ use crate::serve::ServeSettings;
 /// The process on the other end of a connection, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerInfo {
-    /// Process id at the time the peer connected.
+    /// Process id at the time the peer connected; 0 when that process is not visible
+    /// in the daemon's pid namespace.
     pub pid: i32,
     /// Effective user id.
     pub uid: u32,

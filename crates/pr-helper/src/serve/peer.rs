@@ -2,18 +2,20 @@
 
 use std::fmt;
 use std::io;
+use std::os::fd::AsFd;
 
 use tokio::net::UnixStream;
 
 use crate::backend::PeerInfo;
 
 /// Reads the peer's credentials as the kernel recorded them at `connect` (SO_PEERCRED).
+/// The pid is 0 when the peer's process is not visible in our pid namespace.
 pub(crate) fn credentials(stream: &UnixStream) -> io::Result<PeerInfo> {
-    let cred = rustix::net::sockopt::socket_peercred(stream).map_err(io::Error::from)?;
+    let cred = super::sys::peer_credentials(stream.as_fd())?;
     Ok(PeerInfo {
-        pid: cred.pid.as_raw_nonzero().get(),
-        uid: cred.uid.as_raw(),
-        gid: cred.gid.as_raw(),
+        pid: cred.pid,
+        uid: cred.uid,
+        gid: cred.gid,
     })
 }
 
