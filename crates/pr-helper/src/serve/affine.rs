@@ -29,7 +29,9 @@ use rustix::io::Errno;
 use rustix::net::SendFlags;
 
 use super::ShutdownSignal;
-use super::connection::{CloseReason, Context, IDLE_BUFFER, buffer_for, encode_answer, io_failure};
+use super::connection::{
+    CloseReason, Context, IDLE_BUFFER, buffer_for, encode_answer, feed_read, io_failure,
+};
 use super::drain::{Bell, Drain, next_drained};
 use super::pool::{CallSlots, DeviceKey};
 use super::recv::recv_now;
@@ -266,23 +268,12 @@ impl Worker {
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(error) => return Err(io_failure("reading the socket", error)),
             };
-            if received.control_truncated {
-                return Err(CloseReason::ControlTruncated {
-                    received: received.fds.len(),
-                });
-            }
-            if received.bytes == 0 {
-                return Err(match decoder.end_of_stream() {
-                    Ok(()) => CloseReason::PeerClosed,
-                    Err(violation) => CloseReason::Violation(violation),
-                });
-            }
-            deadline.get_or_insert_with(|| Instant::now() + self.context.request_timeout);
-            let bytes = self.buffer.get(..received.bytes).unwrap_or_default();
-            match decoder.feed(bytes, received.fds) {
-                Ok(Decoded::NeedMore) => continue,
-                Ok(Decoded::Request(request)) => return Ok(Some(request)),
-                Err(violation) => return Err(CloseReason::Violation(violation)),
+            match feed_read(&mut decoder, &self.buffer, received)? {
+                Decoded::NeedMore => {
+                    // The request deadline runs from the request's first byte.
+                    deadline.get_or_insert_with(|| Instant::now() + self.context.request_timeout);
+                }
+                Decoded::Request(request) => return Ok(Some(request)),
             }
         }
     }

@@ -387,19 +387,14 @@ impl Connection {
                 Input::Data(received) => received,
                 Input::Closed(reason) => return Err(reason),
             };
-            if received.bytes == 0 {
-                return Err(match decoder.end_of_stream() {
-                    Ok(()) => CloseReason::PeerClosed,
-                    Err(violation) => CloseReason::Violation(violation),
-                });
-            }
-            deadline
-                .get_or_insert_with(|| tokio::time::Instant::now() + self.context.request_timeout);
-            let bytes = self.buffer.get(..received.bytes).unwrap_or_default();
-            match decoder.feed(bytes, received.fds) {
-                Ok(Decoded::NeedMore) => continue,
-                Ok(Decoded::Request(request)) => return Ok(request),
-                Err(violation) => return Err(CloseReason::Violation(violation)),
+            match feed_read(decoder, &self.buffer, received)? {
+                Decoded::NeedMore => {
+                    // The request deadline runs from the request's first byte.
+                    deadline.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + self.context.request_timeout
+                    });
+                }
+                Decoded::Request(request) => return Ok(request),
             }
         }
     }
@@ -554,6 +549,32 @@ pub(super) fn buffer_for(buffer: &mut Vec<u8>, wanted: usize) -> Option<&mut [u8
         buffer.resize(limit, 0);
     }
     buffer.get_mut(..limit)
+}
+
+/// Feeds one read to `decoder`, as every reader of requests does (the task, a
+/// connection's own thread, the drain at shutdown): a truncated control message, or the
+/// peer's end of stream, ends the connection; the decoder's violation does too.
+pub(super) fn feed_read(
+    decoder: &mut RequestDecoder<OwnedFd>,
+    buffer: &[u8],
+    received: Received,
+) -> Result<Decoded<OwnedFd>, CloseReason> {
+    if received.control_truncated {
+        // The descriptors that did arrive are closed as `received` drops here.
+        return Err(CloseReason::ControlTruncated {
+            received: received.fds.len(),
+        });
+    }
+    if received.bytes == 0 {
+        return Err(match decoder.end_of_stream() {
+            Ok(()) => CloseReason::PeerClosed,
+            Err(violation) => CloseReason::Violation(violation),
+        });
+    }
+    let bytes = buffer.get(..received.bytes).unwrap_or_default();
+    decoder
+        .feed(bytes, received.fds)
+        .map_err(CloseReason::Violation)
 }
 
 pub(super) fn io_failure(step: &'static str, error: io::Error) -> CloseReason {

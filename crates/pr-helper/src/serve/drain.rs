@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pr_protocol::{Decoded, Request, RequestDecoder};
 use rustix::event::{EventfdFlags, eventfd};
 
-use super::connection::{CloseReason, buffer_for, io_failure};
+use super::connection::{CloseReason, buffer_for, feed_read, io_failure};
 use super::recv::recv_now;
 
 /// The shutdown as connection threads see it: a flag, and an eventfd that turns
@@ -116,23 +116,10 @@ pub(super) fn next_drained(
             }
             Err(error) => return Err(io_failure("reading the socket", error)),
         };
-        if received.control_truncated {
-            return Err(CloseReason::ControlTruncated {
-                received: received.fds.len(),
-            });
-        }
-        if received.bytes == 0 {
-            return Err(match decoder.end_of_stream() {
-                Ok(()) => CloseReason::PeerClosed,
-                Err(violation) => CloseReason::Violation(violation),
-            });
-        }
         drain.left = drain.left.saturating_sub(received.bytes);
-        let bytes = buffer.get(..received.bytes).unwrap_or_default();
-        match decoder.feed(bytes, received.fds) {
-            Ok(Decoded::NeedMore) => continue,
-            Ok(Decoded::Request(request)) => return Ok(request),
-            Err(violation) => return Err(CloseReason::Violation(violation)),
+        match feed_read(decoder, buffer, received)? {
+            Decoded::NeedMore => continue,
+            Decoded::Request(request) => return Ok(request),
         }
     }
 }
