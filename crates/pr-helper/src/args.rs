@@ -106,8 +106,9 @@ pub struct Args {
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
 
-    /// Also send SG_IO to partitions. A reservation made through a partition
-    /// applies to the whole disk, so this is off by default.
+    /// Also send SG_IO to partitions (and to device-mapper devices that map
+    /// only part of a disk, such as LVM volumes). A reservation made through
+    /// either applies to the whole disk, so this is off by default.
     #[arg(long)]
     pub allow_partitions: bool,
 

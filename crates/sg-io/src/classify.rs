@@ -3,7 +3,9 @@
 //! The daemon only sends `SG_IO` to whole block devices and SCSI generic
 //! character devices; everything else is answered without an ioctl. A
 //! partition is told apart from a whole disk through sysfs: the kernel
-//! publishes a `partition` attribute only for partitions.
+//! publishes a `partition` attribute only for partitions. A device-mapper
+//! device (sysfs `dm/`) counts as whole only if it maps the whole of the
+//! devices under it (`slaves/`, `size`).
 
 use std::fmt;
 use std::io;
@@ -23,6 +25,11 @@ pub enum DescriptorKind {
     WholeBlockDevice,
     /// A partition of a block device.
     Partition,
+    /// A device-mapper device that does not map the whole of every device under it
+    /// (an LVM volume, a dm-linear slice, a stack of dm devices). The kernel passes
+    /// SG_IO down to the device below, reaching the whole LUN, and checks that only for
+    /// callers without CAP_SYS_RAWIO: the same risk as a partition.
+    PartialDeviceMapper,
     /// A SCSI generic character device (`/dev/sg*`).
     SgCharDevice,
     /// A regular file (for example a disk image).
@@ -64,6 +71,9 @@ impl fmt::Display for DescriptorKind {
         match self {
             DescriptorKind::WholeBlockDevice => f.write_str("block device"),
             DescriptorKind::Partition => f.write_str("partition"),
+            DescriptorKind::PartialDeviceMapper => {
+                f.write_str("device-mapper device mapping part of a device")
+            }
             DescriptorKind::SgCharDevice => f.write_str("sg device"),
             DescriptorKind::RegularFile => f.write_str("regular file"),
             DescriptorKind::Other(other) => other.fmt(f),
@@ -165,9 +175,53 @@ fn block_kind(sysfs: &Path, major: u32, minor: u32) -> Result<DescriptorKind, Cl
     let partition = dir.join("partition");
     match std::fs::metadata(&partition) {
         Ok(_) => Ok(DescriptorKind::Partition),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(DescriptorKind::WholeBlockDevice),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !dir.join("dm").exists() || dm_maps_whole_devices(&dir) {
+                Ok(DescriptorKind::WholeBlockDevice)
+            } else {
+                Ok(DescriptorKind::PartialDeviceMapper)
+            }
+        }
         Err(e) => Err(sysfs_error(partition, e)),
     }
+}
+
+/// The rule the kernel applies to a device-mapper SG_IO from a caller without
+/// CAP_SYS_RAWIO, which we hold and so must apply ourselves: the device maps the
+/// whole of what is under it. Every device in its `slaves/` must be a whole disk
+/// (neither a partition nor another dm device) of exactly its size; a multipath map
+/// has several such paths, a dm-linear slice or an LVM volume fails. Whatever cannot
+/// be read counts as partial.
+fn dm_maps_whole_devices(dir: &Path) -> bool {
+    let Some(size) = sectors(dir) else {
+        return false;
+    };
+    let Ok(slaves) = std::fs::read_dir(dir.join("slaves")) else {
+        return false;
+    };
+    let mut any = false;
+    for slave in slaves {
+        let Ok(slave) = slave else {
+            return false;
+        };
+        // A link into /sys/devices/.../block/NAME: attributes are read through it.
+        let below = slave.path();
+        let whole_disk = !below.join("partition").exists() && !below.join("dm").exists();
+        if !whole_disk || sectors(&below) != Some(size) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// A block device's size in 512-byte sectors, from its sysfs `size` attribute.
+fn sectors(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("size"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// An sg device has major 21; sysfs confirms it through the device's

@@ -286,3 +286,61 @@ fn misuse_is_refused_before_the_ioctl() {
     .unwrap_err();
     assert_eq!(err, SendError::CdbLength(0));
 }
+
+/// A fake sysfs in which the loop device `lo` is a device-mapper device of
+/// `size` sectors over `slaves` (name, size in sectors, is a partition).
+fn dm_sysfs(lo: &Loop, size: u64, slaves: &[(&str, u64, bool)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let dev = File::open(&lo.dev).unwrap();
+    let stat = rustix::fs::fstat(dev.as_fd()).unwrap();
+    let number = format!(
+        "{}:{}",
+        rustix::fs::major(stat.st_rdev),
+        rustix::fs::minor(stat.st_rdev)
+    );
+    let node = root.path().join("dev/block").join(number);
+    std::fs::create_dir_all(node.join("dm")).unwrap();
+    std::fs::create_dir_all(node.join("slaves")).unwrap();
+    std::fs::write(node.join("size"), format!("{size}\n")).unwrap();
+    for &(name, sectors, partition) in slaves {
+        let below = root.path().join("devices").join(name);
+        std::fs::create_dir_all(&below).unwrap();
+        std::fs::write(below.join("size"), format!("{sectors}\n")).unwrap();
+        if partition {
+            std::fs::write(below.join("partition"), "1\n").unwrap();
+        }
+        std::os::unix::fs::symlink(&below, node.join("slaves").join(name)).unwrap();
+    }
+    root
+}
+
+/// With CAP_SYS_RAWIO the kernel passes SG_IO through any device-mapper
+/// device to the disk below: only a map of whole disks is a whole device.
+#[test]
+fn device_mapper_is_whole_only_when_it_maps_whole_disks() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = image(dir.path(), 1 << 20);
+    let lo = Loop::attach(&img, false);
+    let dev = File::open(&lo.dev).unwrap();
+    let kind =
+        |sysfs: &tempfile::TempDir| sg_io::classify_with_sysfs(dev.as_fd(), sysfs.path()).unwrap();
+    let whole = DescriptorKind::WholeBlockDevice;
+    let partial = DescriptorKind::PartialDeviceMapper;
+
+    // dm-linear over all of one disk, and a multipath map of two paths.
+    assert_eq!(kind(&dm_sysfs(&lo, 2048, &[("sdb", 2048, false)])), whole);
+    let paths = [("sdb", 2048, false), ("sdc", 2048, false)];
+    assert_eq!(kind(&dm_sysfs(&lo, 2048, &paths)), whole);
+    // An LVM volume: part of a disk.
+    assert_eq!(kind(&dm_sysfs(&lo, 1024, &[("sdb", 2048, false)])), partial);
+    // A concatenation, a map over a partition, a map with nothing below.
+    let concat = [("sdb", 2048, false), ("sdc", 1024, false)];
+    assert_eq!(kind(&dm_sysfs(&lo, 3072, &concat)), partial);
+    assert_eq!(kind(&dm_sysfs(&lo, 2048, &[("sdb1", 2048, true)])), partial);
+    assert_eq!(kind(&dm_sysfs(&lo, 2048, &[])), partial);
+    assert_eq!(
+        partial.to_string(),
+        "device-mapper device mapping part of a device"
+    );
+    assert!(!partial.accepts_sg_io());
+}

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | whole block device, sg character device | `SG_IO` ([`sgio`]) |
 //! | partition | refused with 0B/00/06 unless partitions are allowed (see below) |
+//! | device-mapper device mapping part of a device (LVM volume) | as a partition |
 //! | regular file | the emulated target when configured, else 0B/00/06 |
 //! | anything else (pipe, socket, /dev/null, ...) | 0B/00/06, no ioctl |
 //!
@@ -16,6 +17,8 @@
 //! partition gets it too: an unprivileged caller's `SG_IO` on a partition fails that way
 //! in the kernel, and our CAP_SYS_RAWIO would otherwise bypass that check and reserve
 //! the whole LUN (a deliberate difference from QEMU's helper, which sends the ioctl).
+//! A device-mapper device that maps only part of what is under it passes SG_IO down
+//! the same way, and the kernel checks that only for callers without CAP_SYS_RAWIO.
 //!
 //! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup unless the device
 //! was classified within the last second, `F_GETFL` for PR OUT) and
@@ -236,9 +239,17 @@ impl Backends {
         }
         let work = match kind {
             DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Work::SgIo,
-            DescriptorKind::Partition if self.allow_partitions => Work::SgIo,
+            // Both reach the whole LUN below them (see the module docs).
+            DescriptorKind::Partition | DescriptorKind::PartialDeviceMapper
+                if self.allow_partitions =>
+            {
+                Work::SgIo
+            }
             DescriptorKind::RegularFile if self.emulated.is_some() => Work::Emulated,
-            DescriptorKind::RegularFile | DescriptorKind::Partition | DescriptorKind::Other(_) => {
+            DescriptorKind::RegularFile
+            | DescriptorKind::Partition
+            | DescriptorKind::PartialDeviceMapper
+            | DescriptorKind::Other(_) => {
                 return Plan::refused(Sense::IO_ERROR, descriptor);
             }
         };

@@ -42,6 +42,7 @@ impl DeviceKey {
         match kind {
             DescriptorKind::WholeBlockDevice
             | DescriptorKind::Partition
+            | DescriptorKind::PartialDeviceMapper
             | DescriptorKind::SgCharDevice
             | DescriptorKind::Other(OtherKind::CharDevice { .. }) => Some(Self::Device(file.rdev)),
             DescriptorKind::RegularFile => Some(Self::File {
