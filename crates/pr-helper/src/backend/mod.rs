@@ -1,8 +1,9 @@
 //! Backends that execute requests.
 //!
-//! [`Backends::execute`] is the one entry point: it applies the checks that need no
-//! device (the CDB bytes 5-6 rule, PR OUT on a read-only descriptor), classifies the
-//! descriptor and hands the command to the backend for that kind of file:
+//! A command goes through [`Backends::plan`], then, if it needs blocking work,
+//! [`Backends::run`]: planning applies the checks that need no device (the CDB bytes
+//! 5-6 rule, PR OUT on a read-only descriptor), classifies the descriptor and picks the
+//! backend for that kind of file:
 //!
 //! | descriptor | answer |
 //! |---|---|
@@ -175,25 +176,6 @@ impl Backends {
     pub fn with_injected_latency(mut self, latency: Duration) -> Self {
         self.injected_latency = Some(latency);
         self
-    }
-
-    /// Executes one request and returns its response. Blocks (ioctl, file I/O).
-    pub fn execute(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Response {
-        self.execute_described(request, peer).response
-    }
-
-    /// [`execute`](Self::execute), also telling what kind of descriptor was used.
-    pub fn execute_described(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Execution {
-        match self.plan(request, peer) {
-            Plan::Answered(execution) => execution,
-            Plan::Blocking(job) => {
-                let descriptor = job.descriptor;
-                Execution {
-                    response: self.run(job, request, peer),
-                    descriptor,
-                }
-            }
-        }
     }
 
     /// Everything that cannot block: the CDB rule, classification, the access mode.
