@@ -336,8 +336,19 @@ impl Connection {
             }
         }
         loop {
+            // A peer that has not finished its handshake has no request to answer: at
+            // shutdown it is closed at once, like an idle connection.
+            if self.shutting_down() {
+                return Err(CloseReason::ShuttingDown);
+            }
             let wanted = decoder.bytes_wanted();
-            let received = match timeout_at(deadline, self.receive(wanted)).await {
+            let mut shutdown = self.shutdown.clone();
+            let input = tokio::select! {
+                input = timeout_at(deadline, self.receive(wanted)) => input,
+                // Either the flag turned true or the sender is gone: both mean stop.
+                _ = shutdown.wait_for(|&stop| stop) => continue,
+            };
+            let received = match input {
                 Ok(Input::Data(received)) => received,
                 Ok(Input::Closed(reason)) => return Err(reason),
                 Err(_) => {

@@ -22,7 +22,8 @@
 //! waiting then and reads only those, without waiting for more; a request not complete
 //! within them is dropped and its descriptor closed, and (c) closes, with the usual
 //! single log line (`daemon shutting down`). An idle connection therefore closes at
-//! once. A connection's own thread polls its socket together with a shutdown eventfd
+//! once, and so does one still in its handshake. A connection's own thread polls its
+//! socket together with a shutdown eventfd
 //! ([`ShutdownBell`]), so it notices while waiting, not only at its next request; the
 //! start-up code rings that bell straight from the signal handlers, so busy connections
 //! stop taking requests from the signal on rather than once the runtime has woken up
