@@ -73,6 +73,18 @@ pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
                  bypasses the kernel's own partition check",
     },
     Difference {
+        situation: "descriptor of a device-mapper device that maps only part of the disks \
+                    under it (an LVM volume, a dm-linear slice)",
+        qemu_pr_helper: "issues SG_IO on it; device-mapper passes it down to the whole LUN",
+        pr_helper: "treats it as a partition: CHECK CONDITION 0B/00/06 without any ioctl \
+                    unless --allow-partitions is given (a multipath map of whole disks is \
+                    served as a whole device); shown with a fake sysfs in sg-io's \
+                    device_mapper_is_whole_only_when_it_maps_whole_disks, this kernel has no \
+                    device-mapper",
+        reason: "the kernel checks that the map covers the whole disk only for callers \
+                 without CAP_SYS_RAWIO, which we hold",
+    },
+    Difference {
         situation: "received descriptor has O_NONBLOCK set",
         qemu_pr_helper: "clears O_NONBLOCK, on the open file description it shares with QEMU",
         pr_helper: "never changes the flags of a received descriptor",
