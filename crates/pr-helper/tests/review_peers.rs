@@ -64,3 +64,30 @@ fn a_peer_whose_pid_is_invisible_to_the_daemon_is_served() {
         "{response:?}"
     );
 }
+
+/// A peer outside the allowlist is refused at every `connect`; it must not
+/// be able to add a log line per attempt. (The daemon allows one line per
+/// second: the assertion only fails if 200 connects took 200 seconds.)
+#[test]
+fn a_refused_peer_cannot_add_a_log_line_per_connect() {
+    use pr_testkit::daemon::{Daemon, DaemonOptions};
+    const ATTEMPTS: usize = 200;
+    let mut daemon = Daemon::start_with(DaemonOptions::default().args(["--allow-uid", "4242"]))
+        .expect("daemon starts");
+    for _ in 0..ATTEMPTS {
+        let mut refused = daemon.connect().expect("connect");
+        refused.expect_closed().expect("refused");
+    }
+    // Still serving: a refused peer changed nothing else.
+    assert!(daemon.is_running());
+    let log = daemon.log_text();
+    let lines = log
+        .lines()
+        .filter(|line| line.contains("peer not in the uid/gid allowlist"))
+        .count();
+    assert!(lines >= 1, "{log}");
+    assert!(
+        lines < ATTEMPTS,
+        "{lines} refusal lines for {ATTEMPTS} connects"
+    );
+}

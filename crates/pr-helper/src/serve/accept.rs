@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
@@ -55,6 +55,42 @@ fn classify_accept_error(error: &io::Error) -> AcceptFailure {
     }
 }
 
+/// Shortest gap between two log lines for connections refused for the same reason.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate limit of one kind of refusal line: a refused peer (or one reconnecting while
+/// the cap is reached) must not be able to grow the log by one line per `connect`.
+#[derive(Debug, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    /// `Some(n)` if a line may be written at `now`, `n` being how many were left out
+    /// since the previous one; `None` (and one more left out) otherwise.
+    fn line_at(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < REFUSAL_LOG_INTERVAL => {
+                self.suppressed = self.suppressed.saturating_add(1);
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+/// The refusal lines the accept loop writes, each limited on its own.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    no_credentials: Throttle,
+    not_allowed: Throttle,
+    over_cap: Throttle,
+}
+
 /// Counters shared between the loop and the connection tasks.
 #[derive(Debug, Default)]
 struct Counters {
@@ -73,6 +109,7 @@ pub(crate) async fn run(
     let allowlist = Allowlist::new(settings.allowed_uids.clone(), settings.allowed_gids.clone());
     let slots = Arc::new(Semaphore::new(settings.max_connections));
     let counters = Counters::default();
+    let mut refusals = RefusalLog::default();
     let mut tasks = JoinSet::new();
     let mut backoff: Option<Duration> = None;
 
@@ -90,7 +127,14 @@ pub(crate) async fn run(
                     if backoff.take().is_some() {
                         tracing::info!("accepting connections again");
                     }
-                    admit(stream, &context, &allowlist, &slots, &counters, &shutdown, &mut tasks);
+                    let admission = Admission {
+                        context: &context,
+                        allowlist: &allowlist,
+                        slots: &slots,
+                        counters: &counters,
+                        shutdown: &shutdown,
+                    };
+                    admission.admit(stream, &mut refusals, &mut tasks);
                 }
                 Err(error) => match classify_accept_error(&error) {
                     AcceptFailure::Transient => continue,
@@ -140,46 +184,73 @@ fn stop_requested(shutdown: &ShutdownSignal) -> bool {
     *shutdown.borrow() || shutdown.has_changed().is_err()
 }
 
-/// Decides whether `stream` is served and, if so, starts its task.
-fn admit(
-    stream: UnixStream,
-    context: &Arc<Context>,
-    allowlist: &Allowlist,
-    slots: &Arc<Semaphore>,
-    counters: &Counters,
-    shutdown: &ShutdownSignal,
-    tasks: &mut JoinSet<()>,
-) {
-    counters.accepted.fetch_add(1, Ordering::Relaxed);
-    let id = counters.next_id.fetch_add(1, Ordering::Relaxed);
-    let peer = match credentials(&stream) {
-        Ok(peer) => peer,
-        Err(error) => {
-            tracing::warn!(conn = id, error = %error, "connection closed: cannot read peer credentials");
+/// What deciding on a new connection looks at.
+struct Admission<'a> {
+    context: &'a Arc<Context>,
+    allowlist: &'a Allowlist,
+    slots: &'a Arc<Semaphore>,
+    counters: &'a Counters,
+    shutdown: &'a ShutdownSignal,
+}
+
+impl Admission<'_> {
+    /// Decides whether `stream` is served and, if so, starts its task.
+    fn admit(&self, stream: UnixStream, refusals: &mut RefusalLog, tasks: &mut JoinSet<()>) {
+        let counters = self.counters;
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let id = counters.next_id.fetch_add(1, Ordering::Relaxed);
+        let peer = match credentials(&stream) {
+            Ok(peer) => peer,
+            Err(error) => {
+                if let Some(suppressed) = refusals.no_credentials.line_at(Instant::now()) {
+                    tracing::warn!(
+                        conn = id,
+                        error = %error,
+                        suppressed,
+                        "connection closed: cannot read peer credentials"
+                    );
+                }
+                return;
+            }
+        };
+        if !self.allowlist.admits(&peer) {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = refusals.not_allowed.line_at(Instant::now()) {
+                tracing::warn!(
+                    conn = id,
+                    peer = %peer,
+                    suppressed,
+                    "connection refused: peer not in the uid/gid allowlist"
+                );
+            }
             return;
         }
-    };
-    if !allowlist.admits(&peer) {
-        counters.refused.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(conn = id, peer = %peer, "connection refused: peer not in the uid/gid allowlist");
-        return;
-    }
-    let Ok(slot) = Arc::clone(slots).try_acquire_owned() else {
-        counters.over_cap.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            conn = id,
-            peer = %peer,
-            "connection refused: connection limit reached"
+        let Ok(slot) = Arc::clone(self.slots).try_acquire_owned() else {
+            counters.over_cap.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = refusals.over_cap.line_at(Instant::now()) {
+                tracing::warn!(
+                    conn = id,
+                    peer = %peer,
+                    suppressed,
+                    "connection refused: connection limit reached"
+                );
+            }
+            return;
+        };
+        tracing::info!(conn = id, peer = %peer, "connection opened");
+        let connection = Connection::new(
+            Arc::clone(self.context),
+            stream,
+            peer,
+            self.shutdown.clone(),
+            id,
         );
-        return;
-    };
-    tracing::info!(conn = id, peer = %peer, "connection opened");
-    let connection = Connection::new(Arc::clone(context), stream, peer, shutdown.clone(), id);
-    tasks.spawn(async move {
-        let reason = connection.run().await;
-        log_close(id, &peer, &reason);
-        drop(slot);
-    });
+        tasks.spawn(async move {
+            let reason = connection.run().await;
+            log_close(id, &peer, &reason);
+            drop(slot);
+        });
+    }
 }
 
 fn log_close(id: u64, peer: &PeerInfo, reason: &CloseReason) {
@@ -214,6 +285,22 @@ async fn drain(tasks: &mut JoinSet<()>, grace: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_lines_are_limited_and_count_what_they_left_out() {
+        let mut throttle = Throttle::default();
+        let start = Instant::now();
+        assert_eq!(throttle.line_at(start), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(throttle.line_at(start), None);
+        }
+        let almost = start + REFUSAL_LOG_INTERVAL - Duration::from_millis(1);
+        assert_eq!(throttle.line_at(almost), None);
+        let later = start + REFUSAL_LOG_INTERVAL;
+        assert_eq!(throttle.line_at(later), Some(1001));
+        assert_eq!(throttle.line_at(later), None);
+        assert_eq!(throttle.line_at(later + REFUSAL_LOG_INTERVAL * 5), Some(1));
+    }
 
     #[test]
     fn descriptor_exhaustion_backs_off() {
