@@ -36,6 +36,11 @@ fn our_daemon() -> PathBuf {
         return PathBuf::from(bin);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A target directory of its own: a test-hooks build must never replace the release
+    // binary that scripts/bench.sh and the VM tier use.
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("pool-bench");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
@@ -49,14 +54,16 @@ fn our_daemon() -> PathBuf {
             "test-hooks",
             "--bin",
             "pr-helper",
+            "--target-dir",
         ])
+        .arg(&target_dir)
         .status()
         .expect("run cargo build");
     assert!(
         status.success(),
         "building pr-helper with test-hooks failed"
     );
-    root.join("target/release/pr-helper")
+    target_dir.join("release/pr-helper")
 }
 
 /// Commands per second through one client with `pool` connections.
