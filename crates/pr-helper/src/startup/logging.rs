@@ -44,8 +44,8 @@ enum Destination {
     Stderr,
     File(Arc<File>),
     Journald(tracing_journald::Layer),
-    Syslog(Arc<UnixDatagram>),
-    /// Detached with no journal and no syslog: nowhere to write.
+    Syslog(Arc<SyslogSocket>),
+    /// Detached, and not even a socket could be created: nowhere to write.
     Nowhere,
 }
 
@@ -121,7 +121,7 @@ fn choose_destination(file: Option<Arc<File>>, detached: bool) -> Destination {
     if let Ok(layer) = tracing_journald::layer() {
         return Destination::Journald(layer.with_syslog_identifier("pr-helper".into()));
     }
-    match UnixDatagram::unbound().and_then(|socket| socket.connect("/dev/log").map(|()| socket)) {
+    match SyslogSocket::open(SYSLOG_PATH) {
         Ok(socket) => Destination::Syslog(Arc::new(socket)),
         Err(_) => Destination::Nowhere,
     }
@@ -168,14 +168,77 @@ fn event_patterns(text: &str) -> impl Iterator<Item = &str> {
         .filter(|line| !line.is_empty())
 }
 
+/// Where syslog listens.
+const SYSLOG_PATH: &str = "/dev/log";
+
+/// The largest datagram we send: what syslog daemons accept by default
+/// (rsyslog's message size limit); longer lines are cut.
+const MAX_DATAGRAM: usize = 8192;
+
+/// Our socket to syslog. It never blocks: when the reader falls behind,
+/// lines are dropped rather than stalling the thread that logs (a tokio
+/// worker serving connections). When syslog restarts, or starts only after
+/// us, the next line reconnects.
+struct SyslogSocket {
+    socket: UnixDatagram,
+    path: PathBuf,
+}
+
+impl SyslogSocket {
+    /// A non-blocking socket, connected to `path` if something listens there.
+    fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let socket = UnixDatagram::unbound()?;
+        socket.set_nonblocking(true)?;
+        let path = path.into();
+        // Nobody listening yet is fine: `send` connects later.
+        let _ = socket.connect(&path);
+        Ok(Self { socket, path })
+    }
+
+    /// Sends one datagram; a line that cannot be delivered is dropped,
+    /// since a lost log line must not stop the daemon.
+    fn send(&self, datagram: &[u8]) {
+        let Err(error) = self.socket.send(datagram) else {
+            return;
+        };
+        // The reader being behind (EAGAIN) or refusing the line: drop it.
+        if lost_the_listener(&error) && self.socket.connect(&self.path).is_ok() {
+            let _ = self.socket.send(datagram);
+        }
+    }
+}
+
+/// Send errors after which connecting again may help: never connected,
+/// the listener closed (syslog restarted) or its path vanished.
+fn lost_the_listener(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOTCONN | libc::ECONNREFUSED | libc::ECONNRESET | libc::ENOENT)
+    )
+}
+
+/// `header` then `body`, cut to at most `MAX_DATAGRAM` bytes on a
+/// character boundary.
+fn syslog_datagram(header: &str, body: &str) -> Vec<u8> {
+    let room = MAX_DATAGRAM.saturating_sub(header.len());
+    let mut end = body.len().min(room);
+    while !body.is_char_boundary(end) {
+        end = end.saturating_sub(1);
+    }
+    let mut datagram = Vec::with_capacity(header.len().saturating_add(end));
+    datagram.extend_from_slice(header.as_bytes());
+    datagram.extend_from_slice(body.get(..end).unwrap_or_default().as_bytes());
+    datagram
+}
+
 /// Sends each log line as one datagram to syslog, RFC 3164 style.
 struct SyslogWriter {
-    socket: Arc<UnixDatagram>,
+    socket: Arc<SyslogSocket>,
     pid: u32,
 }
 
 impl SyslogWriter {
-    fn new(socket: Arc<UnixDatagram>) -> Self {
+    fn new(socket: Arc<SyslogSocket>) -> Self {
         Self {
             socket,
             pid: std::process::id(),
@@ -185,7 +248,7 @@ impl SyslogWriter {
 
 /// One event being formatted; sent when dropped.
 struct SyslogLine {
-    socket: Arc<UnixDatagram>,
+    socket: Arc<SyslogSocket>,
     header: String,
     buf: Vec<u8>,
 }
@@ -208,10 +271,7 @@ impl Drop for SyslogLine {
         if body.is_empty() {
             return;
         }
-        // A lost log line must not stop the daemon.
-        let _ = self
-            .socket
-            .send(format!("{}{body}", self.header).as_bytes());
+        self.socket.send(&syslog_datagram(&self.header, body));
     }
 }
 
@@ -250,6 +310,8 @@ impl SyslogWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -261,21 +323,111 @@ mod tests {
         );
     }
 
+    /// A listening "syslog" in a temporary directory, and its path.
+    fn listener() -> (tempfile::TempDir, PathBuf, UnixDatagram) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let socket = bind(&path);
+        (dir, path, socket)
+    }
+
+    fn bind(path: &Path) -> UnixDatagram {
+        let socket = UnixDatagram::bind(path).unwrap();
+        // A hang guard only: every datagram awaited here was already sent.
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        socket
+    }
+
+    fn receive(socket: &UnixDatagram) -> String {
+        let mut buf = vec![0u8; 2 * MAX_DATAGRAM];
+        let n = socket.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
     #[test]
     fn syslog_lines_carry_priority_and_pid() {
-        let (ours, theirs) = UnixDatagram::pair().unwrap();
-        let writer = SyslogWriter::new(Arc::new(ours));
+        let (_dir, path, theirs) = listener();
+        let writer = SyslogWriter::new(Arc::new(SyslogSocket::open(&path).unwrap()));
         {
             let mut line = writer.line(Level::WARN);
             write!(line, "hello ").unwrap();
             writeln!(line, "world").unwrap();
         }
-        let mut buf = [0u8; 256];
-        let n = theirs.recv(&mut buf).unwrap();
-        let text = std::str::from_utf8(&buf[..n]).unwrap();
         assert_eq!(
-            text,
+            receive(&theirs),
             format!("<28>pr-helper[{}]: hello world", std::process::id())
         );
+    }
+
+    #[test]
+    fn long_lines_are_cut_to_one_datagram_on_a_character_boundary() {
+        let (_dir, path, theirs) = listener();
+        let writer = SyslogWriter::new(Arc::new(SyslogSocket::open(&path).unwrap()));
+        let header = writer.line(Level::INFO).header.clone();
+        {
+            let mut line = writer.line(Level::INFO);
+            // Two-byte characters, so the cut may fall inside one.
+            write!(line, "x{}", "\u{e9}".repeat(100_000)).unwrap();
+        }
+        let text = receive(&theirs);
+        assert!(text.len() <= MAX_DATAGRAM, "{} bytes", text.len());
+        assert!(text.len() + 1 >= MAX_DATAGRAM, "{} bytes", text.len());
+        let body = text.strip_prefix(&header).unwrap();
+        assert!(body.starts_with("x\u{e9}"));
+        assert!(body[1..].chars().all(|c| c == '\u{e9}'));
+    }
+
+    #[test]
+    fn short_lines_are_not_cut() {
+        assert_eq!(syslog_datagram("<30>h: ", "body"), b"<30>h: body");
+        assert_eq!(syslog_datagram("<30>h: ", ""), b"<30>h: ");
+    }
+
+    #[test]
+    fn a_reader_that_falls_behind_costs_lines_not_a_blocked_logger() {
+        let (_dir, path, theirs) = listener();
+        let socket = SyslogSocket::open(&path).unwrap();
+        // Far more than a datagram socket queues (net.unix.max_dgram_qlen
+        // and the buffer size): a blocking send would never return here.
+        let sent = 20_000;
+        for n in 0..sent {
+            socket.send(format!("line {n}").as_bytes());
+        }
+        theirs.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 64];
+        let mut received = 0;
+        while theirs.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+        assert!(received > 0);
+        assert!(received < sent, "nothing dropped: {received}");
+    }
+
+    #[test]
+    fn a_restarted_syslog_is_reconnected() {
+        let (_dir, path, first) = listener();
+        let socket = SyslogSocket::open(&path).unwrap();
+        socket.send(b"to the first");
+        assert_eq!(receive(&first), "to the first");
+
+        // Syslog restarts: its socket closes and a new one takes the path.
+        drop(first);
+        std::fs::remove_file(&path).unwrap();
+        let second = bind(&path);
+        socket.send(b"to the second");
+        assert_eq!(receive(&second), "to the second");
+    }
+
+    #[test]
+    fn a_syslog_that_starts_later_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let socket = SyslogSocket::open(&path).unwrap();
+        socket.send(b"nobody listens yet");
+        let late = bind(&path);
+        socket.send(b"now someone does");
+        assert_eq!(receive(&late), "now someone does");
     }
 }
