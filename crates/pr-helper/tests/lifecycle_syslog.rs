@@ -3,7 +3,10 @@
 //! This machine has neither journald nor `/dev/log`, so the daemon runs in
 //! a private mount namespace (`unshare --mount --propagation private`, as
 //! root) whose `/dev` is a fresh tmpfs holding only `null` and `log`, the
-//! latter a bind mount of a datagram socket this test owns. If the host has
+//! latter a symbolic link to a datagram socket this test owns (the layout
+//! systemd itself uses for `/dev/log`; a link rather than a bind mount so
+//! that the test can replace its socket, as a restarting syslog does). If
+//! the host has
 //! a journal directory, a tmpfs hides it there, so the syslog path is the
 //! one taken. The daemon's socket and pid file live in a temporary
 //! directory the namespace shares with us. Waits are bounded only to turn a
@@ -13,7 +16,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,8 +31,7 @@ const HANG_LIMIT: Duration = Duration::from_secs(60);
 const NAMESPACE_SCRIPT: &str = r#"set -e
 mount -t tmpfs -o mode=0755 pr-helper-test-dev /dev
 mknod -m 0666 /dev/null c 1 3
-: > /dev/log
-mount --bind "$1" /dev/log
+ln -s "$1" /dev/log
 if [ -e /run/systemd/journal ]; then
     mount -t tmpfs pr-helper-test-journal /run/systemd/journal
 fi
@@ -106,47 +108,96 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Kills the daemon if the test fails half-way, so nothing outlives it.
-struct KillOnDrop(Option<u32>);
+/// A daemon started with `-d` in the namespace, and the files around it.
+/// Dropping it kills a daemon still running, so nothing outlives a test.
+struct Detached {
+    /// Holds the socket, pid file and syslog socket; removed last.
+    _dir: tempfile::TempDir,
+    syslog_path: PathBuf,
+    sock: PathBuf,
+    pidfile: PathBuf,
+    pid: u32,
+}
 
-impl Drop for KillOnDrop {
+impl Detached {
+    /// Binds the test's syslog socket, then starts the daemon; returns
+    /// once the foreground process has exited 0 (the daemon serves).
+    fn start() -> (Self, UnixDatagram) {
+        let dir = tempfile::tempdir().unwrap();
+        let syslog_path = dir.path().join("syslog.sock");
+        let syslog = bind_syslog(&syslog_path);
+        let sock = dir.path().join("d.sock");
+        let pidfile = dir.path().join("d.pid");
+        let output = start_in_namespace(
+            &syslog_path,
+            &[
+                "-d",
+                "-f",
+                pidfile.to_str().unwrap(),
+                "-k",
+                sock.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            output.status.success(),
+            "unshare + pr-helper -d failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pid = read_pid(&pidfile);
+        assert!(!has_exited(pid));
+        let daemon = Self {
+            _dir: dir,
+            syslog_path,
+            sock,
+            pidfile,
+            pid,
+        };
+        (daemon, syslog)
+    }
+
+    /// Connects, sends PR IN READ KEYS on /dev/null (answered 0B/00/06
+    /// without an ioctl) and disconnects: one connection opened and closed.
+    fn one_command(&self) {
+        let mut client = RawClient::connect(&self.sock).expect("connect");
+        client.handshake().expect("handshake");
+        let null = File::open("/dev/null").unwrap();
+        let response = client
+            .call(&cdb::read_keys(64), null.as_fd(), &[])
+            .expect("a reply");
+        assert!(
+            response.is_check_condition(0x0B, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+
+    /// SIGTERM: the daemon exits and removes its socket and pid file.
+    fn terminate(self) {
+        signal(self.pid, Signal::TERM);
+        wait_until("daemon exits", || has_exited(self.pid));
+        assert!(!self.sock.exists(), "socket left behind");
+        assert!(!self.pidfile.exists(), "pid file left behind");
+    }
+}
+
+impl Drop for Detached {
     fn drop(&mut self) {
-        if let Some(pid) = self.0
-            && !has_exited(pid)
-        {
-            signal(pid, Signal::KILL);
+        if !has_exited(self.pid) {
+            signal(self.pid, Signal::KILL);
         }
     }
 }
 
+fn bind_syslog(path: &Path) -> UnixDatagram {
+    let syslog = UnixDatagram::bind(path).expect("bind the test's syslog socket");
+    syslog.set_read_timeout(Some(HANG_LIMIT)).unwrap();
+    syslog
+}
+
 #[test]
 fn detached_daemon_logs_connections_to_syslog() {
-    let dir = tempfile::tempdir().unwrap();
-    let syslog_path = dir.path().join("syslog.sock");
-    let syslog = UnixDatagram::bind(&syslog_path).expect("bind the test's syslog socket");
-    syslog.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-
-    let output = start_in_namespace(
-        &syslog_path,
-        &[
-            "-d",
-            "-f",
-            pidfile.to_str().unwrap(),
-            "-k",
-            sock.to_str().unwrap(),
-        ],
-    );
-    assert!(
-        output.status.success(),
-        "unshare + pr-helper -d failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pid = read_pid(&pidfile);
-    let mut guard = KillOnDrop(Some(pid));
-    assert!(!has_exited(pid));
+    let (daemon, syslog) = Detached::start();
+    let pid = daemon.pid;
 
     // Detached: its own session, standard streams on /dev/null (the
     // namespace's node is the same device as the host's).
@@ -158,18 +209,7 @@ fn detached_daemon_logs_connections_to_syslog() {
 
     // One command on one connection, then close it: the daemon logs the
     // connection opened and closed.
-    {
-        let mut client = RawClient::connect(&sock).expect("connect");
-        client.handshake().expect("handshake");
-        let null = File::open("/dev/null").unwrap();
-        let response = client
-            .call(&cdb::read_keys(64), null.as_fd(), &[])
-            .expect("a reply");
-        assert!(
-            response.is_check_condition(0x0B, 0x00, 0x06),
-            "{response:?}"
-        );
-    }
+    daemon.one_command();
     let lines = receive_until(&syslog, "connection closed");
 
     // Every datagram is one RFC 3164 line: <facility*8+severity>, then our
@@ -199,10 +239,39 @@ fn detached_daemon_logs_connections_to_syslog() {
     assert!(closed.starts_with(&format!("<30>{header_end}")), "{closed}");
     assert!(closed.contains(&ours), "{closed}");
 
-    // SIGTERM: the daemon exits and removes its socket and pid file.
-    signal(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
-    guard.0 = None;
-    assert!(!sock.exists(), "socket left behind");
-    assert!(!pidfile.exists(), "pid file left behind");
+    daemon.terminate();
+}
+
+#[test]
+fn a_syslog_that_stops_reading_or_restarts_does_not_stop_the_daemon() {
+    let (daemon, syslog) = Detached::start();
+    receive_until(&syslog, "serving");
+
+    // The reader stalls: far more lines than a datagram socket queues
+    // (net.unix.max_dgram_qlen, 10 by default). Every command is still
+    // answered; the lines that do not fit are lost.
+    for _ in 0..50 {
+        daemon.one_command();
+    }
+
+    // Syslog restarts: its socket closes and a new one takes the path.
+    // The daemon's next line reaches the new one.
+    drop(syslog);
+    std::fs::remove_file(&daemon.syslog_path).unwrap();
+    let restarted = bind_syslog(&daemon.syslog_path);
+    daemon.one_command();
+    // The previous connection's closing line may come first: it is written
+    // after that client left, possibly after the restart.
+    let lines = receive_until(&restarted, "connection opened");
+    let opened = lines.last().unwrap();
+    let header = format!("<30>pr-helper[{}]: ", daemon.pid);
+    assert!(opened.starts_with(&header), "{opened}");
+    let conn = opened
+        .split(' ')
+        .find(|field| field.starts_with("conn="))
+        .unwrap_or_else(|| panic!("no conn= in {opened}"));
+    let lines = receive_until(&restarted, &format!("connection closed {conn} "));
+    assert!(lines.last().unwrap().starts_with(&header), "{lines:#?}");
+
+    daemon.terminate();
 }
