@@ -3,7 +3,9 @@
 //! Levels come from `-v`/`-q` for our own targets (others: warnings only),
 //! then `-T` patterns and `RUST_LOG` add directives. Lines go to standard
 //! error, to the file of `-T file=FILE`, or, once detached with `-d`, to
-//! the journal when it runs and to syslog (`/dev/log`) otherwise.
+//! the journal when it runs and to syslog (`/dev/log`) otherwise. Syslog
+//! lines are single datagrams of at most 8192 bytes, sent without blocking
+//! (dropped when the reader is behind), reconnecting when syslog restarts.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
