@@ -22,7 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 
 use super::affine::{Command, Lent, Pending, Returned, Worker};
-use super::drain::{Bell, Drain, next_drained};
+use super::drain::{Bell, Drain, drained_handshake, next_drained};
 use super::pool::{CallSlots, DeviceKey, Pool};
 use super::recv::{Received, recv_with_fds};
 use super::{ServeSettings, ShutdownSignal};
@@ -336,10 +336,20 @@ impl Connection {
             }
         }
         loop {
-            // A peer that has not finished its handshake has no request to answer: at
-            // shutdown it is closed at once, like an idle connection.
+            // At shutdown, what the peer sent before it still counts: its feature word
+            // and any requests behind it may already be waiting. Finish the handshake
+            // from those bytes only and let the request drain answer the rest; a peer
+            // with nothing (or half a word) waiting is closed at once, like an idle one.
             if self.shutting_down() {
-                return Err(CloseReason::ShuttingDown);
+                let mut drain = Drain::begin(self.stream.as_fd());
+                drained_handshake(
+                    self.stream.as_fd(),
+                    &mut decoder,
+                    &mut self.buffer,
+                    &mut drain,
+                )?;
+                self.drain = Some(drain);
+                return Ok(());
             }
             let wanted = decoder.bytes_wanted();
             let mut shutdown = self.shutdown.clone();

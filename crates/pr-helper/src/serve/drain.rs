@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use pr_protocol::{Decoded, Request, RequestDecoder};
+use pr_protocol::{Decoded, HandshakeDecoder, Negotiation, Request, RequestDecoder};
 use rustix::event::{EventfdFlags, eventfd};
 
 use super::connection::{CloseReason, buffer_for, feed_read, io_failure};
@@ -88,6 +88,42 @@ impl Drain {
         let waiting = rustix::io::ioctl_fionread(socket).unwrap_or(0);
         Self {
             left: usize::try_from(waiting).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Completes a handshake from the bytes `drain` still allows, read without waiting.
+/// `ShuttingDown` when the feature word is not all there.
+pub(super) fn drained_handshake(
+    socket: BorrowedFd<'_>,
+    decoder: &mut HandshakeDecoder,
+    buffer: &mut Vec<u8>,
+    drain: &mut Drain,
+) -> Result<(), CloseReason> {
+    loop {
+        if drain.left == 0 {
+            return Err(CloseReason::ShuttingDown);
+        }
+        let wanted = decoder.bytes_wanted().min(drain.left);
+        let Some(space) = buffer_for(buffer, wanted) else {
+            return Err(CloseReason::ShuttingDown);
+        };
+        let received = match recv_now(socket, space) {
+            Ok(received) => received,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                return Err(CloseReason::ShuttingDown);
+            }
+            Err(error) => return Err(io_failure("reading the socket", error)),
+        };
+        if received.bytes == 0 {
+            return Err(CloseReason::ShuttingDown);
+        }
+        drain.left = drain.left.saturating_sub(received.bytes);
+        let bytes = buffer.get(..received.bytes).unwrap_or_default();
+        match decoder.feed(bytes, received.fds) {
+            Ok(Negotiation::NeedMore) => continue,
+            Ok(Negotiation::Done { .. }) => return Ok(()),
+            Err(violation) => return Err(CloseReason::Violation(violation)),
         }
     }
 }
@@ -177,6 +213,34 @@ mod tests {
         assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
         let unread = rustix::io::ioctl_fionread(ours.as_fd()).expect("FIONREAD");
         assert_eq!(unread, request.len() as u64);
+    }
+
+    #[test]
+    fn a_feature_word_waiting_at_shutdown_completes_the_handshake_and_the_drain_goes_on() {
+        let (mut peer, ours) = UnixStream::pair().expect("socket pair");
+        peer.write_all(&0u32.to_be_bytes()).expect("feature word");
+        let request = request_bytes();
+        send_with_fd(&peer, &request);
+        let mut drain = Drain::begin(ours.as_fd());
+        let mut handshake = HandshakeDecoder::default();
+        let mut buffer = Vec::new();
+        drained_handshake(ours.as_fd(), &mut handshake, &mut buffer, &mut drain)
+            .expect("handshake from the waiting bytes");
+        let mut decoder = RequestDecoder::new();
+        let drained = next_drained(ours.as_fd(), &mut decoder, &mut buffer, &mut drain)
+            .expect("the request behind it");
+        assert_eq!(drained.cdb.to_vec(), request);
+    }
+
+    #[test]
+    fn half_a_feature_word_at_shutdown_closes() {
+        let (mut peer, ours) = UnixStream::pair().expect("socket pair");
+        peer.write_all(&[0, 0]).expect("half a word");
+        let mut drain = Drain::begin(ours.as_fd());
+        let mut handshake = HandshakeDecoder::default();
+        let mut buffer = Vec::new();
+        let end = drained_handshake(ours.as_fd(), &mut handshake, &mut buffer, &mut drain);
+        assert!(matches!(end, Err(CloseReason::ShuttingDown)), "{end:?}");
     }
 
     #[test]
