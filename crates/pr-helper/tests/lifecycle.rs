@@ -385,8 +385,9 @@ fn closed_standard_streams_do_not_swallow_the_socket() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert_served(&sock);
     let pid = read_pid(&pidfile);
+    let _guard = KillOnDrop(pid);
+    assert_served(&sock);
     kill(pid, Signal::TERM);
     wait_until("daemon exits", || has_exited(pid));
     assert!(!sock.exists() && !pidfile.exists());
@@ -497,6 +498,20 @@ fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
 // ---------------------------------------------------------------------------
 // -d and the pid file
 
+/// Kills a detached daemon (and so its janitor) if the test fails before stopping it:
+/// a `-d` daemon is no child of the test, so nothing else would.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !has_exited(self.0) {
+            if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+        }
+    }
+}
+
 fn read_pid(path: &Path) -> u32 {
     std::fs::read_to_string(path)
         .unwrap()
@@ -516,6 +531,7 @@ fn daemonize_writes_locked_pidfile_and_cleans_up() {
     let output = run(&["-d", "-f", pid_s, "-k", sock_s]);
     assert!(output.status.success(), "{}", stderr(&output));
     let pid = read_pid(&pidfile);
+    let _guard = KillOnDrop(pid);
     assert!(!has_exited(pid));
     assert_served(&sock);
 
