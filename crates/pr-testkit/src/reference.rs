@@ -204,14 +204,7 @@ impl HelperProcess {
 
     /// Kills the helper with SIGKILL and reaps it. Idempotent.
     pub fn kill(&mut self) -> Result<(), ReferenceError> {
-        if let Some(mut child) = self.child.take() {
-            // An already exited child makes kill fail; wait still reaps it.
-            let _ = child.kill();
-            child
-                .wait()
-                .map_err(|source| ReferenceError::Wait { source })?;
-        }
-        Ok(())
+        kill_and_reap(&mut self.child)
     }
 }
 
@@ -219,6 +212,18 @@ impl Drop for HelperProcess {
     fn drop(&mut self) {
         let _ = self.kill();
     }
+}
+
+/// SIGKILL and reap the child, if it is still ours. Idempotent.
+fn kill_and_reap(child: &mut Option<std::process::Child>) -> Result<(), ReferenceError> {
+    if let Some(mut child) = child.take() {
+        // An already exited child makes kill fail; wait still reaps it.
+        let _ = child.kill();
+        child
+            .wait()
+            .map_err(|source| ReferenceError::Wait { source })?;
+    }
+    Ok(())
 }
 
 /// `VmRSS` of process `pid`, in KiB.
@@ -303,13 +308,7 @@ impl QemuProcess {
 
     /// Kills QEMU with SIGKILL and reaps it. Idempotent.
     pub fn kill(&mut self) -> Result<(), ReferenceError> {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            child
-                .wait()
-                .map_err(|source| ReferenceError::Wait { source })?;
-        }
-        Ok(())
+        kill_and_reap(&mut self.child)
     }
 }
 
