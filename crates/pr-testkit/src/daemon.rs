@@ -3,22 +3,17 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tempfile::TempDir;
+
+use crate::ready::{NOTIFY_SOCKET, NotReady, NotifySocket};
 
 /// How long [`Daemon::start`] waits for readiness before giving up. Generous: it only
 /// bounds a hang, it does not measure anything.
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
-
-/// The environment variable naming the datagram socket the daemon reports readiness
-/// to (systemd's `Type=notify` protocol); the kit sets it for every daemon it starts.
-const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 
 /// How to start the daemon.
 #[derive(Debug, Clone, Default)]
@@ -106,11 +101,7 @@ impl Daemon {
             .tempdir()?;
         let socket = dir.path().join("helper.sock");
         let log = dir.path().join("helper.log");
-        // An abstract name: it has no file permissions, so a daemon that has dropped
-        // to another user (-u) can still report; the temporary directory's path makes
-        // it unique on this machine.
-        let notify_name = format!("pr-testkit-notify{}", dir.path().display());
-        let notify = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(&notify_name)?)?;
+        let notify = NotifySocket::bind()?;
         // One open file description for both streams, so their lines interleave.
         let log_file = File::create(&log)?;
         // A descriptor limit goes through util-linux `prlimit`, which sets it and then
@@ -131,7 +122,7 @@ impl Daemon {
             .arg(&socket)
             .args(&options.args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
-            .env(NOTIFY_SOCKET, format!("@{notify_name}"))
+            .env(NOTIFY_SOCKET, notify.env_value())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
@@ -147,54 +138,19 @@ impl Daemon {
     }
 
     /// Waits for `READY=1` on `notify`, or for the daemon to exit, whichever comes
-    /// first: both are events (a datagram, the process's pidfd becoming readable), so
-    /// nothing is polled on a timer. The limit only bounds a hang.
-    fn wait_until_ready(&mut self, notify: &UnixDatagram) -> io::Result<()> {
-        let pid = i32::try_from(self.pid())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .ok_or_else(|| io::Error::other("pid out of range"))?;
-        let exited = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-        let started = Instant::now();
-        let mut datagram = [0u8; 4096];
-        loop {
-            let left = STARTUP_LIMIT.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(io::Error::other(format!(
-                    "pr-helper did not report READY=1 within {STARTUP_LIMIT:?}; log:\n{}",
-                    self.log_text()
-                )));
-            }
-            let timeout = Timespec {
-                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: i64::from(left.subsec_nanos()),
-            };
-            let mut fds = [
-                PollFd::new(notify, PollFlags::IN),
-                PollFd::new(&exited, PollFlags::IN),
-            ];
-            match poll(&mut fds, Some(&timeout)) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(errno) => return Err(errno.into()),
-            }
-            let [message, process] = fds.map(|fd| !fd.revents().is_empty());
-            if message {
-                let len = notify.recv(&mut datagram)?;
-                let text = String::from_utf8_lossy(datagram.get(..len).unwrap_or_default());
-                // systemd's format: newline-separated assignments, READY=1 among them.
-                if text.lines().any(|line| line == "READY=1") {
-                    return Ok(());
-                }
-                continue;
-            }
-            if process {
-                let status = self.child.wait()?;
-                return Err(io::Error::other(format!(
-                    "pr-helper exited during start-up ({status}); log:\n{}",
-                    self.log_text()
-                )));
-            }
+    /// first.
+    fn wait_until_ready(&mut self, notify: &NotifySocket) -> io::Result<()> {
+        match notify.wait(&mut self.child, STARTUP_LIMIT) {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited(status)) => Err(io::Error::other(format!(
+                "pr-helper exited during start-up ({status}); log:\n{}",
+                self.log_text()
+            ))),
+            Err(NotReady::TimedOut(limit)) => Err(io::Error::other(format!(
+                "pr-helper did not report READY=1 within {limit:?}; log:\n{}",
+                self.log_text()
+            ))),
+            Err(NotReady::Io(error)) => Err(error),
         }
     }
 
