@@ -1,46 +1,56 @@
 #!/usr/bin/env bash
-# Benchmark our pr-helper against Debian's qemu-pr-helper, side by side.
+# Benchmark our pr-helper against Debian's qemu-pr-helper and the yardstick,
+# side by side.
 #
-# Both daemons get a loop-device descriptor with every PR IN READ KEYS:
-# both issue SG_IO, the loop driver refuses it (EINVAL), so what is measured
-# is the cost of the protocol and the dispatch, not of a device.
+# The yardstick (`pr-bench yardstick`) is the least server the protocol
+# allows: one thread per connection, recvmsg the CDB with its descriptor,
+# SG_IO inline, write the reply, nothing else. It shows what is left to gain.
+#
+# All three get a loop-device descriptor with every PR IN READ KEYS: each
+# issues SG_IO, the loop driver refuses it (EINVAL), so what is measured is
+# the cost of the protocol and the dispatch, not of a device.
 #
 # Measures, in one run:
-#   - idle RSS of each freshly started daemon (/proc/PID/status VmRSS);
+#   - idle RSS of each freshly started server (/proc/PID/status VmRSS);
 #   - RSS per idle connection, holding BENCH_IDLE (500) negotiated connections;
-#   - closed-loop throughput and p50/p99 latency at 4 and 16 connections,
-#     both daemons interleaved in rounds (pr-bench alternates the order),
-#     and each daemon's CPU time per request (/proc/PID/stat).
-# Then prints the ratios against issue 4's targets.
+#   - closed-loop throughput and p50/p99 latency at 1, 4 and 16 connections,
+#     the three servers interleaved in rounds (pr-bench alternates the
+#     order), and each server's CPU time per request (/proc/PID/stat);
+#   - a hung-device row (see hung_device_row below).
+# Then prints ours against both, with issue 10's targets.
 #
-# Needs root (losetup), cargo, /usr/bin/qemu-pr-helper. Environment knobs:
-#   BENCH_DURATION  measured seconds per target per round   (default 5)
+# Needs root (losetup, and the helpers want CAP_SYS_RAWIO), cargo,
+# /usr/bin/qemu-pr-helper. Environment knobs:
+#   BENCH_DURATION  measured seconds per server per round  (default 5)
 #   BENCH_WARMUP    warm-up seconds before each measurement (default 1)
 #   BENCH_ROUNDS    rounds per connection count             (default 2)
-#   BENCH_CONNS     connection counts                       (default "4 16")
+#   BENCH_CONNS     connection counts                       (default "1 4 16")
 #   BENCH_IDLE      idle connections for the RSS test       (default 500)
 #   BENCH_DEVICE    descriptor to send instead of the loop device, e.g. a
 #                   regular file (then we answer without any ioctl while
-#                   qemu-pr-helper still tries SG_IO) or /dev/null
+#                   the others still try SG_IO) or /dev/null
 #   BENCH_JSON_DIR  if set, pr-bench JSON results are written there
 #   OURS            our daemon binary (default: the release build)
 #   OURS_ARGS       extra arguments for our daemon
 #   REFERENCE       the reference daemon (default /usr/bin/qemu-pr-helper)
 #   NO_BUILD=1      skip `cargo build --release`
+#
+# `NO_BUILD=1 BENCH_DURATION=4 BENCH_ROUNDS=3 scripts/bench.sh` takes about
+# 2.5 minutes.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${BENCH_DURATION:-5}
 WARMUP=${BENCH_WARMUP:-1}
 ROUNDS=${BENCH_ROUNDS:-2}
-CONNS=${BENCH_CONNS:-"4 16"}
+CONNS=${BENCH_CONNS:-"1 4 16"}
 IDLE=${BENCH_IDLE:-500}
 REFERENCE=${REFERENCE:-/usr/bin/qemu-pr-helper}
 OURS_ARGS=${OURS_ARGS:-}
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || die "needs root (losetup, and both helpers want CAP_SYS_RAWIO)"
+[ "$(id -u)" = 0 ] || die "needs root (losetup, and the helpers want CAP_SYS_RAWIO)"
 [ -x "$REFERENCE" ] || die "$REFERENCE missing: install qemu-system-common (scripts/setup.sh)"
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
@@ -57,10 +67,11 @@ WORK=$(mktemp -d /tmp/pr-bench.XXXXXX)
 LOOP=""
 OURS_PID=""
 REF_PID=""
+YARD_PID=""
 
 cleanup() {
     local pid
-    for pid in "$OURS_PID" "$REF_PID"; do
+    for pid in "$OURS_PID" "$REF_PID" "$YARD_PID"; do
         if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
             kill -TERM "$pid" 2>/dev/null || true
             # Give it a moment to remove its socket, then make sure.
@@ -91,11 +102,12 @@ else
     echo "== loop device $LOOP"
 fi
 
-# Starts a daemon in the background; prints its pid once the socket answers.
-start_daemon() {
-    local name=$1 binary=$2 socket=$3
-    shift 3
-    "$binary" -k "$socket" -f "$WORK/$name.pid" "$@" >"$WORK/$name.log" 2>&1 &
+# start_server NAME SOCKET COMMAND...: starts a server in the background
+# (output in $WORK/NAME.log); prints its pid once the socket exists.
+start_server() {
+    local name=$1 socket=$2
+    shift 2
+    "$@" >"$WORK/$name.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 300); do
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -116,13 +128,16 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 OURS_SOCK=$WORK/ours.sock
 REF_SOCK=$WORK/qemu.sock
+YARD_SOCK=$WORK/yardstick.sock
 # shellcheck disable=SC2086 # OURS_ARGS is a list of words on purpose
-OURS_PID=$(start_daemon ours "$OURS" "$OURS_SOCK" $OURS_ARGS)
-REF_PID=$(start_daemon qemu "$REFERENCE" "$REF_SOCK")
+OURS_PID=$(start_server ours "$OURS_SOCK" "$OURS" -k "$OURS_SOCK" -f "$WORK/ours.pid" $OURS_ARGS)
+REF_PID=$(start_server qemu "$REF_SOCK" "$REFERENCE" -k "$REF_SOCK" -f "$WORK/qemu.pid")
+YARD_PID=$(start_server yardstick "$YARD_SOCK" "$BENCH" yardstick -k "$YARD_SOCK")
 sleep 1
 OURS_IDLE_RSS=$(rss_kib "$OURS_PID")
 REF_IDLE_RSS=$(rss_kib "$REF_PID")
-echo "== idle RSS: ours ${OURS_IDLE_RSS} KiB, qemu-pr-helper ${REF_IDLE_RSS} KiB"
+YARD_IDLE_RSS=$(rss_kib "$YARD_PID")
+echo "== idle RSS: ours ${OURS_IDLE_RSS} KiB, qemu-pr-helper ${REF_IDLE_RSS} KiB, yardstick ${YARD_IDLE_RSS} KiB"
 
 echo "== $IDLE idle connections"
 idle_per_conn() {
@@ -131,48 +146,93 @@ idle_per_conn() {
 }
 OURS_PER_CONN=$(idle_per_conn "$OURS_SOCK" "$OURS_PID")
 REF_PER_CONN=$(idle_per_conn "$REF_SOCK" "$REF_PID")
-printf '   ours %.0f bytes/connection, qemu-pr-helper %.0f bytes/connection\n' \
-    "$OURS_PER_CONN" "$REF_PER_CONN"
+YARD_PER_CONN=$(idle_per_conn "$YARD_SOCK" "$YARD_PID")
+printf '   ours %.0f, qemu-pr-helper %.0f, yardstick %.0f bytes/connection\n' \
+    "$OURS_PER_CONN" "$REF_PER_CONN" "$YARD_PER_CONN"
 
-# First number following "KEY": in a pr-bench JSON document (ratios are
-# printed last, so the last match is the ratio block's).
-json_number() { sed -n "s/.*\"$2\": *\([-0-9.eE+a-zNA]*\).*/\1/p" "$1" | tail -n 1; }
+# Numbers from pr-bench's --summary-out file, whose lines are
+# "target NAME OPS P50 P99 CPU" and "ratio NAME BASELINE THROUGHPUT P50 P99 CPU"
+# (COLUMN counts words from 1):
+#   target_field FILE NAME COLUMN      a target's own figure;
+#   ratio_field FILE BASELINE COLUMN   ours against BASELINE.
+target_field() { awk -v n="$2" -v c="$3" '$1 == "target" && $2 == n { print $c }' "$1"; }
+ratio_field() { awk -v b="$2" -v c="$3" '$1 == "ratio" && $2 == "ours" && $3 == b { print $c }' "$1"; }
 
-declare -A TPUT_RATIO P99_RATIO CPU_RATIO
 for conns in $CONNS; do
-    echo "== closed loop, $conns connections, $ROUNDS rounds x ${DURATION}s per daemon"
+    echo "== closed loop, $conns connection(s), $ROUNDS rounds x ${DURATION}s per server"
     json=$WORK/load-$conns.json
-    "$BENCH" load -t "ours=$OURS_SOCK" -t "qemu=$REF_SOCK" \
-        -p "ours=$OURS_PID" -p "qemu=$REF_PID" -c "$conns" \
-        -d "$DURATION" -w "$WARMUP" -r "$ROUNDS" -D "$DEVICE" --json-out "$json"
-    TPUT_RATIO[$conns]=$(json_number "$json" throughput)
-    P99_RATIO[$conns]=$(json_number "$json" p99)
-    CPU_RATIO[$conns]=$(json_number "$json" server_cpu)
+    "$BENCH" load -t "ours=$OURS_SOCK" -t "qemu=$REF_SOCK" -t "yardstick=$YARD_SOCK" \
+        -p "ours=$OURS_PID" -p "qemu=$REF_PID" -p "yardstick=$YARD_PID" -c "$conns" \
+        -d "$DURATION" -w "$WARMUP" -r "$ROUNDS" -D "$DEVICE" --subject ours \
+        --json-out "$json" --summary-out "$WORK/summary-$conns.txt"
     if [ -n "${BENCH_JSON_DIR:-}" ]; then
         mkdir -p "$BENCH_JSON_DIR"
         cp "$json" "$BENCH_JSON_DIR/"
     fi
 done
 
+# >>> hung device: the lead fills this in with the serving redesign. <<<
+# It must measure, in one run: one connection whose commands are stuck in
+# the device for seconds (e.g. a backend that blocks), while the other
+# connections are driven as above, and print the others' throughput and
+# p99 next to the unhung figures. Until then it prints that nothing was
+# measured, so the summary never shows a made-up number.
+hung_device_row() {
+    echo "hung device:         not measured (hung_device_row in scripts/bench.sh is not written yet)"
+}
+
 # verdict VALUE OP LIMIT: "meets" or "MISSES" (awk does the float compare).
 verdict() {
     if awk -v v="$1" -v l="$3" "BEGIN { exit !(v $2 l) }"; then echo "meets"; else echo "MISSES"; fi
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
+two() { awk -v v="$1" 'BEGIN { printf "%.2f", v }'; }
+
+# row LABEL VALUE OP LIMIT: one ratio with its target and verdict; without
+# OP and LIMIT, for orientation only.
+row() {
+    if [ $# -ge 4 ]; then
+        printf '  %-28s %6sx  [%s %s]  %s\n' "$1" "$(two "$2")" "$3" "$4" "$(verdict "$2" "$3" "$4")"
+    else
+        printf '  %-28s %6sx\n' "$1" "$(two "$2")"
+    fi
+}
 
 echo
-echo "== summary (ours / qemu-pr-helper; target in brackets)"
+echo "== summary: ours / qemu-pr-helper and ours / yardstick (issue 10's targets in brackets)"
 for conns in $CONNS; do
-    t=$(printf '%.2f' "${TPUT_RATIO[$conns]}")
-    p=$(printf '%.2f' "${P99_RATIO[$conns]}")
-    printf '%2s connections: throughput  %5sx [>= 2]  %s\n' "$conns" "$t" "$(verdict "$t" '>=' 2)"
-    printf '%2s connections: p99         %5sx [<= 1]  %s\n' "$conns" "$p" "$(verdict "$p" '<=' 1)"
-    printf '%2s connections: CPU/request %5sx (for orientation: helper CPU time per request)\n' \
-        "$conns" "$(printf '%.2f' "${CPU_RATIO[$conns]}")"
+    s=$WORK/summary-$conns.txt
+    echo "$conns connection(s):"
+    printf '  ops/s: ours %.0f, qemu-pr-helper %.0f, yardstick %.0f\n' \
+        "$(target_field "$s" ours 3)" "$(target_field "$s" qemu 3)" "$(target_field "$s" yardstick 3)"
+    printf '  p50/p99 us: ours %s/%s, qemu-pr-helper %s/%s, yardstick %s/%s\n' \
+        "$(target_field "$s" ours 4)" "$(target_field "$s" ours 5)" \
+        "$(target_field "$s" qemu 4)" "$(target_field "$s" qemu 5)" \
+        "$(target_field "$s" yardstick 4)" "$(target_field "$s" yardstick 5)"
+    printf '  CPU us/request: ours %s, qemu-pr-helper %s, yardstick %s\n' \
+        "$(target_field "$s" ours 6)" "$(target_field "$s" qemu 6)" "$(target_field "$s" yardstick 6)"
+    if [ "$conns" -le 1 ]; then
+        row "throughput / qemu" "$(ratio_field "$s" qemu 4)" '>=' 1
+        row "p50 / qemu" "$(ratio_field "$s" qemu 5)" '<' 1
+        row "p99 / qemu" "$(ratio_field "$s" qemu 6)" '<' 1
+        row "throughput / yardstick" "$(ratio_field "$s" yardstick 4)"
+        row "p50 / yardstick" "$(ratio_field "$s" yardstick 5)"
+        row "p99 / yardstick" "$(ratio_field "$s" yardstick 6)"
+    else
+        row "throughput / qemu" "$(ratio_field "$s" qemu 4)" '>=' 2
+        row "p50 / qemu" "$(ratio_field "$s" qemu 5)"
+        row "p99 / qemu" "$(ratio_field "$s" qemu 6)"
+        row "throughput / yardstick" "$(ratio_field "$s" yardstick 4)" '>=' 0.9
+        row "p50 / yardstick" "$(ratio_field "$s" yardstick 5)"
+        row "p99 / yardstick" "$(ratio_field "$s" yardstick 6)" '<=' 1.2
+    fi
+    row "CPU/request / qemu" "$(ratio_field "$s" qemu 7)"
+    row "CPU/request / yardstick" "$(ratio_field "$s" yardstick 7)"
 done
+hung_device_row
 rss_ratio=$(ratio "$OURS_IDLE_RSS" "$REF_IDLE_RSS")
 conn_ratio=$(ratio "$OURS_PER_CONN" "$REF_PER_CONN")
-printf 'idle RSS:            %5sx [<= 1]  %s  (%s KiB vs %s KiB)\n' \
-    "$rss_ratio" "$(verdict "$rss_ratio" '<=' 1)" "$OURS_IDLE_RSS" "$REF_IDLE_RSS"
-printf 'RSS per idle conn:   %5sx [<= 1]  %s  (%.0f B vs %.0f B, %s connections)\n' \
-    "$conn_ratio" "$(verdict "$conn_ratio" '<=' 1)" "$OURS_PER_CONN" "$REF_PER_CONN" "$IDLE"
+printf 'idle RSS:            %5sx [<= 1]  %s  (ours %s KiB, qemu-pr-helper %s KiB, yardstick %s KiB)\n' \
+    "$rss_ratio" "$(verdict "$rss_ratio" '<=' 1)" "$OURS_IDLE_RSS" "$REF_IDLE_RSS" "$YARD_IDLE_RSS"
+printf 'RSS per idle conn:   %5sx [<= 1]  %s  (ours %.0f B, qemu-pr-helper %.0f B, yardstick %.0f B; %s connections)\n' \
+    "$conn_ratio" "$(verdict "$conn_ratio" '<=' 1)" "$OURS_PER_CONN" "$REF_PER_CONN" "$YARD_PER_CONN" "$IDLE"

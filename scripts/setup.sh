@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the test suite need on a fresh Debian machine:
-# the Debian packages listed in scripts/debian-packages.txt and cargo-nextest.
+# the Debian packages listed in scripts/debian-packages.txt, cargo-nextest, and
+# working loop devices (the descriptor, differential and benchmark tests attach
+# image files with losetup and fail without them).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 
@@ -23,6 +25,43 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     echo "setup: Debian packages present"
+fi
+
+# Loop devices: the driver (module `loop`, or built in), its control node, and
+# device nodes for losetup to attach to. devtmpfs makes the nodes by itself;
+# on a static /dev (some containers) they are made here, with the numbers the
+# kernel gives in sysfs.
+if [ ! -e /sys/devices/virtual/misc/loop-control ]; then
+    as_root modprobe loop 2>/dev/null || true
+fi
+if [ ! -e /sys/devices/virtual/misc/loop-control ]; then
+    echo "setup: the kernel has no loop driver (modprobe loop failed): the tests need one" >&2
+    exit 1
+fi
+make_node() { # make_node PATH TYPE SYSFS_DEV_FILE
+    local major minor
+    IFS=: read -r major minor <"$3"
+    echo "setup: creating $1 ($2 $major:$minor)"
+    as_root mknod -m 0600 "$1" "$2" "$major" "$minor"
+}
+if [ ! -c /dev/loop-control ]; then
+    make_node /dev/loop-control c /sys/devices/virtual/misc/loop-control/dev
+fi
+for dev in /sys/block/loop*/dev; do
+    [ -e "$dev" ] || continue
+    name=$(basename "$(dirname "$dev")")
+    [ -b "/dev/$name" ] || make_node "/dev/$name" b "$dev"
+done
+probe=$(mktemp)
+truncate -s 1M "$probe"
+if loop=$(as_root losetup -f --show "$probe" 2>&1); then
+    as_root losetup -d "$loop"
+    rm -f "$probe"
+    echo "setup: loop devices work"
+else
+    rm -f "$probe"
+    echo "setup: losetup cannot attach an image ($loop): the tests need loop devices (run as root)" >&2
+    exit 1
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

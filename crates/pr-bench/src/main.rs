@@ -3,7 +3,9 @@
 //! `load` drives one or more helpers (interleaved in rounds, so noise on a
 //! shared machine hits all of them alike) and prints ops/s and latency
 //! percentiles with ratios against the last target; `idle` holds many
-//! negotiated connections and reports what they cost the helper in RSS.
+//! negotiated connections and reports what they cost the helper in RSS;
+//! `yardstick` serves the protocol with the least work it allows, as a
+//! baseline for the daemons.
 
 mod cpu;
 mod idle;
@@ -11,6 +13,7 @@ mod load;
 mod report;
 mod stats;
 mod wire;
+mod yardstick;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +37,10 @@ enum Command {
     Load(LoadArgs),
     /// Hold idle connections and measure the helper's RSS growth.
     Idle(IdleArgs),
+    /// Serve the protocol with the least work it allows (a thread per
+    /// connection, SG_IO inline): the baseline the daemons are measured
+    /// against. Runs until killed.
+    Yardstick(YardstickArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +80,26 @@ struct LoadArgs {
     /// Also write the JSON document to this file.
     #[arg(long, value_name = "PATH")]
     json_out: Option<PathBuf>,
+    /// Compare this target (NAME as in --target) against every other one,
+    /// instead of every target against the last.
+    #[arg(long, value_name = "NAME")]
+    subject: Option<String>,
+    /// Also write a line-based summary for scripts to this file: one
+    /// `target NAME OPS_PER_SEC P50_US P99_US CPU_US_PER_REQUEST` line per
+    /// target, then one `ratio NAME BASELINE THROUGHPUT P50 P99 CPU` line
+    /// per ratio (`nan` where unknown).
+    #[arg(long, value_name = "PATH")]
+    summary_out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct YardstickArgs {
+    /// Socket to listen on; must not exist yet.
+    #[arg(short = 'k', long)]
+    socket: PathBuf,
+    /// Timeout of each SG_IO, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    sg_io_timeout: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -180,7 +207,17 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
-    let json = report::load_json(&reports)?;
+    if let Some(name) = &args.subject {
+        if !args.targets.iter().any(|target| target.name == *name) {
+            return Err(format!("--subject {name}: no --target has that name").into());
+        }
+    }
+    let ratios = report::ratios(&reports, args.subject.as_deref());
+    let json = report::load_json(&reports, &ratios)?;
+    if let Some(path) = &args.summary_out {
+        std::fs::write(path, report::summary_lines(&reports, &ratios))
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    }
     if let Some(path) = &args.json_out {
         std::fs::write(path, format!("{json}\n"))
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
@@ -188,7 +225,7 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.json {
         println!("{json}");
     } else {
-        print!("{}", report::load_table(&reports));
+        print!("{}", report::load_table(&reports, &ratios));
     }
     Ok(())
 }
@@ -215,11 +252,21 @@ fn run_idle(args: &IdleArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+fn run_yardstick(args: &YardstickArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = yardstick::YardstickConfig {
+        socket: args.socket.clone(),
+        sg_io_timeout: seconds(args.sg_io_timeout, "--sg-io-timeout")?,
+    };
+    yardstick::serve(&config).map_err(|error| report::error_chain(&error))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Load(args) => run_load(args),
         Command::Idle(args) => run_idle(args),
+        Command::Yardstick(args) => run_yardstick(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -261,6 +308,31 @@ mod tests {
             panic!("not a load command")
         };
         assert_eq!(args.pids, vec![("a".to_owned(), 42)]);
+        assert_eq!(args.subject, None);
+        let cli = Cli::try_parse_from([
+            "pr-bench",
+            "load",
+            "-t",
+            "a=/a",
+            "-t",
+            "b=/b",
+            "--subject",
+            "a",
+            "--summary-out",
+            "/tmp/s",
+        ])
+        .unwrap();
+        let Command::Load(args) = cli.command else {
+            panic!("not a load command")
+        };
+        assert_eq!(args.subject.as_deref(), Some("a"));
+        assert_eq!(args.summary_out, Some(PathBuf::from("/tmp/s")));
+        let cli = Cli::try_parse_from(["pr-bench", "yardstick", "-k", "/tmp/y.sock"]).unwrap();
+        let Command::Yardstick(args) = cli.command else {
+            panic!("not a yardstick command")
+        };
+        assert_eq!(args.socket, PathBuf::from("/tmp/y.sock"));
+        assert_eq!(args.sg_io_timeout, 30.0);
         assert!(parse_pid("a=x").is_err());
         assert!(parse_pid("42").is_err());
     }

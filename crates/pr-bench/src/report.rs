@@ -73,34 +73,52 @@ pub struct Ratio {
     pub server_cpu: f64,
 }
 
-/// Ratios of every target but the last against the last.
-pub fn ratios(reports: &[TargetReport]) -> Vec<Ratio> {
-    let Some((baseline, others)) = reports.split_last() else {
-        return Vec::new();
-    };
-    others
-        .iter()
-        .map(|report| {
-            let p = |pick: fn(&LatencySummary) -> f64| match (&report.latency, &baseline.latency) {
-                (Some(ours), Some(theirs)) => divide(pick(ours), pick(theirs)),
-                _ => f64::NAN,
+/// Ratios of every target but the last against the last; with a
+/// `subject`, that target against every other one instead.
+pub fn ratios(reports: &[TargetReport], subject: Option<&str>) -> Vec<Ratio> {
+    match subject {
+        Some(name) => {
+            let Some(report) = reports.iter().find(|r| r.name == name) else {
+                return Vec::new();
             };
-            Ratio {
-                target: report.name.clone(),
-                baseline: baseline.name.clone(),
-                throughput: divide(report.ops_per_sec, baseline.ops_per_sec),
-                p99: p(|l| l.p99_us),
-                p50: p(|l| l.p50_us),
-                server_cpu: match (
-                    report.server_cpu_us_per_request,
-                    baseline.server_cpu_us_per_request,
-                ) {
-                    (Some(ours), Some(theirs)) => divide(ours, theirs),
-                    _ => f64::NAN,
-                },
-            }
-        })
-        .collect()
+            reports
+                .iter()
+                .filter(|baseline| baseline.name != name)
+                .map(|baseline| ratio(report, baseline))
+                .collect()
+        }
+        None => {
+            let Some((baseline, others)) = reports.split_last() else {
+                return Vec::new();
+            };
+            others
+                .iter()
+                .map(|report| ratio(report, baseline))
+                .collect()
+        }
+    }
+}
+
+/// `report` against `baseline`.
+fn ratio(report: &TargetReport, baseline: &TargetReport) -> Ratio {
+    let p = |pick: fn(&LatencySummary) -> f64| match (&report.latency, &baseline.latency) {
+        (Some(ours), Some(theirs)) => divide(pick(ours), pick(theirs)),
+        _ => f64::NAN,
+    };
+    Ratio {
+        target: report.name.clone(),
+        baseline: baseline.name.clone(),
+        throughput: divide(report.ops_per_sec, baseline.ops_per_sec),
+        p99: p(|l| l.p99_us),
+        p50: p(|l| l.p50_us),
+        server_cpu: match (
+            report.server_cpu_us_per_request,
+            baseline.server_cpu_us_per_request,
+        ) {
+            (Some(ours), Some(theirs)) => divide(ours, theirs),
+            _ => f64::NAN,
+        },
+    }
 }
 
 fn divide(a: f64, b: f64) -> f64 {
@@ -108,20 +126,47 @@ fn divide(a: f64, b: f64) -> f64 {
 }
 
 /// The JSON document: `{"targets": [...], "ratios": [...]}`.
-pub fn load_json(reports: &[TargetReport]) -> serde_json::Result<String> {
+pub fn load_json(reports: &[TargetReport], ratios: &[Ratio]) -> serde_json::Result<String> {
     #[derive(Serialize)]
     struct Document<'a> {
         targets: &'a [TargetReport],
-        ratios: Vec<Ratio>,
+        ratios: &'a [Ratio],
     }
     serde_json::to_string_pretty(&Document {
         targets: reports,
-        ratios: ratios(reports),
+        ratios,
     })
 }
 
+/// The summary for scripts: space-separated words, one line per target
+/// (`target NAME OPS P50 P99 CPU`), then per ratio (`ratio NAME BASELINE
+/// THROUGHPUT P50 P99 CPU`); `nan` where a value is unknown. Names are
+/// printed as given, so they must not contain spaces to be split back.
+pub fn summary_lines(reports: &[TargetReport], ratios: &[Ratio]) -> String {
+    let mut out = String::new();
+    for r in reports {
+        let (p50, p99) = r
+            .latency
+            .map_or((f64::NAN, f64::NAN), |l| (l.p50_us, l.p99_us));
+        let cpu = r.server_cpu_us_per_request.unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "target {} {:.1} {p50:.1} {p99:.1} {cpu:.2}",
+            r.name, r.ops_per_sec
+        );
+    }
+    for ratio in ratios {
+        let _ = writeln!(
+            out,
+            "ratio {} {} {:.3} {:.3} {:.3} {:.3}",
+            ratio.target, ratio.baseline, ratio.throughput, ratio.p50, ratio.p99, ratio.server_cpu
+        );
+    }
+    out
+}
+
 /// The human table, one line per target, then replies and ratios.
-pub fn load_table(reports: &[TargetReport]) -> String {
+pub fn load_table(reports: &[TargetReport], ratios: &[Ratio]) -> String {
     let mut out = String::new();
     let width = reports
         .iter()
@@ -159,7 +204,7 @@ pub fn load_table(reports: &[TargetReport]) -> String {
             let _ = writeln!(out, "server CPU {}: {cpu:.1} us per request", r.name);
         }
     }
-    for ratio in ratios(reports) {
+    for ratio in ratios {
         let _ = writeln!(
             out,
             "ratio {}/{}: throughput {:.2}x, p50 {:.2}x, p99 {:.2}x",
@@ -206,7 +251,7 @@ mod tests {
     #[test]
     fn ratios_are_against_the_last_target() {
         let reports = [report("ours", 300, 10), report("qemu", 100, 40)];
-        let ratios = ratios(&reports);
+        let ratios = ratios(&reports, None);
         assert_eq!(ratios.len(), 1);
         assert_eq!(ratios[0].target, "ours");
         assert_eq!(ratios[0].baseline, "qemu");
@@ -218,7 +263,8 @@ mod tests {
 
     #[test]
     fn table_lists_targets_replies_and_ratios() {
-        let table = load_table(&[report("ours", 300, 10), report("qemu", 100, 40)]);
+        let reports = [report("ours", 300, 10), report("qemu", 100, 40)];
+        let table = load_table(&reports, &ratios(&reports, None));
         assert!(table.contains("ours"), "{table}");
         assert!(
             table.contains("replies qemu: GOOD, 0 bytes x 100"),
@@ -232,9 +278,35 @@ mod tests {
 
     #[test]
     fn json_has_targets_and_ratios() {
-        let json = load_json(&[report("a", 2, 1), report("b", 1, 1)]).unwrap();
+        let reports = [report("a", 2, 1), report("b", 1, 1)];
+        let json = load_json(&reports, &ratios(&reports, None)).unwrap();
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["targets"][0]["requests"], 2);
         assert_eq!(value["ratios"][0]["throughput"], 2.0);
+    }
+
+    #[test]
+    fn a_subject_is_compared_with_every_other_target() {
+        let reports = [
+            report("ours", 300, 10),
+            report("qemu", 100, 40),
+            report("yardstick", 600, 5),
+        ];
+        let ratios = ratios(&reports, Some("ours"));
+        let pairs: Vec<(&str, &str, f64)> = ratios
+            .iter()
+            .map(|r| (r.target.as_str(), r.baseline.as_str(), r.throughput))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![("ours", "qemu", 3.0), ("ours", "yardstick", 0.5)]
+        );
+        assert!(super::ratios(&reports, Some("nobody")).is_empty());
+        let summary = summary_lines(&reports, &ratios);
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines[0], "target ours 300.0 10.0 10.0 5.00");
+        assert_eq!(lines[3], "ratio ours qemu 3.000 0.250 0.250 0.250");
+        assert_eq!(lines[4], "ratio ours yardstick 0.500 2.000 2.000 2.000");
+        assert_eq!(lines.len(), 5);
     }
 }

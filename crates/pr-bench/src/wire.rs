@@ -96,6 +96,15 @@ impl Connection {
         })
     }
 
+    /// Wraps a stream whose handshake is already done.
+    #[cfg(test)]
+    pub(crate) fn from_negotiated(stream: UnixStream) -> Self {
+        Self {
+            stream,
+            buffer: vec![0; RESPONSE_HEADER_SIZE + MAX_TRANSFER],
+        }
+    }
+
     /// Sends `cdb` (PR IN) with `fd` and reads the whole reply.
     pub fn call(
         &mut self,
@@ -133,7 +142,11 @@ impl Connection {
 
 /// Sends `bytes` with `fd` attached to the first chunk; the rest, if the
 /// kernel took only part, goes without it.
-fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn send_with_fd(
+    stream: &UnixStream,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> io::Result<()> {
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     let fds = [fd];

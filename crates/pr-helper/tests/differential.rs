@@ -791,6 +791,88 @@ fn deliberate_differences_table_is_complete() {
     }
 }
 
+/// The README's table of deliberate differences and [`DELIBERATE_DIFFERENCES`]
+/// say the same: every row of the table is a row of the constant, word for
+/// word (whitespace aside), and the other way round, in the same order.
+#[test]
+fn readme_table_is_the_deliberate_differences() {
+    let readme_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(readme_path).expect("read the workspace README");
+    let table = readme_difference_rows(&readme);
+    let constant: Vec<[String; 4]> = DELIBERATE_DIFFERENCES
+        .iter()
+        .map(|row| {
+            [row.situation, row.qemu_pr_helper, row.pr_helper, row.reason].map(normalise_cell)
+        })
+        .collect();
+    let missing_from_readme: Vec<&String> = constant
+        .iter()
+        .filter(|row| !table.contains(row))
+        .map(|row| &row[0])
+        .collect();
+    let missing_from_constant: Vec<&String> = table
+        .iter()
+        .filter(|row| !constant.contains(row))
+        .map(|row| &row[0])
+        .collect();
+    assert!(
+        missing_from_readme.is_empty() && missing_from_constant.is_empty(),
+        "README.md and DELIBERATE_DIFFERENCES disagree.\n\
+         rows of the constant not in the README (or worded differently): {missing_from_readme:#?}\n\
+         rows of the README not in the constant (or worded differently): {missing_from_constant:#?}"
+    );
+    assert_eq!(table, constant, "same rows, but not in the same order");
+}
+
+/// The body rows of the first table under the README's "Deliberate
+/// differences" heading, cells trimmed and whitespace-normalised.
+fn readme_difference_rows(readme: &str) -> Vec<[String; 4]> {
+    let heading = "## Deliberate differences from qemu-pr-helper";
+    let section = readme
+        .split_once(heading)
+        .map(|(_, rest)| rest)
+        .unwrap_or_else(|| panic!("README.md has no {heading:?} section"));
+    // The section ends at the next heading of the same level.
+    let section = section.split("\n## ").next().unwrap_or(section);
+    let mut lines = section
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'));
+    let header = lines.next().expect("the section has a table");
+    assert_eq!(
+        table_cells(header),
+        ["situation", "qemu-pr-helper", "pr-helper", "why"],
+        "the table's columns changed"
+    );
+    let separator = lines.next().expect("the table has a separator line");
+    assert!(
+        separator
+            .chars()
+            .all(|c| matches!(c, '|' | '-' | ':' | ' ')),
+        "{separator:?}"
+    );
+    lines
+        .map(|line| {
+            let cells = table_cells(line);
+            let count = cells.len();
+            <[String; 4]>::try_from(cells)
+                .unwrap_or_else(|_| panic!("README row with {count} cells, not 4: {line}"))
+        })
+        .collect()
+}
+
+/// The cells of one Markdown table line (`| a | b |`). No cell of this
+/// table contains a `|`.
+fn table_cells(line: &str) -> Vec<String> {
+    let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+    inner.split('|').map(normalise_cell).collect()
+}
+
+/// Trimmed, every run of whitespace one space.
+fn normalise_cell(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Row "descriptor of a partition": by default we answer without an ioctl
 /// (CHECK CONDITION 0B/00/06, what a failed SG_IO gives); with
 /// `--allow-partitions` the SG_IO goes out and the replies are the

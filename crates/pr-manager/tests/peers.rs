@@ -5,6 +5,7 @@ mod common;
 
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use common::{Helper, Peer, read_keys_cdb, register_cdb, regular_file};
 use pr_manager::{Client, Config, DataTransfer, Error, StatusEvent, TransportError};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use scsi::sense::Sense;
 use scsi::status::Status;
 
@@ -26,6 +28,18 @@ fn config(helper: &Helper) -> Config {
 
 fn next_event(events: &Receiver<StatusEvent>) -> StatusEvent {
     events.recv_timeout(HANG_GUARD).expect("a status event")
+}
+
+/// The next connection to `listener`, waiting at most [`HANG_GUARD`].
+fn accept_one(listener: &UnixListener) -> UnixStream {
+    let mut ready = [PollFd::new(listener, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: i64::try_from(HANG_GUARD.as_secs()).expect("guard in range"),
+        tv_nsec: 0,
+    };
+    let count = poll(&mut ready, Some(&timeout)).expect("poll the stand-in listener");
+    assert_eq!(count, 1, "nobody connected within {HANG_GUARD:?}");
+    listener.accept().expect("accept").0
 }
 
 fn handshake_and_status(peer: Peer) {
@@ -108,6 +122,10 @@ fn reconnect_within_window_and_idle_notice(peer: Peer) {
     assert!(!client.is_connected());
     assert_eq!(client.idle_connections(), 0);
 
+    // A stand-in on the helper's path that accepts and hangs up at once: the
+    // command's first connect attempt reaches it and fails in the handshake,
+    // which the test sees as an event (the accept) instead of sleeping.
+    let gate = UnixListener::bind(helper.socket()).expect("bind the stand-in");
     let second = thread::scope(|scope| {
         let worker = scope.spawn(|| {
             let mut buf = [0u8; 32];
@@ -115,8 +133,9 @@ fn reconnect_within_window_and_idle_notice(peer: Peer) {
                 .execute(&read_keys_cdb(32), fd, DataTransfer::FromDevice(&mut buf))
                 .expect("valid")
         });
-        // Let the command start failing its first attempts, then restart.
-        thread::sleep(Duration::from_millis(600));
+        // The command has started failing its first attempts: restart.
+        drop(accept_one(&gate));
+        drop(gate);
         helper.restart();
         worker.join().expect("worker")
     });

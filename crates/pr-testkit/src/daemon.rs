@@ -3,14 +3,15 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 
-/// How long [`Daemon::start`] waits for the socket before giving up. Generous: it only
+use crate::ready::{NOTIFY_SOCKET, NotReady, NotifySocket};
+
+/// How long [`Daemon::start`] waits for readiness before giving up. Generous: it only
 /// bounds a hang, it does not measure anything.
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
 
@@ -21,7 +22,8 @@ pub struct DaemonOptions {
     pub program: Option<PathBuf>,
     /// Arguments after `-k SOCKET`.
     pub args: Vec<OsString>,
-    /// Extra environment variables.
+    /// Extra environment variables (not `NOTIFY_SOCKET`: the kit uses it to learn
+    /// that the daemon is ready).
     pub env: Vec<(OsString, OsString)>,
     /// RLIMIT_NOFILE (soft and hard) for the daemon, set before it starts.
     pub max_open_files: Option<u64>,
@@ -78,8 +80,18 @@ impl Daemon {
         Self::start_with(DaemonOptions::default().args(args))
     }
 
-    /// Starts the daemon as `options` say and waits until its socket accepts.
+    /// Starts the daemon as `options` say and waits until it reports `READY=1` on a
+    /// notify socket of the test's own (it does so once its socket listens and its
+    /// signal handlers are in place).
     pub fn start_with(options: DaemonOptions) -> io::Result<Self> {
+        if options.env.iter().any(|(key, _)| key == NOTIFY_SOCKET) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "DaemonOptions::env must not set NOTIFY_SOCKET: the test kit waits for READY=1 \
+                 on a socket of its own (start the daemon with std::process::Command to test \
+                 the notification itself)",
+            ));
+        }
         let program = options
             .program
             .clone()
@@ -89,6 +101,7 @@ impl Daemon {
             .tempdir()?;
         let socket = dir.path().join("helper.sock");
         let log = dir.path().join("helper.log");
+        let notify = NotifySocket::bind()?;
         // One open file description for both streams, so their lines interleave.
         let log_file = File::create(&log)?;
         // A descriptor limit goes through util-linux `prlimit`, which sets it and then
@@ -109,6 +122,7 @@ impl Daemon {
             .arg(&socket)
             .args(&options.args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .env(NOTIFY_SOCKET, notify.env_value())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file);
@@ -119,30 +133,24 @@ impl Daemon {
             socket,
             log,
         };
-        daemon.wait_until_listening()?;
+        daemon.wait_until_ready(&notify)?;
         Ok(daemon)
     }
 
-    fn wait_until_listening(&mut self) -> io::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Err(io::Error::other(format!(
-                    "pr-helper exited during start-up ({status}); log:\n{}",
-                    self.log_text()
-                )));
-            }
-            if UnixStream::connect(&self.socket).is_ok() {
-                return Ok(());
-            }
-            if started.elapsed() > STARTUP_LIMIT {
-                return Err(io::Error::other(format!(
-                    "pr-helper did not listen on {} within {STARTUP_LIMIT:?}; log:\n{}",
-                    self.socket.display(),
-                    self.log_text()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Waits for `READY=1` on `notify`, or for the daemon to exit, whichever comes
+    /// first.
+    fn wait_until_ready(&mut self, notify: &NotifySocket) -> io::Result<()> {
+        match notify.wait(&mut self.child, STARTUP_LIMIT) {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited(status)) => Err(io::Error::other(format!(
+                "pr-helper exited during start-up ({status}); log:\n{}",
+                self.log_text()
+            ))),
+            Err(NotReady::TimedOut(limit)) => Err(io::Error::other(format!(
+                "pr-helper did not report READY=1 within {limit:?}; log:\n{}",
+                self.log_text()
+            ))),
+            Err(NotReady::Io(error)) => Err(error),
         }
     }
 

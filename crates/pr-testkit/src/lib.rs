@@ -8,7 +8,8 @@
 //! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
 //! - [`checks`]: "another client is still served", "descriptor count back to baseline";
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
-//! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices.
+//! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
+//! - [`ready`]: waiting for a daemon's `READY=1` on a notify socket of the test's own.
 
 pub mod bins;
 pub mod cdb;
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod descriptors;
 pub mod proc;
 pub mod raw;
+pub mod ready;
 pub mod reference;
 
 pub use bins::workspace_bin;

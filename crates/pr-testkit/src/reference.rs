@@ -15,6 +15,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::ready::{NOTIFY_SOCKET, NotReady, NotifySocket};
+
 /// Debian's helper (package `qemu-system-common`).
 pub const QEMU_PR_HELPER: &str = "/usr/bin/qemu-pr-helper";
 /// Debian's emulator (package `qemu-system-x86`).
@@ -37,6 +39,8 @@ pub enum ReferenceError {
     },
     /// The socket did not accept a connection within [`READY_GUARD`].
     NeverReady { socket: PathBuf },
+    /// The program did not report `READY=1` within [`READY_GUARD`].
+    NeverNotified { program: PathBuf },
     /// Waiting on the child failed.
     Wait { source: io::Error },
     /// `losetup` failed or printed nothing usable.
@@ -58,6 +62,13 @@ impl fmt::Display for ReferenceError {
             }
             Self::NeverReady { socket } => {
                 write!(f, "nothing accepted connections on {}", socket.display())
+            }
+            Self::NeverNotified { program } => {
+                write!(
+                    f,
+                    "{} did not report READY=1 within {READY_GUARD:?}",
+                    program.display()
+                )
             }
             Self::Wait { .. } => write!(f, "cannot wait for the child process"),
             Self::Losetup { detail } => write!(f, "losetup failed: {detail}"),
@@ -87,8 +98,36 @@ pub fn qemu_system_available() -> bool {
     Path::new(QEMU_SYSTEM).exists()
 }
 
+/// Whether `program` reports readiness with `READY=1` on `NOTIFY_SOCKET`: our
+/// `pr-helper` does; Debian's `qemu-pr-helper` has no readiness notification at
+/// all, so for it the socket is probed with `connect` until it accepts.
+fn notifies_readiness(program: &Path) -> bool {
+    program.file_name() != Some(std::ffi::OsStr::new("qemu-pr-helper"))
+}
+
+/// Waits for `READY=1` on `notify`, or for the child to exit.
+fn wait_until_notified(
+    notify: &NotifySocket,
+    child: &mut Child,
+    program: &Path,
+) -> Result<(), ReferenceError> {
+    notify
+        .wait(child, READY_GUARD)
+        .map_err(|not_ready| match not_ready {
+            NotReady::Exited(status) => ReferenceError::ExitedEarly {
+                program: program.to_owned(),
+                status,
+            },
+            NotReady::TimedOut(_) => ReferenceError::NeverNotified {
+                program: program.to_owned(),
+            },
+            NotReady::Io(source) => ReferenceError::Wait { source },
+        })
+}
+
 /// Polls until `socket` accepts a connection, the child exits, or the guard
-/// expires. The probe connection is closed at once.
+/// expires. The probe connection is closed at once. Only for a program that
+/// does not report readiness (see [`notifies_readiness`]).
 fn wait_until_listening(
     child: &mut Child,
     program: &Path,
@@ -128,16 +167,32 @@ pub struct HelperProcess {
 }
 
 impl HelperProcess {
-    /// Starts `program -k SOCKET -f PIDFILE EXTRA...` and waits until the
-    /// socket accepts connections. Standard output is discarded, standard
-    /// error is inherited (test logs show the daemon's messages).
+    /// Starts `program -k SOCKET -f PIDFILE EXTRA...` and waits until it is
+    /// ready: our `pr-helper` reports `READY=1` on a notify socket of the
+    /// test's own; Debian's `qemu-pr-helper`, which cannot, is waited for
+    /// until its socket accepts connections. Standard output is discarded,
+    /// standard error is inherited (test logs show the daemon's messages).
     pub fn spawn(
         program: &Path,
         socket: &Path,
         pidfile: &Path,
         extra_args: &[&str],
     ) -> Result<Self, ReferenceError> {
-        let child = Command::new(program)
+        let notify = if notifies_readiness(program) {
+            Some(
+                NotifySocket::bind().map_err(|source| ReferenceError::Spawn {
+                    program: program.to_owned(),
+                    source,
+                })?,
+            )
+        } else {
+            None
+        };
+        let mut command = Command::new(program);
+        if let Some(notify) = &notify {
+            command.env(NOTIFY_SOCKET, notify.env_value());
+        }
+        let child = command
             .arg("-k")
             .arg(socket)
             .arg("-f")
@@ -157,7 +212,10 @@ impl HelperProcess {
             pidfile: pidfile.to_owned(),
         };
         if let Some(child) = helper.child.as_mut() {
-            wait_until_listening(child, program, socket)?;
+            match &notify {
+                Some(notify) => wait_until_notified(notify, child, program)?,
+                None => wait_until_listening(child, program, socket)?,
+            }
         }
         Ok(helper)
     }

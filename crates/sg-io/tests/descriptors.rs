@@ -10,7 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use sg_io::{
-    AccessMode, DescriptorKind, Direction, OtherKind, SendError, access_mode, classify, send,
+    AccessMode, DescriptorKind, Direction, OtherKind, SendError, SgIoOutcome, SgIoReport,
+    access_mode, classify, send,
 };
 
 /// A loop device attached to an image file, detached on drop.
@@ -178,6 +179,22 @@ fn loop_device_is_whole_block_device_and_fails_sg_io() {
     )
     .unwrap();
     assert!(report.outcome.errno.is_some(), "{report:?}");
+    // Written out: EINVAL, no statuses, no sense, nothing transferred (the
+    // daemon's tests expect the 05/24/00 reply that this errno maps to).
+    assert_eq!(
+        report,
+        SgIoReport {
+            outcome: SgIoOutcome {
+                errno: Some(libc::EINVAL),
+                host_status: 0,
+                driver_status: 0,
+                scsi_status: 0,
+            },
+            resid: 0,
+            sense_len: 0,
+        }
+    );
+    assert!(sense.iter().all(|&b| b == 0));
 }
 
 #[test]

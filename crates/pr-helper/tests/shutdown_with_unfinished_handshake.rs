@@ -6,7 +6,8 @@ use pr_testkit::daemon::{Daemon, DaemonOptions};
 use rustix::process::Signal;
 
 /// Bounds the wait for the daemon to exit (a hang guard only: the limits
-/// given to the daemon are far longer, so only the fix makes it exit).
+/// given to the daemon are far longer, so only closing the stalled peer at
+/// once lets it exit).
 const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 /// A peer that connected but never sent its feature word holds no request:
