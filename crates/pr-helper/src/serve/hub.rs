@@ -71,8 +71,9 @@ pub(super) struct Hub {
 
 #[derive(Default)]
 struct State {
-    /// Connections set aside, by id.
-    parked: HashMap<u64, Connection>,
+    /// Connections set aside, by id (boxed: the map's spare capacity then costs a
+    /// pointer per slot, not a whole connection).
+    parked: HashMap<u64, Box<Connection>>,
     /// Handshake deadlines of parked connections.
     deadlines: BTreeSet<(Instant, u64)>,
     /// Every open connection's socket, to shut them at shutdown.
@@ -377,7 +378,7 @@ impl Hub {
             if let Some(deadline) = connection.session.deadline() {
                 state.deadlines.remove(&(deadline, id));
             }
-            connection
+            *connection
         };
         self.ensure_spare();
         self.left(connection.run(&self.drive), false);
@@ -411,7 +412,7 @@ impl Hub {
                     let _ = rustix::io::write(&self.rearm, &1u64.to_ne_bytes());
                 }
             }
-            state.parked.insert(id, connection);
+            state.parked.insert(id, Box::new(connection));
         }
         let data = EventData::new_u64(id + FIRST_CONNECTION);
         let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
@@ -424,7 +425,7 @@ impl Hub {
             tracing::error!(conn = id, error = %error, "cannot watch the connection; closing it");
             let taken = self.state().parked.remove(&id);
             if let Some(connection) = taken {
-                self.forget(connection);
+                self.forget(*connection);
             }
         }
         // Set aside during shutdown: its socket was already shut, so it is readable
@@ -432,9 +433,9 @@ impl Hub {
     }
 
     /// A parked connection whose handshake deadline passed.
-    fn close_expired(&self, mut connection: Connection) {
+    fn close_expired(&self, mut connection: Box<Connection>) {
         connection.session.expired(Instant::now());
-        let left = connection.run(&self.drive);
+        let left = (*connection).run(&self.drive);
         self.left(left, false);
     }
 
@@ -471,7 +472,7 @@ impl Hub {
 
 impl State {
     /// Removes the parked connections whose handshake deadline passed.
-    fn take_expired(&mut self, now: Instant) -> Vec<Connection> {
+    fn take_expired(&mut self, now: Instant) -> Vec<Box<Connection>> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
