@@ -55,7 +55,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
     echo "== building release binaries"
-    (cd "$ROOT" && cargo build --release -p pr-helper -p pr-bench) >&2
+    (cd "$ROOT" && cargo build --release -p pr-helper -p pr-bench -p pr-helper-testbin) >&2
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 OURS=${OURS:-$TARGET_DIR/release/pr-helper}
@@ -171,14 +171,43 @@ for conns in $CONNS; do
     fi
 done
 
-# >>> hung device: the lead fills this in with the serving redesign. <<<
-# It must measure, in one run: one connection whose commands are stuck in
-# the device for seconds (e.g. a backend that blocks), while the other
-# connections are driven as above, and print the others' throughput and
-# p99 next to the unhung figures. Until then it prints that nothing was
-# measured, so the summary never shows a made-up number.
+# The hung-device row. No device on this host can be made to hang (it has no
+# SCSI; SG_IO on a loop device fails at once), so a hang is injected the way
+# the tests inject one: pr-helper-slow is our daemon with a test backend that
+# holds every command on one file (hung.img) for HUNG_MS, and answers every
+# other at once. Four connections drive the loop device in closed loop, first
+# alone, then while a fifth connection keeps a command stuck on hung.img; the
+# ratio is the four's throughput and p99 with the hang against without. Only
+# our daemon is measured: neither reference can be made to hang here.
+HUNG_MS=${BENCH_HUNG_MS:-3000}
+SLOW=$TARGET_DIR/release/pr-helper-slow
 hung_device_row() {
-    echo "hung device:         not measured (hung_device_row in scripts/bench.sh is not written yet)"
+    if [ ! -x "$SLOW" ]; then
+        echo "hung device:         not measured ($SLOW missing: cargo build --release -p pr-helper-testbin)"
+        return
+    fi
+    local sock=$WORK/slow.sock pid out1 out2 stuck
+    truncate -s 1M "$WORK/hung.img"
+    pid=$(PR_HELPER_TEST_SLOW_FILE=$WORK/hung.img PR_HELPER_TEST_LATENCY_MS=$HUNG_MS \
+        start_server slow "$sock" "$SLOW" -k "$sock" -f "$WORK/slow.pid")
+    out1=$WORK/hung-before.txt out2=$WORK/hung-during.txt
+    "$BENCH" load -t "ours=$sock" -c 4 -d "$DURATION" -w "$WARMUP" -r 1 -D "$DEVICE" \
+        --summary-out "$out1" >/dev/null
+    # The stuck connection: closed loop on hung.img, every command held HUNG_MS.
+    "$BENCH" load -t "stuck=$sock" -c 1 -d "$((DURATION + WARMUP + 2))" -w 0 -r 1 \
+        -D "$WORK/hung.img" >/dev/null 2>&1 &
+    stuck=$!
+    sleep 0.5
+    "$BENCH" load -t "ours=$sock" -c 4 -d "$DURATION" -w "$WARMUP" -r 1 -D "$DEVICE" \
+        --summary-out "$out2" >/dev/null
+    wait "$stuck" 2>/dev/null || true
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local ops1 ops2 p991 p992
+    ops1=$(target_field "$out1" ours 3) ops2=$(target_field "$out2" ours 3)
+    p991=$(target_field "$out1" ours 5) p992=$(target_field "$out2" ours 5)
+    printf 'hung device:          others with / without one connection stuck %s ms per command (ours, injected hang): throughput %sx (%.0f vs %.0f ops/s), p99 %sx (%.1f vs %.1f us)\n' \
+        "$HUNG_MS" "$(ratio "$ops2" "$ops1")" "$ops2" "$ops1" "$(ratio "$p992" "$p991")" "$p992" "$p991"
 }
 
 # verdict VALUE OP LIMIT: "meets" or "MISSES" (awk does the float compare).

@@ -1,6 +1,7 @@
 //! `pr-helper-slow`: `pr-helper` whose backend waits before every command (see the
 //! README). Same command line as `pr-helper`.
 
+use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,18 +15,40 @@ use pr_helper::startup::{self, error_chain};
 
 /// Environment variable holding the delay in milliseconds.
 const LATENCY_ENV: &str = "PR_HELPER_TEST_LATENCY_MS";
+/// If set, a file: only commands on it are delayed (a hung device among healthy ones).
+const SLOW_FILE_ENV: &str = "PR_HELPER_TEST_SLOW_FILE";
 
 /// Waits, then answers as the SG_IO backend does.
 #[derive(Debug)]
 struct Delayed {
     latency: Duration,
+    /// `Some`: only commands on this file wait.
+    only: Option<sg_io::FileIdentity>,
     then: SgIoBackend,
 }
 
 impl Backend for Delayed {
     fn execute(&self, command: &Command<'_>) -> pr_protocol::Response {
-        std::thread::sleep(self.latency);
+        if self.only.is_none_or(|file| file == command.file) {
+            std::thread::sleep(self.latency);
+        }
         self.then.execute(command)
+    }
+}
+
+/// The file named by [`SLOW_FILE_ENV`], as the router identifies descriptors.
+fn slow_file() -> Option<sg_io::FileIdentity> {
+    let path = std::env::var_os(SLOW_FILE_ENV)?;
+    match std::fs::metadata(&path) {
+        Ok(meta) => Some(sg_io::FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            rdev: meta.rdev(),
+        }),
+        Err(error) => {
+            eprintln!("pr-helper-slow: {SLOW_FILE_ENV}={}: {error}", path.display());
+            std::process::exit(2);
+        }
     }
 }
 
@@ -40,6 +63,7 @@ fn latency() -> Duration {
 fn slow(backends: Backends) -> Backends {
     let delayed = Delayed {
         latency: latency(),
+        only: slow_file(),
         then: SgIoBackend::new(&SgIoSettings {
             timeout: Duration::from_secs(30),
         }),
