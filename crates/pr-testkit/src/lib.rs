@@ -8,7 +8,8 @@
 //! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
 //! - [`checks`]: "another client is still served", "descriptor count back to baseline";
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
-//! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices.
+//! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
+//! - [`qmp`]: a QMP session with a running QEMU.
 
 pub mod bins;
 pub mod cdb;
@@ -16,6 +17,7 @@ pub mod checks;
 pub mod daemon;
 pub mod descriptors;
 pub mod proc;
+pub mod qmp;
 pub mod raw;
 pub mod reference;
 
