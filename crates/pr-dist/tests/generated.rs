@@ -12,7 +12,7 @@ fn committed_dir() -> PathBuf {
         .join(pr_dist::COMMITTED_DIR)
 }
 
-fn file<'a>(files: &'a [pr_dist::GeneratedFile], path: &str) -> String {
+fn file(files: &[pr_dist::GeneratedFile], path: &str) -> String {
     let file = files
         .iter()
         .find(|f| f.path == path)
