@@ -20,7 +20,8 @@ fi
 
 # The generated man pages and completions must be what the current command
 # lines give; package nothing stale.
-if ! cargo run --quiet --locked -p pr-dist -- check >&2; then
+# --release: reuses the release build of pr-helper's library below.
+if ! cargo run --release --quiet --locked -p pr-dist -- check >&2; then
     echo "package: packaging/generated is stale: run \`cargo run -p pr-dist -- write\` and commit" >&2
     exit 1
 fi
