@@ -31,6 +31,9 @@ grep -q 'RESERVATION CONFLICT' "$demo_log" || { cat "$demo_log"; echo "test.sh: 
 rm -f "$demo_log"
 echo "demo ok"
 
+echo "== Debian package: build, install, units, socket activation, removal (scripts/package-test.sh)"
+"$repo/scripts/package-test.sh"
+
 echo "== doctests (README examples; nextest does not run doctests)"
 cargo test --workspace --all-features --locked --doc --quiet
 

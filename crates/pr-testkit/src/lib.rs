@@ -10,6 +10,7 @@
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
 //! - [`ready`]: waiting for a daemon's `READY=1` on a notify socket of the test's own.
+//! - [`qmp`]: a QMP session with a running QEMU.
 
 pub mod bins;
 pub mod cdb;
@@ -17,6 +18,7 @@ pub mod checks;
 pub mod daemon;
 pub mod descriptors;
 pub mod proc;
+pub mod qmp;
 pub mod raw;
 pub mod ready;
 pub mod reference;

@@ -1,12 +1,13 @@
 //! `prtool`: persistent reservations from the command line, through a PR
 //! helper socket or directly with SG_IO.
 
-mod args;
 mod direct;
 mod exit;
-mod parse;
 mod render;
 mod run;
+
+// The command line is the library's, shared with the man page generator.
+use prtool::args;
 
 use std::io::Write;
 use std::process::ExitCode;

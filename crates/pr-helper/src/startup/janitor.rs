@@ -161,10 +161,18 @@ enum LimitError {
 }
 
 /// The janitor only unlinks files: CAP_DAC_OVERRIDE (for a directory root
-/// does not own) and nothing else, and it can never gain more.
+/// does not own) if it has it, nothing else, and it can never gain more.
 fn limit_privileges() -> Result<(), LimitError> {
     use caps::{CapSet, Capability, CapsHashSet};
-    let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE].into_iter().collect();
+    // Kept only if held: under a unit whose bounding set lacks it, or as a
+    // user other than root, there is none to keep, and the janitor removes
+    // what its uid may (asking for it anyway would fail and leave the
+    // files behind).
+    let permitted = caps::read(None, CapSet::Permitted)?;
+    let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE]
+        .into_iter()
+        .filter(|cap| permitted.contains(cap))
+        .collect();
     caps::clear(None, CapSet::Inheritable)?;
     caps::clear(None, CapSet::Ambient)?;
     caps::set(None, CapSet::Effective, &keep)?;

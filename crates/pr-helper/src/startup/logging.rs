@@ -3,7 +3,13 @@
 //! Levels come from `-v`/`-q` for our own targets (others: warnings only),
 //! then `-T` patterns and `RUST_LOG` add directives. Lines go to standard
 //! error, to the file of `-T file=FILE`, or, once detached with `-d`, to
-//! the journal when it runs and to syslog (`/dev/log`) otherwise. Syslog
+//! the journal when it runs and to syslog (`/dev/log`) otherwise. Under
+//! systemd, when standard error is the journal stream systemd connected
+//! (`JOURNAL_STREAM`), entries go to the journal natively too. Journal
+//! entries carry every tracing field as a field of its own, named
+//! `PR_` + the field in capitals (`peer_pid` is `PR_PEER_PID`), beside
+//! MESSAGE, PRIORITY (syslog's mapping of the levels), TARGET and
+//! SYSLOG_IDENTIFIER=pr-helper, so `journalctl PR_PEER_UID=107` works. Syslog
 //! lines are single datagrams of at most 8192 bytes, sent without blocking
 //! (dropped when the reader is behind), reconnecting when syslog restarts.
 
@@ -118,15 +124,74 @@ fn choose_destination(file: Option<Arc<File>>, detached: bool) -> Destination {
         return Destination::File(file);
     }
     if !detached {
+        // Under systemd the lines on stderr would reach the journal as bare
+        // text; talking to it directly keeps the fields.
+        if stderr_is_the_journal(std::env::var_os(JOURNAL_STREAM).as_deref()) {
+            if let Some(layer) = journald_layer() {
+                return Destination::Journald(layer);
+            }
+        }
         return Destination::Stderr;
     }
-    if let Ok(layer) = tracing_journald::layer() {
-        return Destination::Journald(layer.with_syslog_identifier("pr-helper".into()));
+    if let Some(layer) = journald_layer() {
+        return Destination::Journald(layer);
     }
     match SyslogSocket::open(SYSLOG_PATH) {
         Ok(socket) => Destination::Syslog(Arc::new(socket)),
         Err(_) => Destination::Nowhere,
     }
+}
+
+/// Set by systemd to `DEVICE:INODE` of the stream it connected to stdout
+/// and stderr when they go to the journal.
+const JOURNAL_STREAM: &str = "JOURNAL_STREAM";
+
+/// Prefix of our fields in journal entries: `PR_PEER_PID`, `PR_DEVICE`...
+/// (a prefix keeps them apart from the journal's own fields).
+pub const JOURNAL_FIELD_PREFIX: &str = "PR";
+
+/// The journal, if it listens: entries named pr-helper, with our fields
+/// prefixed and the levels mapped as for syslog (info is 6, not notice).
+fn journald_layer() -> Option<tracing_journald::Layer> {
+    let mappings = tracing_journald::PriorityMappings {
+        info: tracing_journald::Priority::Informational,
+        debug: tracing_journald::Priority::Debug,
+        ..tracing_journald::PriorityMappings::new()
+    };
+    let layer = tracing_journald::layer().ok()?;
+    Some(
+        layer
+            .with_syslog_identifier("pr-helper".into())
+            .with_field_prefix(Some(JOURNAL_FIELD_PREFIX.into()))
+            .with_priority_mappings(mappings),
+    )
+}
+
+/// Whether our standard error is the stream `JOURNAL_STREAM` names. The
+/// variable alone is not enough: a process started from a unit inherits
+/// it even when its stderr was redirected elsewhere.
+fn stderr_is_the_journal(journal_stream: Option<&std::ffi::OsStr>) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some((device, inode)) = journal_stream
+        .and_then(|value| value.to_str())
+        .and_then(parse_journal_stream)
+    else {
+        return false;
+    };
+    let Ok(stderr) = io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match File::from(stderr).metadata() {
+        Ok(meta) => meta.dev() == device && meta.ino() == inode,
+        Err(_) => false,
+    }
+}
+
+/// `DEVICE:INODE`, both decimal.
+fn parse_journal_stream(value: &str) -> Option<(u64, u64)> {
+    let (device, inode) = value.split_once(':')?;
+    Some((device.parse().ok()?, inode.parse().ok()?))
 }
 
 /// The filter: our targets at the `-v`/`-q` level, everything else at
@@ -312,9 +377,31 @@ impl SyslogWriter {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn journal_stream_values() {
+        assert_eq!(parse_journal_stream("8:12345"), Some((8, 12345)));
+        assert_eq!(parse_journal_stream("8:"), None);
+        assert_eq!(parse_journal_stream("x:1"), None);
+        assert_eq!(parse_journal_stream("812345"), None);
+        assert!(!stderr_is_the_journal(None));
+        assert!(!stderr_is_the_journal(Some("garbage".as_ref())));
+    }
+
+    #[test]
+    fn the_journal_stream_must_be_our_stderr() {
+        use std::os::unix::fs::MetadataExt;
+        let stderr = File::from(io::stderr().as_fd().try_clone_to_owned().unwrap());
+        let meta = stderr.metadata().unwrap();
+        let ours = format!("{}:{}", meta.dev(), meta.ino());
+        assert!(stderr_is_the_journal(Some(ours.as_ref())));
+        let other = format!("{}:{}", meta.dev(), meta.ino().wrapping_add(1));
+        assert!(!stderr_is_the_journal(Some(other.as_ref())));
+    }
 
     #[test]
     fn events_file_lines() {
