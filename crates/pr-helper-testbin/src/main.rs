@@ -46,7 +46,10 @@ fn slow_file() -> Option<sg_io::FileIdentity> {
             rdev: meta.rdev(),
         }),
         Err(error) => {
-            eprintln!("pr-helper-slow: {SLOW_FILE_ENV}={}: {error}", path.display());
+            eprintln!(
+                "pr-helper-slow: {SLOW_FILE_ENV}={}: {error}",
+                path.display()
+            );
             std::process::exit(2);
         }
     }

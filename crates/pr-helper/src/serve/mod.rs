@@ -154,5 +154,9 @@ pub fn serve(
     let hub = Arc::new(hub::Hub::new(listener, settings, drive)?);
     hub.start()?;
     shutdown.wait();
+    match shutdown.signal_name() {
+        Some(signal) => tracing::info!(signal, "shutting down: finishing commands in flight"),
+        None => tracing::info!("shutting down: finishing commands in flight"),
+    }
     Ok(hub.stop(settings.shutdown_grace))
 }

@@ -8,7 +8,7 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::pipe::PipeFlags;
@@ -18,6 +18,8 @@ use rustix::pipe::PipeFlags;
 #[derive(Debug)]
 pub struct Shutdown {
     requested: Arc<AtomicBool>,
+    /// The signal that asked for the stop, if one did (0: none).
+    signal: Arc<AtomicUsize>,
     /// Readable once triggered (never read from, so it stays readable).
     event: OwnedFd,
     /// The pipe's other end; signal handlers write to copies of it.
@@ -31,6 +33,7 @@ impl Shutdown {
             rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?;
         Ok(Self {
             requested: Arc::new(AtomicBool::new(false)),
+            signal: Arc::new(AtomicUsize::new(0)),
             event,
             trigger_end,
         })
@@ -51,11 +54,26 @@ impl Shutdown {
     /// Makes `signals` trigger this shutdown, from their handlers.
     pub fn trigger_on_signals(&self, signals: &[i32]) -> io::Result<()> {
         for &signal in signals {
-            // The flag first: whoever the pipe wakes must see it set.
+            // The flags first: whoever the pipe wakes must see them set.
+            let number = usize::try_from(signal).unwrap_or(0);
+            signal_hook::flag::register_usize(signal, Arc::clone(&self.signal), number)?;
             signal_hook::flag::register(signal, Arc::clone(&self.requested))?;
             signal_hook::low_level::pipe::register(signal, self.trigger_end.try_clone()?)?;
         }
         Ok(())
+    }
+
+    /// The name of the signal that asked for the stop, if a signal did.
+    pub fn signal_name(&self) -> Option<&'static str> {
+        let number = i32::try_from(self.signal.load(Ordering::Acquire)).ok()?;
+        Some(match number {
+            libc::SIGTERM => "SIGTERM",
+            libc::SIGINT => "SIGINT",
+            libc::SIGHUP => "SIGHUP",
+            libc::SIGUSR1 => "SIGUSR1",
+            libc::SIGUSR2 => "SIGUSR2",
+            _ => return None,
+        })
     }
 
     /// Blocks until the stop is asked for.
@@ -92,6 +110,7 @@ mod tests {
             .expect("kill");
         shutdown.wait();
         assert!(shutdown.is_triggered());
+        assert_eq!(shutdown.signal_name(), Some("SIGUSR2"));
         assert!(readable(&shutdown));
     }
 
