@@ -433,9 +433,9 @@ impl Hub {
     }
 
     /// A parked connection whose handshake deadline passed.
-    fn close_expired(&self, mut connection: Box<Connection>) {
+    fn close_expired(&self, mut connection: Connection) {
         connection.session.expired(Instant::now());
-        let left = (*connection).run(&self.drive);
+        let left = connection.run(&self.drive);
         self.left(left, false);
     }
 
@@ -472,7 +472,7 @@ impl Hub {
 
 impl State {
     /// Removes the parked connections whose handshake deadline passed.
-    fn take_expired(&mut self, now: Instant) -> Vec<Box<Connection>> {
+    fn take_expired(&mut self, now: Instant) -> Vec<Connection> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now {
@@ -480,7 +480,7 @@ impl State {
             }
             self.deadlines.pop_first();
             if let Some(connection) = self.parked.remove(&id) {
-                expired.push(connection);
+                expired.push(*connection);
             }
         }
         expired
