@@ -38,7 +38,7 @@ impl Backend for Delayed {
 
 /// The file named by [`SLOW_FILE_ENV`], as the router identifies descriptors.
 fn slow_file() -> Option<sg_io::FileIdentity> {
-    let path = std::env::var_os(SLOW_FILE_ENV)?;
+    let path = std::path::PathBuf::from(std::env::var_os(SLOW_FILE_ENV)?);
     match std::fs::metadata(&path) {
         Ok(meta) => Some(sg_io::FileIdentity {
             dev: meta.dev(),
