@@ -12,6 +12,7 @@ use std::time::Duration;
 use tracing::level_filters::LevelFilter;
 
 use crate::args::{Args, DEFAULT_PIDFILE, DEFAULT_SOCKET};
+use crate::backend::BackendSettings;
 use crate::serve::ServeSettings;
 
 /// A user or group as given on the command line: a number or a name.
@@ -126,6 +127,8 @@ pub struct Config {
     /// Settings for the serving code; the allowlists are filled in once
     /// the names are resolved.
     pub serve: ServeSettings,
+    /// The backends' settings (SG_IO timeout, partitions, the software target).
+    pub backends: BackendSettings,
 }
 
 /// A command line that cannot work, and what to do about it.
@@ -192,6 +195,9 @@ impl TryFrom<Args> for Config {
             allowed_uids: None,
             allowed_gids: None,
             blocking_threads: count("blocking-threads", args.blocking_threads)?,
+            busy_poll: Duration::from_micros(args.busy_poll_us),
+        };
+        let backends = BackendSettings {
             sgio_timeout: seconds("sgio-timeout", args.sgio_timeout)?,
             allow_partitions: args.allow_partitions,
             emulated_state_dir: args
@@ -199,7 +205,6 @@ impl TryFrom<Args> for Config {
                 .map(|dir| absolute_path("--emulated-state-dir", dir))
                 .transpose()?,
             emulated_initiator: args.emulated_initiator,
-            busy_poll: Duration::from_micros(args.busy_poll_us),
         };
         Ok(Config {
             daemon: args.daemon,
@@ -227,6 +232,7 @@ impl TryFrom<Args> for Config {
             log_level,
             trace,
             serve,
+            backends,
         })
     }
 }
@@ -293,10 +299,10 @@ mod tests {
         assert_eq!(config.pidfile, None);
         assert!(!config.daemon);
         assert_eq!(config.log_level, LevelFilter::INFO);
-        assert_eq!(config.serve.sgio_timeout, Duration::from_secs(30));
+        assert_eq!(config.backends.sgio_timeout, Duration::from_secs(30));
         assert_eq!(config.serve.max_connections, 1024);
-        assert!(!config.serve.allow_partitions);
-        assert_eq!(config.serve.emulated_state_dir, None);
+        assert!(!config.backends.allow_partitions);
+        assert_eq!(config.backends.emulated_state_dir, None);
     }
 
     #[test]
@@ -353,7 +359,7 @@ mod tests {
     #[test]
     fn durations_must_be_positive_and_finite() {
         let ok = config(&["--sgio-timeout", "0.5", "--shutdown-grace", "2"]).unwrap();
-        assert_eq!(ok.serve.sgio_timeout, Duration::from_millis(500));
+        assert_eq!(ok.backends.sgio_timeout, Duration::from_millis(500));
         assert_eq!(ok.serve.shutdown_grace, Duration::from_secs(2));
         for bad in ["0", "-1", "NaN", "inf", "1e12"] {
             let arg = format!("--request-timeout={bad}");
@@ -453,9 +459,9 @@ mod tests {
             "3",
         ])
         .unwrap();
-        assert!(config.serve.allow_partitions);
+        assert!(config.backends.allow_partitions);
         assert_eq!(
-            config.serve.emulated_state_dir.as_deref(),
+            config.backends.emulated_state_dir.as_deref(),
             Some(Path::new("/var/lib/pr"))
         );
         assert_eq!(config.serve.blocking_threads, 8);

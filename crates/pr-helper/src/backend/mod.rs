@@ -36,7 +36,8 @@ use pr_protocol::{Direction, Request, Response};
 use scsi::sense::Sense;
 use sg_io::{DescriptorKind, FileIdentity};
 
-use crate::serve::ServeSettings;
+use std::path::PathBuf;
+use std::time::Duration;
 
 pub use emulated::{EmulatedBackend, EmulatedSettings};
 pub use sgio::{SgIoBackend, SgIoSettings};
@@ -119,6 +120,30 @@ pub struct Execution {
     pub descriptor: DescriptorLabel,
 }
 
+/// What the backends are built from (each backend's own settings come out of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// Timeout handed to the SG_IO ioctl.
+    pub sgio_timeout: Duration,
+    /// Whether a partition descriptor may receive SG_IO (it reaches the whole LUN).
+    pub allow_partitions: bool,
+    /// Where the emulated target keeps its state; `None` disables the emulated backend.
+    pub emulated_state_dir: Option<PathBuf>,
+    /// What the emulated target counts as one initiator.
+    pub emulated_initiator: emulated::InitiatorRule,
+}
+
+impl Default for BackendSettings {
+    fn default() -> Self {
+        Self {
+            sgio_timeout: Duration::from_secs(30),
+            allow_partitions: false,
+            emulated_state_dir: None,
+            emulated_initiator: emulated::InitiatorRule::default(),
+        }
+    }
+}
+
 /// The router: applies the checks that need no device, classifies the descriptor and
 /// hands the command to the backend for that kind of file (see the module docs).
 #[derive(Debug)]
@@ -135,7 +160,7 @@ pub struct Backends {
 
 impl Backends {
     /// Prepares the backends the settings ask for.
-    pub fn new(settings: &ServeSettings) -> Result<Self, BackendError> {
+    pub fn new(settings: &BackendSettings) -> Result<Self, BackendError> {
         let emulated = settings
             .emulated_state_dir
             .as_deref()

@@ -29,7 +29,7 @@ use super::connection::{Connection, Drive, Left};
 use super::log;
 use super::peer::{Allowlist, credentials};
 use super::session::{Limits, Session};
-use super::{ServeError, ServeSettings, ServeSummary};
+use super::settings::{ServeError, ServeSettings, ServeSummary};
 
 /// Event tokens below this are not connections.
 const LISTENER: u64 = 0;
@@ -389,7 +389,12 @@ impl Hub {
         match left {
             Left::Idle(connection) => self.park(connection, new),
             Left::Closed(connection, reason) => {
-                log::closed(connection.session.id(), connection.session.peer(), &reason);
+                log::closed(
+                    connection.session.id(),
+                    connection.session.peer(),
+                    &reason,
+                    reason.is_peer_fault(),
+                );
                 self.forget(connection);
             }
         }

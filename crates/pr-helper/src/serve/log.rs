@@ -7,12 +7,11 @@ use std::time::Duration;
 use pr_protocol::{Request, Response};
 use scsi::sense::Sense;
 
-use super::session::CloseReason;
 use crate::backend::{DescriptorLabel, PeerInfo};
 
 /// The closing line of connection `id`: a warning when the peer was at fault.
-pub(super) fn closed(id: u64, peer: &PeerInfo, reason: &CloseReason) {
-    if reason.is_peer_fault() {
+pub(super) fn closed(id: u64, peer: &PeerInfo, reason: &dyn std::fmt::Display, peer_fault: bool) {
+    if peer_fault {
         tracing::warn!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, reason = %reason, "connection closed");
     } else {
         tracing::info!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, reason = %reason, "connection closed");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use pr_testkit::{RawClient, cdb, descriptors};
 
 use super::{IDLE_PARK, ServeSettings, ServeSummary, Shutdown, serve};
-use crate::backend::{Backend, Backends, Command, SgIoBackend, SgIoSettings};
+use crate::backend::{Backend, BackendSettings, Backends, Command, SgIoBackend, SgIoSettings};
 
 /// Waits `latency` (or, for the file `hung`, until released), then answers as SG_IO.
 #[derive(Debug)]
@@ -61,11 +61,11 @@ fn start_with(
         let delayed = Delayed {
             latency,
             then: SgIoBackend::new(&SgIoSettings {
-                timeout: settings.sgio_timeout,
+                timeout: Duration::from_secs(30),
             }),
             hung,
         };
-        let backends = Backends::new(&settings)
+        let backends = Backends::new(&BackendSettings::default())
             .expect("backends")
             .replace_all_with(Arc::new(delayed));
         let summary = serve(listener, &settings, Arc::new(backends), shutdown).expect("serve");

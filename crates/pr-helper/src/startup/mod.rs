@@ -261,7 +261,7 @@ fn serve_with_reduced_privileges(
     // 10. Backends (the emulated target's state directory is opened and
     // locked while we are still root, and before readiness is reported),
     // then privileges.
-    let backends = adjust(Backends::new(&settings)?);
+    let backends = adjust(Backends::new(&config.backends)?);
     let dropped = privileges::drop_privileges(switch)?;
     if !dropped.has_rawio {
         tracing::warn!(
