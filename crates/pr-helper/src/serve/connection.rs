@@ -166,7 +166,7 @@ impl Connection {
                         RecvFlags::empty()
                     };
                     match self.receive(flags) {
-                        Ok(received) => self.session.received(received, Instant::now()),
+                        Ok(received) => self.deliver(received, drive),
                         // Nothing more waiting: the drain is over.
                         Err(error) if draining && is_timeout(&error) => {
                             self.session
@@ -210,7 +210,7 @@ impl Connection {
                     match self.receive(RecvFlags::DONTWAIT) {
                         Err(error) if is_timeout(&error) => {}
                         other => {
-                            self.took(other);
+                            self.took(other, drive);
                             return true;
                         }
                     }
@@ -231,17 +231,31 @@ impl Connection {
             }
             other => {
                 self.peer_is_quick = started.elapsed() <= drive.busy_poll;
-                self.took(other);
+                self.took(other, drive);
                 true
             }
         }
     }
 
-    fn took(&mut self, received: io::Result<Received>) {
+    fn took(&mut self, received: io::Result<Received>, drive: &Drive) {
         match received {
-            Ok(received) => self.session.received(received, Instant::now()),
+            Ok(received) => self.deliver(received, drive),
             Err(error) => self.session.read_failed(error),
         }
+    }
+
+    /// Hands a receive to the session. If the shutdown began while the read was
+    /// waiting (its socket was shut, which may be what ended the wait), the drain
+    /// starts first: what this read brought and what is still waiting are the
+    /// budget, so an end of stream caused by the shutdown is not the peer's.
+    fn deliver(&mut self, received: Received, drive: &Drive) {
+        if drive.shutdown.is_triggered() && !self.session.draining() {
+            let waiting = rustix::io::ioctl_fionread(self.stream.as_fd()).unwrap_or(0);
+            let waiting = usize::try_from(waiting).unwrap_or(usize::MAX);
+            self.session
+                .begin_drain(waiting.saturating_add(received.bytes));
+        }
+        self.session.received(received, Instant::now());
     }
 
     /// Sets `SO_RCVTIMEO` unless it already has that value (`None`: no timeout).

@@ -364,7 +364,14 @@ impl Hub {
             }
         };
         tracing::info!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, "connection opened");
-        self.state().live.insert(id, Arc::clone(&connection.stream));
+        {
+            let mut state = self.state();
+            // Accepted just before the listener closed: shut like the others were.
+            if state.stopping {
+                let _ = rustix::net::shutdown(&*connection.stream, How::Read);
+            }
+            state.live.insert(id, Arc::clone(&connection.stream));
+        }
         self.left(connection.greet(), true);
     }
 
