@@ -59,6 +59,14 @@ impl RawClient {
         Ok(Self { stream })
     }
 
+    /// Wraps a connected socket (a clone of another client's, say) with the same
+    /// read and write limits.
+    pub fn from_stream(stream: UnixStream) -> io::Result<Self> {
+        stream.set_read_timeout(Some(IO_LIMIT))?;
+        stream.set_write_timeout(Some(IO_LIMIT))?;
+        Ok(Self { stream })
+    }
+
     /// The underlying socket.
     pub fn stream(&self) -> &UnixStream {
         &self.stream

@@ -1,15 +1,14 @@
 //! The driver: runs one connection's [`Session`] on the calling thread with plain
-//! blocking calls, until the connection is idle or over.
+//! blocking calls, until the connection waits on its socket or is over.
 //!
 //! It only waits and moves bytes: a blocking `recvmsg` (with `MSG_CMSG_CLOEXEC`) of
 //! at most what the session asks for, a blocking `send`, the backend call, and the
-//! clock. The socket's own timeouts bound each wait: `SO_SNDTIMEO` (the reply deadline)
-//! is set once, `SO_RCVTIMEO` is the idle time between requests, or what is left of
-//! the request deadline while a request is half read.
-//!
-//! A read that would block while the session is idle returns the connection to the
-//! caller, which sets it aside until the peer sends again (`hub.rs`): a connection
-//! holds a thread only while it is busy. At shutdown the socket's reading side has
+//! clock. The socket's own timeouts bound each wait to the idle time (20 ms), or less
+//! when the session's deadline is nearer: `SO_SNDTIMEO` is set once, `SO_RCVTIMEO`
+//! only when the wait changes. A wait that runs out before the deadline hands the
+//! connection back to the caller, which sets it aside until its socket is ready
+//! (`hub.rs`): a connection holds a thread only while it is busy, never while a
+//! slow or stalled peer dribbles a request or leaves its reply unread. At shutdown the socket's reading side has
 //! been shut (`shutdown(SHUT_RD)`), so the peer can add nothing and every wait ends;
 //! the session is told how many bytes were still waiting and reads only those.
 
@@ -67,26 +66,29 @@ enum Action {
     Execute,
 }
 
+/// What a connection set aside waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Interest {
+    Readable,
+    Writable,
+}
+
 /// How a connection left its thread.
 #[derive(Debug)]
 pub(super) enum Left {
-    /// Idle (or waiting for the handshake): set it aside until it is readable.
-    Idle(Connection),
+    /// Waiting on its socket: set it aside until it is ready.
+    Waiting(Connection, Interest),
     /// Over, for this reason; the socket closes when the value drops.
     Closed(Connection, CloseReason),
 }
 
 impl Connection {
     /// A connection with its socket. The socket must be blocking.
-    pub(super) fn new(
-        session: Session,
-        stream: UnixStream,
-        reply_deadline: Duration,
-    ) -> io::Result<Self> {
+    pub(super) fn new(session: Session, stream: UnixStream, idle: Duration) -> io::Result<Self> {
         rustix::net::sockopt::set_socket_timeout(
             &stream,
             Timeout::Send,
-            Some(at_least_a_microsecond(reply_deadline)),
+            Some(at_least_a_microsecond(idle)),
         )?;
         Ok(Self {
             session,
@@ -106,7 +108,7 @@ impl Connection {
                 SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
             ),
             Step::Close(reason) => return Left::Closed(self, reason),
-            _ => return Left::Idle(self),
+            _ => return Left::Waiting(self, Interest::Readable),
         };
         match sent {
             Ok(written) => self.session.wrote(written),
@@ -114,11 +116,13 @@ impl Connection {
         }
         match self.session.next() {
             Step::Close(reason) => Left::Closed(self, reason),
-            _ => Left::Idle(self),
+            _ => Left::Waiting(self, Interest::Readable),
         }
     }
 
-    /// Serves the connection until it is idle or over.
+    /// Serves the connection until it waits on its socket (idle, or a peer that is
+    /// slow to send or to read) or is over. No socket wait on the thread lasts
+    /// longer than [`Drive::idle`]: a longer one sets the connection aside.
     pub(super) fn run(mut self, drive: &Drive) -> Left {
         loop {
             if drive.shutdown.is_triggered() && !self.session.draining() {
@@ -126,7 +130,6 @@ impl Connection {
                 self.session
                     .begin_drain(usize::try_from(waiting).unwrap_or(usize::MAX));
             }
-            let parkable = self.session.is_idle() || self.session.in_handshake();
             let draining = self.session.draining();
             let deadline = self.session.deadline();
             let action = match self.session.next() {
@@ -144,35 +147,47 @@ impl Connection {
                     let before = self.session.answered();
                     match sent {
                         Ok(written) => self.session.wrote(written),
-                        Err(error) if is_timeout(&error) => self.session.expired(Instant::now()),
+                        Err(error) if is_timeout(&error) => {
+                            if !self.expire_if_due(deadline) {
+                                return Left::Waiting(self, Interest::Writable);
+                            }
+                        }
                         Err(error) => self.session.write_failed(error),
                     }
                     if self.session.answered() != before {
                         drive.commands.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Action::Read if parkable && !draining => {
-                    if !self.read_while_idle(drive) {
-                        return Left::Idle(self);
+                Action::Read if draining => match self.receive(RecvFlags::DONTWAIT) {
+                    // Only what is already there counts; nothing is waited for.
+                    Ok(received) => self.deliver(received, drive),
+                    Err(error) if is_timeout(&error) => {
+                        self.session
+                            .received(Received::end_of_stream(), Instant::now());
                     }
-                }
+                    Err(error) => self.session.read_failed(error),
+                },
                 Action::Read => {
-                    let flags = if draining {
-                        // Only what is already there counts; nothing is waited for.
-                        RecvFlags::DONTWAIT
-                    } else {
-                        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                        self.set_recv_timeout(left);
-                        RecvFlags::empty()
-                    };
-                    match self.receive(flags) {
-                        Ok(received) => self.deliver(received, drive),
-                        // Nothing more waiting: the drain is over.
-                        Err(error) if draining && is_timeout(&error) => {
-                            self.session
-                                .received(Received::end_of_stream(), Instant::now());
+                    if self.poll_briefly(drive) {
+                        continue;
+                    }
+                    let wait = deadline.map_or(drive.idle, |due| {
+                        due.saturating_duration_since(Instant::now())
+                            .min(drive.idle)
+                    });
+                    self.set_recv_timeout(wait);
+                    let started = Instant::now();
+                    match self.receive(RecvFlags::empty()) {
+                        Ok(received) => {
+                            self.peer_is_quick = started.elapsed() <= drive.busy_poll;
+                            self.deliver(received, drive);
                         }
-                        Err(error) if is_timeout(&error) => self.session.expired(Instant::now()),
+                        Err(error) if is_timeout(&error) => {
+                            self.peer_is_quick = false;
+                            if !self.expire_if_due(deadline) {
+                                return Left::Waiting(self, Interest::Readable);
+                            }
+                        }
                         Err(error) => self.session.read_failed(error),
                     }
                 }
@@ -198,49 +213,40 @@ impl Connection {
         }
     }
 
-    /// One read while the connection is idle or in its handshake: poll briefly if the
-    /// peer has been quick, then block for at most the idle time (not at all in the
-    /// handshake, whose peer may take seconds). `false`: nothing came, set it aside.
-    fn read_while_idle(&mut self, drive: &Drive) -> bool {
-        let mut flags = RecvFlags::DONTWAIT;
-        if !self.session.in_handshake() {
-            if self.peer_is_quick && !drive.busy_poll.is_zero() {
-                let until = Instant::now() + drive.busy_poll;
-                loop {
-                    match self.receive(RecvFlags::DONTWAIT) {
-                        Err(error) if is_timeout(&error) => {}
-                        other => {
-                            self.took(other, drive);
-                            return true;
-                        }
-                    }
-                    if Instant::now() >= until {
-                        break;
-                    }
-                    std::hint::spin_loop();
-                }
-            }
-            self.set_recv_timeout(Some(drive.idle));
-            flags = RecvFlags::empty();
-        }
-        let started = Instant::now();
-        match self.receive(flags) {
-            Err(error) if is_timeout(&error) => {
-                self.peer_is_quick = false;
-                false
-            }
-            other => {
-                self.peer_is_quick = started.elapsed() <= drive.busy_poll;
-                self.took(other, drive);
-                true
-            }
+    /// Closes the session for its deadline if `deadline` has passed.
+    fn expire_if_due(&mut self, deadline: Option<Instant>) -> bool {
+        let now = Instant::now();
+        if deadline.is_some_and(|due| now >= due) {
+            self.session.expired(now);
+            true
+        } else {
+            false
         }
     }
 
-    fn took(&mut self, received: io::Result<Received>, drive: &Drive) {
-        match received {
-            Ok(received) => self.deliver(received, drive),
-            Err(error) => self.session.read_failed(error),
+    /// Between requests, polls for the next one for up to the busy-poll time if the
+    /// peer has been that quick; `true` if something came (and was delivered).
+    fn poll_briefly(&mut self, drive: &Drive) -> bool {
+        if drive.busy_poll.is_zero() || !self.peer_is_quick || !self.session.is_idle() {
+            return false;
+        }
+        let until = Instant::now() + drive.busy_poll;
+        loop {
+            match self.receive(RecvFlags::DONTWAIT) {
+                Err(error) if is_timeout(&error) => {}
+                Ok(received) => {
+                    self.deliver(received, drive);
+                    return true;
+                }
+                Err(error) => {
+                    self.session.read_failed(error);
+                    return true;
+                }
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::hint::spin_loop();
         }
     }
 
@@ -258,9 +264,9 @@ impl Connection {
         self.session.received(received, Instant::now());
     }
 
-    /// Sets `SO_RCVTIMEO` unless it already has that value (`None`: no timeout).
-    fn set_recv_timeout(&mut self, timeout: Option<Duration>) {
-        let timeout = timeout.map(at_least_a_microsecond);
+    /// Sets `SO_RCVTIMEO` unless it already has that value.
+    fn set_recv_timeout(&mut self, timeout: Duration) {
+        let timeout = Some(at_least_a_microsecond(timeout));
         if self.recv_timeout != timeout {
             // On failure the previous timeout stays, which only makes a wait longer or
             // shorter, never unbounded: the deadline is checked after every wake-up.

@@ -1,5 +1,5 @@
 //! The hub: one epoll set shared by the serving threads, holding the listening socket
-//! and every connection that is set aside (idle, or waiting for its handshake).
+//! and every connection that is set aside (idle, or waiting on a slow peer).
 //!
 //! Threads take turns waiting on the set (leader/followers): the thread that an event
 //! wakes handles it itself. A new connection is admitted, sent its greeting and set
@@ -25,7 +25,7 @@ use rustix::event::{EventfdFlags, Timespec, eventfd};
 use rustix::net::{Shutdown as How, SocketFlags};
 
 use super::accept::{AcceptFailure, FIRST_BACKOFF, MAX_BACKOFF, RefusalLog, classify_accept_error};
-use super::connection::{Connection, Drive, Left};
+use super::connection::{Connection, Drive, Interest, Left};
 use super::log;
 use super::peer::{Allowlist, credentials};
 use super::session::{Limits, Session};
@@ -74,7 +74,8 @@ struct State {
     /// Connections set aside, by id (boxed: the map's spare capacity then costs a
     /// pointer per slot, not a whole connection).
     parked: HashMap<u64, Box<Connection>>,
-    /// Handshake deadlines of parked connections.
+    /// Deadlines of parked connections (handshake, a half-read request, an unread
+    /// reply).
     deadlines: BTreeSet<(Instant, u64)>,
     /// Every open connection's socket, to shut them at shutdown.
     live: HashMap<u64, Arc<UnixStream>>,
@@ -356,7 +357,7 @@ impl Hub {
             return;
         }
         let session = Session::new(id, peer, self.limits, now);
-        let connection = match Connection::new(session, stream, self.limits.request) {
+        let connection = match Connection::new(session, stream, self.drive.idle) {
             Ok(connection) => connection,
             Err(error) => {
                 tracing::warn!(conn = id, peer = %peer, error = %error, "connection closed: cannot set its socket up");
@@ -394,7 +395,7 @@ impl Hub {
     /// Sets the connection aside, or closes it.
     fn left(&self, left: Left, new: bool) {
         match left {
-            Left::Idle(connection) => self.park(connection, new),
+            Left::Waiting(connection, interest) => self.park(connection, interest, new),
             Left::Closed(connection, reason) => {
                 log::closed(
                     connection.session.id(),
@@ -407,14 +408,12 @@ impl Hub {
         }
     }
 
-    fn park(&self, connection: Connection, new: bool) {
+    fn park(&self, connection: Connection, interest: Interest, new: bool) {
         let id = connection.session.id();
         let stream = Arc::clone(&connection.stream);
         {
             let mut state = self.state();
-            if connection.session.in_handshake()
-                && let Some(deadline) = connection.session.deadline()
-            {
+            if let Some(deadline) = connection.session.deadline() {
                 let earliest = state
                     .deadlines
                     .first()
@@ -427,7 +426,10 @@ impl Hub {
             state.parked.insert(id, Box::new(connection));
         }
         let data = EventData::new_u64(id + FIRST_CONNECTION);
-        let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT;
+        let flags = match interest {
+            Interest::Readable => EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT,
+            Interest::Writable => EventFlags::OUT | EventFlags::ONESHOT,
+        };
         let armed = if new {
             epoll::add(&self.epoll, &*stream, data, flags)
         } else {
@@ -444,7 +446,7 @@ impl Hub {
         // now and the drain goes on at once.
     }
 
-    /// A parked connection whose handshake deadline passed.
+    /// A parked connection whose deadline passed.
     fn close_expired(&self, mut connection: Connection) {
         connection.session.expired(Instant::now());
         let left = connection.run(&self.drive);
@@ -483,7 +485,7 @@ impl Hub {
 }
 
 impl State {
-    /// Removes the parked connections whose handshake deadline passed.
+    /// Removes the parked connections whose deadline passed.
     fn take_expired(&mut self, now: Instant) -> Vec<Connection> {
         let mut expired = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {

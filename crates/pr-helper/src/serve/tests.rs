@@ -348,3 +348,86 @@ fn file_identity(file: &std::fs::File) -> sg_io::FileIdentity {
         rdev: stat.st_rdev,
     }
 }
+
+/// Two serving threads at most: a connection that held one while its peer stalls
+/// would show at once.
+fn two_threads() -> ServeSettings {
+    ServeSettings {
+        blocking_threads: 2,
+        request_timeout: Duration::from_secs(600),
+        shutdown_grace: Duration::from_millis(200),
+        ..ServeSettings::default()
+    }
+}
+
+fn answered_over_and_over(socket: &Path, file: &std::fs::File) {
+    let mut healthy = client(socket);
+    for _ in 0..20 {
+        let response = healthy
+            .call(&cdb::read_keys(64), file.as_fd(), &[])
+            .expect("answered while other peers stall");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+}
+
+#[test]
+fn peers_that_send_half_a_request_hold_no_thread() {
+    let running = start(two_threads(), Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let partial = cdb::read_keys(64);
+    let mut stalled: Vec<RawClient> = (0..5).map(|_| client(&running.socket)).collect();
+    for peer in &mut stalled {
+        peer.send_with_fds(&partial[..5], &[file.as_file().as_fd()])
+            .expect("partial request");
+    }
+    answered_over_and_over(&running.socket, file.as_file());
+    running.stop.trigger();
+    for peer in &mut stalled {
+        peer.expect_closed()
+            .expect("closed at shutdown, the partial request dropped");
+    }
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 20);
+}
+
+#[test]
+fn a_peer_that_never_reads_its_replies_holds_no_thread() {
+    let running = start(two_threads(), Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let greedy = client(&running.socket);
+    // Requests without ever reading a reply, until the daemon's replies fill the
+    // socket and it stops reading: the sender then blocks, so it runs on its own.
+    let stream = greedy.stream().try_clone().expect("clone");
+    let fd = file.as_file().try_clone().expect("clone");
+    let sender = thread::spawn(move || {
+        let mut greedy = RawClient::from_stream(stream).expect("client");
+        for _ in 0..2000 {
+            if greedy
+                .send_request(&cdb::read_keys(64), fd.as_fd(), &[])
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    // Long enough for the replies to back up (not a timing assertion: the healthy
+    // peer must be served whenever it comes).
+    thread::sleep(IDLE_PARK * 10);
+    answered_over_and_over(&running.socket, file.as_file());
+    running.stop.trigger();
+    let summary = running.done.recv().expect("serve returned");
+    // Its replies backed up (it got far fewer than it asked for) and it was still
+    // waiting for one when the grace period cut it off.
+    assert!(
+        summary.commands >= 20 && summary.commands < 2000,
+        "{summary:?}"
+    );
+    assert_eq!(summary.forced_connections, 1, "{summary:?}");
+    drop(greedy);
+    sender
+        .join()
+        .expect("sender ends once the connection is cut");
+}
