@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     const SDA: DevNum = DevNum::new(8, 0);
-    const SDB: DevNum = DevNum::new(8, 16);
+    const SDC: DevNum = DevNum::new(8, 32);
 
     #[test]
     fn failover_table_of_the_vm_tier() {
@@ -255,7 +255,7 @@ mod tests {
         assert!(table.features.is_empty() && table.hardware_handler.is_empty());
         assert_eq!(table.groups.len(), 2);
         assert_eq!(table.groups[0].selector, "round-robin");
-        assert_eq!(table.paths().collect::<Vec<_>>(), [SDA, SDB]);
+        assert_eq!(table.paths().collect::<Vec<_>>(), [SDA, SDC]);
     }
 
     #[test]
@@ -274,11 +274,15 @@ mod tests {
     }
 
     #[test]
-    fn status_with_a_failed_path() {
-        // dmsetup status mpath0 after "dmsetup message mpath0 0 fail_path 8:0".
-        let status = Status::parse("2 0 0 0 2 2 E 0 1 0 8:0 F 1 A 0 1 0 8:16 A 0 ").unwrap();
-        assert_eq!(status.groups.len(), 2);
-        assert_eq!(status.groups[0].state, GroupState::Enabled);
+    fn status_of_the_vm_tier() {
+        // `dmsetup status mpatha` in the VM tier: fresh (no I/O yet, so no group is
+        // active and pg_init is pending), then after "fail_path 8:0".
+        let fresh = Status::parse("2 1 0 0 2 1 E 0 1 0 8:0 A 0 E 0 1 0 8:32 A 0 ").unwrap();
+        assert_eq!(fresh.groups.len(), 2);
+        assert!(fresh.groups.iter().all(|g| g.state == GroupState::Enabled));
+        assert!(fresh.groups.iter().all(|g| g.paths[0].active));
+        let status = Status::parse("2 0 0 0 2 1 A 0 1 0 8:0 F 1 E 0 1 0 8:32 A 0 ").unwrap();
+        assert_eq!(status.groups[0].state, GroupState::Active);
         assert_eq!(
             status.groups[0].paths,
             [PathStatus {
@@ -287,7 +291,8 @@ mod tests {
                 fail_count: 1
             }]
         );
-        assert_eq!(status.groups[1].state, GroupState::Active);
+        assert_eq!(status.groups[1].state, GroupState::Enabled);
+        assert_eq!(status.groups[1].paths[0].dev, SDC);
         assert!(status.groups[1].paths[0].active);
     }
 

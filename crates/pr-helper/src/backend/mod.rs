@@ -28,6 +28,7 @@
 //! bounded pool.
 
 pub mod emulated;
+pub mod multipath;
 pub mod sgio;
 #[cfg(feature = "test-hooks")]
 mod test_latency;
@@ -118,6 +119,8 @@ pub struct Job {
 enum Work {
     /// One SG_IO ioctl.
     SgIo,
+    /// A dm-multipath map: the multipath backend.
+    Multipath,
     /// The emulated target (file I/O, fsync of its state).
     Emulated,
     /// An answer already known, delayed by the test latency hook.
@@ -142,6 +145,7 @@ pub struct Backends {
     /// Device classifications, so a busy device is not looked up in sysfs per command.
     classifications: sg_io::ClassifyCache,
     emulated: Option<emulated::EmulatedBackend>,
+    multipath: Option<multipath::MultipathBackend>,
     #[cfg(feature = "test-hooks")]
     injected_latency: Option<Duration>,
 }
@@ -166,6 +170,11 @@ impl Backends {
             allow_partitions: settings.allow_partitions,
             classifications: sg_io::ClassifyCache::default(),
             emulated,
+            multipath: settings.multipath.then(|| {
+                multipath::MultipathBackend::new(&multipath::MultipathSettings {
+                    sgio_timeout: settings.sgio_timeout,
+                })
+            }),
             #[cfg(feature = "test-hooks")]
             injected_latency: test_latency::configured(),
         })
@@ -220,6 +229,11 @@ impl Backends {
             return Plan::refused(Sense::INVALID_OPCODE, descriptor);
         }
         let work = match kind {
+            DescriptorKind::WholeBlockDevice
+                if self.multipath.as_ref().is_some_and(|m| m.serves(&file)) =>
+            {
+                Work::Multipath
+            }
             DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Work::SgIo,
             // Both reach the whole LUN below them (see the module docs).
             DescriptorKind::Partition | DescriptorKind::PartialDeviceMapper
@@ -251,6 +265,12 @@ impl Backends {
         let fd = request.fd.as_fd();
         match job.work {
             Work::SgIo => sgio::execute(fd, request, self.sgio_timeout),
+            Work::Multipath => match (&self.multipath, &job.file) {
+                (Some(multipath), Some(file)) => {
+                    multipath.execute_on(file, &request.cdb, &request.data_out)
+                }
+                _ => check_condition(Sense::IO_ERROR),
+            },
             Work::Emulated => self.regular_file(fd, request, peer),
             #[cfg(feature = "test-hooks")]
             Work::Ready(response) => response,

@@ -100,6 +100,8 @@ pub struct ServeSettings {
     pub sgio_timeout: Duration,
     /// Whether a partition descriptor may receive SG_IO (it reaches the whole LUN).
     pub allow_partitions: bool,
+    /// Whether dm-multipath maps get PR on every path (`--no-multipath` turns it off).
+    pub multipath: bool,
     /// Where the emulated target keeps its state; `None` disables the emulated backend.
     pub emulated_state_dir: Option<PathBuf>,
     /// What the emulated target counts as one initiator.
@@ -118,6 +120,7 @@ impl Default for ServeSettings {
             blocking_threads: 64,
             sgio_timeout: Duration::from_secs(30),
             allow_partitions: false,
+            multipath: false,
             emulated_state_dir: None,
             emulated_initiator: crate::backend::emulated::InitiatorRule::default(),
         }

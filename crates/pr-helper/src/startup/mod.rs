@@ -250,7 +250,7 @@ fn serve_with_reduced_privileges(
     // locked while we are still root, and before readiness is reported),
     // then privileges.
     let backends = Backends::new(&settings)?;
-    let dropped = privileges::drop_privileges(switch)?;
+    let dropped = privileges::drop_privileges(switch, settings.multipath)?;
     if !dropped.has_rawio {
         tracing::warn!(
             "CAP_SYS_RAWIO is not available: PERSISTENT RESERVE commands on SCSI devices will fail; run as root"

@@ -1,0 +1,99 @@
+//! A map's paths in the order commands try them, from its table and status.
+
+use crate::devnum::DevNum;
+use crate::table::{GroupState, Status, Table};
+
+/// One path of a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapPath {
+    /// Its device.
+    pub dev: DevNum,
+    /// Not failed by the kernel.
+    pub usable: bool,
+    /// Index of its path group in the table.
+    pub group: usize,
+}
+
+/// The paths of a map: the active group's first (the path the kernel itself would use
+/// for I/O answers single-path commands), then enabled groups, then bypassed ones,
+/// each in table order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MapPaths {
+    /// Every path of the table.
+    pub paths: Vec<MapPath>,
+}
+
+impl MapPaths {
+    /// Combines a table and a status of the same map. A path the status does not list
+    /// (they are read one after the other, and the table may have changed in between)
+    /// counts as unusable until the next look.
+    pub fn new(table: &Table, status: &Status) -> Self {
+        let mut paths = Vec::new();
+        for (group_index, group) in table.groups.iter().enumerate() {
+            let group_status = status.groups.get(group_index);
+            for &dev in &group.paths {
+                let usable = group_status
+                    .and_then(|g| g.paths.iter().find(|p| p.dev == dev))
+                    .is_some_and(|p| p.active);
+                paths.push(MapPath {
+                    dev,
+                    usable,
+                    group: group_index,
+                });
+            }
+        }
+        let rank = |group: usize| match status.groups.get(group).map(|g| g.state) {
+            Some(GroupState::Active) => 0,
+            Some(GroupState::Enabled) => 1,
+            Some(GroupState::Bypassed) | None => 2,
+        };
+        // Stable: table order within a rank.
+        paths.sort_by_key(|p| rank(p.group));
+        Self { paths }
+    }
+
+    /// The usable paths, in order.
+    pub fn usable(&self) -> Vec<DevNum> {
+        self.paths
+            .iter()
+            .filter(|p| p.usable)
+            .map(|p| p.dev)
+            .collect()
+    }
+
+    /// Whether `dev` is a path of the map.
+    pub fn contains(&self, dev: DevNum) -> bool {
+        self.paths.iter().any(|p| p.dev == dev)
+    }
+
+    /// Whether `dev` is a usable path of the map.
+    pub fn is_usable(&self, dev: DevNum) -> bool {
+        self.paths.iter().any(|p| p.dev == dev && p.usable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_group_first_failed_paths_unusable() {
+        let table = Table::parse("0 0 2 1 round-robin 0 1 1 8:0 1 round-robin 0 2 1 8:16 1 8:32 1")
+            .unwrap();
+        let status =
+            Status::parse("2 0 0 0 2 2 E 0 1 0 8:0 F 1 A 0 2 0 8:16 A 0 8:32 A 0").unwrap();
+        let map = MapPaths::new(&table, &status);
+        let order: Vec<_> = map.paths.iter().map(|p| p.dev.to_string()).collect();
+        assert_eq!(order, ["8:16", "8:32", "8:0"]);
+        assert_eq!(map.usable(), [DevNum::new(8, 16), DevNum::new(8, 32)]);
+        assert!(map.contains(DevNum::new(8, 0)) && !map.is_usable(DevNum::new(8, 0)));
+        assert!(!map.contains(DevNum::new(8, 48)));
+    }
+
+    #[test]
+    fn a_path_missing_from_the_status_is_unusable() {
+        let table = Table::parse("0 0 1 1 round-robin 0 2 1 8:0 1 8:16 1").unwrap();
+        let status = Status::parse("2 0 0 0 1 1 A 0 1 0 8:0 A 0").unwrap();
+        assert_eq!(MapPaths::new(&table, &status).usable(), [DevNum::new(8, 0)]);
+    }
+}
