@@ -249,9 +249,9 @@ mod tests {
 
     #[test]
     fn failover_table_of_the_vm_tier() {
-        // dmsetup table mpath0, after "0 32768 multipath".
+        // `dmsetup table mpatha` in the VM tier, after "0 32768 multipath".
         let table =
-            Table::parse("0 0 2 1 round-robin 0 1 1 8:0 1 round-robin 0 1 1 8:16 1 ").unwrap();
+            Table::parse("0 0 2 1 round-robin 0 1 1 8:0 1 round-robin 0 1 1 8:32 1 ").unwrap();
         assert!(table.features.is_empty() && table.hardware_handler.is_empty());
         assert_eq!(table.groups.len(), 2);
         assert_eq!(table.groups[0].selector, "round-robin");
