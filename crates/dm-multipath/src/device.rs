@@ -211,7 +211,7 @@ impl PathIo for OpenPaths {
                 };
             }
         };
-        let done = crate::execute_pr(fd.as_fd(), cdb, data_out, self.timeout);
+        let done = sg_io::execute_pr(fd.as_fd(), cdb, data_out, self.timeout);
         let fault = fault_of(done.outcome.as_ref());
         if fault.is_some() {
             // A node left over from a device that went away answers ENODEV forever:

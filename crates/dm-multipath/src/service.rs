@@ -72,7 +72,10 @@ pub struct Multipath {
 #[derive(Debug)]
 struct Inner {
     settings: Settings,
-    control: Option<OwnedFd>,
+    /// device-mapper's control node, opened at start-up or at the first map seen.
+    control: Mutex<Option<Arc<OwnedFd>>>,
+    /// The one warning when the control node cannot be opened was given.
+    control_warned: Once,
     serves: Mutex<HashMap<DevNum, (bool, Instant)>>,
     maps: Mutex<HashMap<DevNum, Arc<MapState>>>,
     listener: Once,
@@ -94,23 +97,18 @@ struct Memory {
 }
 
 impl Multipath {
-    /// Opens device-mapper's control node (done before privileges are dropped: it is
-    /// root's, mode 0600). Without it no map is served as multipath, and
-    /// [`control_error`](Self::control_error) says why.
+    /// Opens device-mapper's control node now if it exists (the daemon calls this
+    /// before dropping privileges: the node is root's, mode 0600). If it does not
+    /// (device-mapper not loaded yet), it is opened when the first device-mapper
+    /// device is seen; if that fails, one warning, and maps are served as single
+    /// devices.
     pub fn new(settings: Settings) -> Self {
-        let control = rustix::fs::open(
-            &settings.control,
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| {
-            tracing::warn!(path = %settings.control.display(), error = %std::io::Error::from(e), "cannot open device-mapper's control node: multipath maps are served as single devices");
-        })
-        .ok();
+        let control = open_control(&settings.control).ok().map(Arc::new);
         Self {
             inner: Arc::new(Inner {
                 settings,
-                control,
+                control: Mutex::new(control),
+                control_warned: Once::new(),
                 serves: Mutex::new(HashMap::new()),
                 maps: Mutex::new(HashMap::new()),
                 listener: Once::new(),
@@ -120,7 +118,7 @@ impl Multipath {
 
     /// Whether the control node is open.
     pub fn is_available(&self) -> bool {
-        self.inner.control.is_some()
+        lock(&self.inner.control).is_some()
     }
 
     /// Whether the block device `rdev` is a device-mapper device whose live table is a
@@ -133,8 +131,7 @@ impl Multipath {
         {
             return *answer;
         }
-        let answer = self.inner.control.is_some()
-            && is_device_mapper(&self.inner.settings.nodes.sysfs, dev)
+        let answer = is_device_mapper(&self.inner.settings.nodes.sysfs, dev)
             && self.inner.table(dev).is_ok();
         let mut serves = lock(&self.inner.serves);
         if serves.len() > 1024 {
@@ -172,14 +169,6 @@ impl Multipath {
             KeyChange::Forget => memory.key = None,
         }
         done.answer
-    }
-
-    /// The key remembered for the map `rdev`, if any.
-    pub fn remembered_key(&self, rdev: u64) -> Option<u64> {
-        let dev = DevNum::from_rdev(rdev);
-        let map = lock(&self.inner.maps).get(&dev).cloned()?;
-        let key = lock(&map.memory).key.map(|k| k.key);
-        key
     }
 
     fn start_listener(&self) {
@@ -244,17 +233,31 @@ impl Inner {
         }))
     }
 
-    fn control(&self) -> Result<std::os::fd::BorrowedFd<'_>, LookError> {
-        self.control
-            .as_ref()
-            .map(|fd| fd.as_fd())
-            .ok_or_else(|| LookError::NoControl {
-                path: self.settings.control.clone(),
-            })
+    fn control(&self) -> Result<Arc<OwnedFd>, LookError> {
+        let mut control = lock(&self.control);
+        if let Some(fd) = control.as_ref() {
+            return Ok(Arc::clone(fd));
+        }
+        match open_control(&self.settings.control) {
+            Ok(fd) => {
+                let fd = Arc::new(fd);
+                *control = Some(Arc::clone(&fd));
+                Ok(fd)
+            }
+            Err(error) => {
+                self.control_warned.call_once(|| {
+                    tracing::warn!(path = %self.settings.control.display(), error = %error, "cannot open device-mapper's control node: multipath maps are served as single devices (start the helper as root, or with --no-multipath)");
+                });
+                Err(LookError::NoControl {
+                    path: self.settings.control.clone(),
+                })
+            }
+        }
     }
 
     fn single_multipath(&self, dev: DevNum, table: bool) -> Result<String, LookError> {
-        let targets = crate::sys::table_status(self.control()?, dev.rdev(), table)
+        let control = self.control()?;
+        let targets = crate::sys::table_status(control.as_fd(), dev.rdev(), table)
             .map_err(|source| LookError::Ioctl { map: dev, source })?;
         match targets.as_slice() {
             [only] if only.target_type == "multipath" => Ok(only.params.clone()),
@@ -353,6 +356,15 @@ impl Inner {
             }
         }
     }
+}
+
+fn open_control(path: &std::path::Path) -> std::io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(Into::into)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -130,7 +130,14 @@ pub struct Args {
     #[arg(long, value_name = "RULE", default_value = "process")]
     pub emulated_initiator: crate::backend::emulated::InitiatorRule,
 
-    /// Commands that may be executing at once (threads for blocking SG_IO).
+    /// Busy connections served at once, each on a thread of its own (idle
+    /// connections hold no thread).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub blocking_threads: usize,
+
+    /// After answering, poll up to this many microseconds for the peer's next
+    /// request before sleeping, while the peer keeps answering that fast (saves a
+    /// wake-up per command at the cost of that much CPU; 0: never poll).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
+    pub busy_poll_us: u64,
 }

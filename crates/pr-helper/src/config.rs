@@ -200,6 +200,7 @@ impl TryFrom<Args> for Config {
                 .map(|dir| absolute_path("--emulated-state-dir", dir))
                 .transpose()?,
             emulated_initiator: args.emulated_initiator,
+            busy_poll: Duration::from_micros(args.busy_poll_us),
         };
         Ok(Config {
             daemon: args.daemon,

@@ -756,9 +756,21 @@ fn sighup_and_sigint_also_shut_down_cleanly() {
     }
 }
 
-/// Threads of `pid` sleeping in the test latency hook (`clock_nanosleep` or
+/// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
+/// start-up and serving code with a backend that waits `PR_HELPER_TEST_LATENCY_MS`
+/// before every command, so commands stay in flight.
+fn slow_daemon() -> DaemonOptions {
+    let program = pr_testkit::workspace_bin("pr-helper-slow");
+    assert!(
+        program.exists(),
+        "{} is missing: build it with `cargo build -p pr-helper-testbin`",
+        program.display()
+    );
+    DaemonOptions::new(program)
+}
+
+/// Threads of `pid` sleeping in the test backend's wait (`clock_nanosleep` or
 /// `nanosleep` per /proc/PID/task/TID/syscall): commands in flight.
-#[cfg(feature = "test-hooks")]
 fn sleeping_threads(pid: u32) -> usize {
     const NANOSLEEP: &str = "35";
     const CLOCK_NANOSLEEP: &str = "230";
@@ -774,14 +786,13 @@ fn sleeping_threads(pid: u32) -> usize {
         .count()
 }
 
-#[cfg(feature = "test-hooks")]
 #[test]
 fn sigterm_answers_every_command_in_flight() {
     const IN_FLIGHT: usize = 6;
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("t.pid");
     let mut daemon = Daemon::start_with(
-        DaemonOptions::default()
+        slow_daemon()
             .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
             .env("PR_HELPER_TEST_LATENCY_MS", "3000"),
     )
@@ -842,13 +853,12 @@ impl StreamRead for RawClient {
     }
 }
 
-#[cfg(feature = "test-hooks")]
 #[test]
 fn grace_period_bounds_a_stuck_command() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("g.pid");
     let mut daemon = Daemon::start_with(
-        DaemonOptions::default()
+        slow_daemon()
             .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "0.5"])
             // Far longer than the test waits for anything.
             .env("PR_HELPER_TEST_LATENCY_MS", "600000"),

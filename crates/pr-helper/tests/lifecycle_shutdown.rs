@@ -2,11 +2,9 @@
 //! answered, a connection then answers only what was already waiting in its socket and
 //! closes, and the daemon exits 0 with its socket and pid file gone.
 //!
-//! Commands are kept in flight with the test-only latency hook, so this file exists
-//! only with the `test-hooks` feature. Nothing here measures time; waits are bounded
+//! Commands are kept in flight by `pr-helper-slow`, the daemon with a test backend that
+//! waits before every command. Nothing here measures time; waits are bounded
 //! only to turn a hang into a failure.
-
-#![cfg(feature = "test-hooks")]
 
 use std::collections::VecDeque;
 use std::io;
@@ -113,6 +111,19 @@ fn closed_loop(
     tally
 }
 
+/// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
+/// start-up and serving code with a backend that waits `PR_HELPER_TEST_LATENCY_MS`
+/// before every command, so commands stay in flight.
+fn slow_daemon() -> DaemonOptions {
+    let program = pr_testkit::workspace_bin("pr-helper-slow");
+    assert!(
+        program.exists(),
+        "{} is missing: build it with `cargo build -p pr-helper-testbin`",
+        program.display()
+    );
+    DaemonOptions::new(program)
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
@@ -126,7 +137,7 @@ fn sigterm_ends_busy_connections_after_what_was_already_sent() {
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("busy.pid");
     let mut daemon = Daemon::start_with(
-        DaemonOptions::default()
+        slow_daemon()
             .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
             .env("PR_HELPER_TEST_LATENCY_MS", "20"),
     )

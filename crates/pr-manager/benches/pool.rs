@@ -1,10 +1,10 @@
 //! Throughput of one shared client with a pool of 4 connections against a
 //! pool of 1, under 16 threads (a benchmark, not a test: it prints numbers).
 //!
-//! Peers: our `pr-helper` built with `test-hooks`, which delays every
-//! command by `PR_HELPER_TEST_LATENCY_MS` (a stand-in for a slow array, so
-//! the pool's parallelism shows), and Debian's `qemu-pr-helper` without any
-//! delay (pure protocol and thread cost).
+//! Peers: `pr-helper-slow` (crates/pr-helper-testbin: our daemon with a
+//! test backend that delays every command by `PR_HELPER_TEST_LATENCY_MS`, a
+//! stand-in for a slow array, so the pool's parallelism shows), and Debian's
+//! `qemu-pr-helper` without any delay (pure protocol and thread cost).
 //!
 //! Run: `cargo bench -p pr-manager --bench pool`
 //! Knobs: `PR_BENCH_LATENCY_MS` (default 5), `PR_BENCH_ROUNDS` (commands per
@@ -30,17 +30,14 @@ fn env_number(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Our daemon with the latency hook: `PR_HELPER_BIN`, or built now.
+/// Our daemon with the delaying backend: `PR_HELPER_BIN`, or built now.
 fn our_daemon() -> PathBuf {
     if let Some(bin) = std::env::var_os("PR_HELPER_BIN") {
         return PathBuf::from(bin);
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    // A target directory of its own: a test-hooks build must never replace the release
-    // binary that scripts/bench.sh and the VM tier use.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("pool-bench");
+    let target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
@@ -49,21 +46,16 @@ fn our_daemon() -> PathBuf {
             "--release",
             "--quiet",
             "-p",
-            "pr-helper",
-            "--features",
-            "test-hooks",
+            "pr-helper-testbin",
             "--bin",
-            "pr-helper",
+            "pr-helper-slow",
             "--target-dir",
         ])
         .arg(&target_dir)
         .status()
         .expect("run cargo build");
-    assert!(
-        status.success(),
-        "building pr-helper with test-hooks failed"
-    );
-    target_dir.join("release/pr-helper")
+    assert!(status.success(), "building pr-helper-slow failed");
+    target_dir.join("release/pr-helper-slow")
 }
 
 /// Commands per second through one client with `pool` connections.

@@ -7,9 +7,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use pr_manager::{DataTransfer, Reply};
-use scsi::sgio::map_sg_io_outcome;
-use scsi::status::Status;
-use sg_io::{Direction, SENSE_BUFFER_SIZE};
+use sg_io::execute_pr;
 
 /// Sends `cdb` with SG_IO and returns what a helper would have answered.
 pub fn send(
@@ -18,42 +16,29 @@ pub fn send(
     data: DataTransfer<'_>,
     timeout: Duration,
 ) -> Result<Reply, String> {
-    let mut out_copy;
-    let (direction, buf): (Direction, &mut [u8]) = match data {
-        DataTransfer::ToDevice(params) => {
-            // SG_IO takes a mutable buffer either way; the copy keeps the
-            // caller's parameter list untouched.
-            out_copy = params.to_vec();
-            (Direction::ToDevice, &mut out_copy)
-        }
-        DataTransfer::FromDevice(buf) => (Direction::FromDevice, buf),
+    let (executed, buffer) = match data {
+        DataTransfer::ToDevice(params) => (
+            execute_pr(file.as_fd(), cdb, params, timeout),
+            Err(params.len()),
+        ),
+        DataTransfer::FromDevice(buf) => (execute_pr(file.as_fd(), cdb, &[], timeout), Ok(buf)),
     };
-    let mut sense = [0u8; SENSE_BUFFER_SIZE];
-    let report = sg_io::send(file.as_fd(), cdb, direction, buf, &mut sense, timeout)
-        .map_err(|e| format!("SG_IO refused the command: {e}"))?;
-    let mapped = map_sg_io_outcome(&report.outcome);
-    let mut reply_sense = [0u8; SENSE_BUFFER_SIZE];
-    match mapped.synthesized_sense {
-        Some(synthesized) => {
-            synthesized.write_fixed(&mut reply_sense);
-        }
-        None => {
-            let len = usize::from(report.sense_len).min(SENSE_BUFFER_SIZE);
-            if let (Some(dst), Some(src)) = (reply_sense.get_mut(..len), sense.get(..len)) {
+    // As sg_io_hdr reports it: nothing comes back for PR OUT, so all of it is residual.
+    let (data_len, residual) = match buffer {
+        Ok(buf) => {
+            let len = executed.data.len().min(buf.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(..len), executed.data.get(..len)) {
                 dst.copy_from_slice(src);
             }
+            (len, buf.len().saturating_sub(len))
         }
-    }
-    let data_len = if mapped.status == Status::GOOD && direction == Direction::FromDevice {
-        report.transferred(buf.len())
-    } else {
-        0
+        Err(sent) => (0, sent),
     };
     Ok(Reply {
-        status: mapped.status,
-        sense: reply_sense,
+        status: executed.status,
+        sense: executed.sense,
         data_len,
-        residual: buf.len().saturating_sub(data_len),
+        residual,
         failure: None,
     })
 }

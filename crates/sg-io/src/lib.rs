@@ -3,6 +3,7 @@
 mod access;
 mod cache;
 mod classify;
+mod pr;
 mod send;
 mod sys;
 
@@ -11,5 +12,8 @@ pub use cache::{Classified, ClassifyCache, DEFAULT_TTL, FileIdentity};
 pub use classify::{
     ClassifyError, DescriptorKind, OtherKind, SG_MAJOR, classify, classify_with_sysfs,
 };
+pub use pr::{PrExecution, execute_pr};
 pub use scsi::sgio::SgIoOutcome;
-pub use send::{Direction, MAX_CDB_LEN, SENSE_BUFFER_SIZE, SendError, SgIoReport, send};
+pub use send::{
+    Direction, MAX_CDB_LEN, SENSE_BUFFER_SIZE, SendError, SgIoReport, send, send_to_device,
+};

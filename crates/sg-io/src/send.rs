@@ -68,20 +68,50 @@ pub fn send(
     sense: &mut [u8; SENSE_BUFFER_SIZE],
     timeout: Duration,
 ) -> Result<SgIoReport, SendError> {
+    let data = match direction {
+        Direction::ToDevice => sys::DataPhase::ToDevice(buf),
+        Direction::FromDevice => sys::DataPhase::FromDevice(buf),
+        Direction::None => sys::DataPhase::None,
+    };
+    send_phase(fd, cdb, data, sense, timeout)
+}
+
+/// [`send`] for a to-device transfer from a buffer the caller keeps unchanged.
+pub fn send_to_device(
+    fd: BorrowedFd<'_>,
+    cdb: &[u8],
+    data: &[u8],
+    sense: &mut [u8; SENSE_BUFFER_SIZE],
+    timeout: Duration,
+) -> Result<SgIoReport, SendError> {
+    let phase = if data.is_empty() {
+        sys::DataPhase::None
+    } else {
+        sys::DataPhase::ToDevice(data)
+    };
+    send_phase(fd, cdb, phase, sense, timeout)
+}
+
+fn send_phase(
+    fd: BorrowedFd<'_>,
+    cdb: &[u8],
+    data: sys::DataPhase<'_>,
+    sense: &mut [u8; SENSE_BUFFER_SIZE],
+    timeout: Duration,
+) -> Result<SgIoReport, SendError> {
     if cdb.is_empty() || cdb.len() > MAX_CDB_LEN {
         return Err(SendError::CdbLength(cdb.len()));
     }
-    if u32::try_from(buf.len()).is_err() {
-        return Err(SendError::BufferTooLarge(buf.len()));
-    }
-    let (dir, data): (_, &mut [u8]) = match direction {
-        Direction::ToDevice => (sys::DXFER_TO_DEV, buf),
-        Direction::FromDevice => (sys::DXFER_FROM_DEV, buf),
-        Direction::None => (sys::DXFER_NONE, &mut []),
+    let data_len = match &data {
+        sys::DataPhase::ToDevice(data) => data.len(),
+        sys::DataPhase::FromDevice(data) => data.len(),
+        sys::DataPhase::None => 0,
     };
+    if u32::try_from(data_len).is_err() {
+        return Err(SendError::BufferTooLarge(data_len));
+    }
     let bufs = sys::SgIoBuffers {
         cdb,
-        direction: dir,
         data,
         sense: &mut sense[..],
         timeout_ms: timeout_millis(timeout),

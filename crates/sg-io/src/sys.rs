@@ -64,10 +64,34 @@ const _: () = assert!(std::mem::size_of::<SgIoHdr>() == 64);
 /// these borrows and live no longer than the call.
 pub(crate) struct SgIoBuffers<'a> {
     pub cdb: &'a [u8],
-    pub direction: c_int,
-    pub data: &'a mut [u8],
+    pub data: DataPhase<'a>,
     pub sense: &'a mut [u8],
     pub timeout_ms: u32,
+}
+
+/// The data phase of one call, with the buffer it reads from or writes to.
+pub(crate) enum DataPhase<'a> {
+    /// The kernel reads the buffer and sends it to the device.
+    ToDevice(&'a [u8]),
+    /// The kernel fills the buffer from the device.
+    FromDevice(&'a mut [u8]),
+    /// No data phase.
+    None,
+}
+
+impl DataPhase<'_> {
+    /// `dxfer_direction`, the buffer's address and its length.
+    fn raw(&mut self) -> (c_int, *mut c_void, usize) {
+        match self {
+            // The kernel only reads a to-device buffer; the header's field is
+            // `void *` for both directions.
+            DataPhase::ToDevice(data) => {
+                (DXFER_TO_DEV, data.as_ptr().cast_mut().cast(), data.len())
+            }
+            DataPhase::FromDevice(data) => (DXFER_FROM_DEV, data.as_mut_ptr().cast(), data.len()),
+            DataPhase::None => (DXFER_NONE, std::ptr::null_mut(), 0),
+        }
+    }
 }
 
 /// What the kernel filled in after a successful ioctl.
@@ -82,19 +106,19 @@ pub(crate) struct SgIoResult {
 
 /// Issues one `SG_IO` ioctl. The caller has checked that the CDB length
 /// fits in a `u8`, the data length in a `u32` and the sense length in a `u8`.
-pub(crate) fn sg_io(fd: BorrowedFd<'_>, bufs: SgIoBuffers<'_>) -> std::io::Result<SgIoResult> {
+pub(crate) fn sg_io(fd: BorrowedFd<'_>, mut bufs: SgIoBuffers<'_>) -> std::io::Result<SgIoResult> {
     let cmd_len = u8::try_from(bufs.cdb.len()).map_err(|_| invalid("CDB too long"))?;
     let mx_sb_len = u8::try_from(bufs.sense.len()).map_err(|_| invalid("sense buffer too long"))?;
-    let dxfer_len =
-        c_uint::try_from(bufs.data.len()).map_err(|_| invalid("data buffer too long"))?;
+    let (dxfer_direction, dxferp, data_len) = bufs.data.raw();
+    let dxfer_len = c_uint::try_from(data_len).map_err(|_| invalid("data buffer too long"))?;
     let mut hdr = SgIoHdr {
         interface_id: INTERFACE_ID_SCSI,
-        dxfer_direction: bufs.direction,
+        dxfer_direction,
         cmd_len,
         mx_sb_len,
         iovec_count: 0,
         dxfer_len,
-        dxferp: bufs.data.as_mut_ptr().cast(),
+        dxferp,
         cmdp: bufs.cdb.as_ptr(),
         sbp: bufs.sense.as_mut_ptr(),
         timeout: bufs.timeout_ms,
@@ -113,8 +137,10 @@ pub(crate) fn sg_io(fd: BorrowedFd<'_>, bufs: SgIoBuffers<'_>) -> std::io::Resul
     };
     // SAFETY: `hdr` is a correctly laid out `sg_io_hdr` (size asserted
     // above). Its pointers come from live borrows held by `bufs` for the
-    // whole call: the kernel reads `cmd_len` bytes at `cmdp`, reads or
-    // writes at most `dxfer_len` bytes at `dxferp` and writes at most
+    // whole call: the kernel reads `cmd_len` bytes at `cmdp`, reads (to
+    // device: the buffer is only read, never written through the cast
+    // pointer) or writes (from device) at most `dxfer_len` bytes at `dxferp`
+    // (null with length 0 when there is no data phase) and writes at most
     // `mx_sb_len` bytes at `sbp`, each length being that buffer's own.
     // `iovec_count` is 0, so `dxferp` is a plain buffer, not an iovec list.
     // The descriptor is borrowed and stays open for the call.

@@ -127,6 +127,15 @@ pub enum EmulatedError {
     Fstat(#[source] std::io::Error),
 }
 
+/// What the emulated backend is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedSettings {
+    /// Where the units' state lives (created if missing, locked while we run).
+    pub state_dir: PathBuf,
+    /// What counts as one initiator.
+    pub initiator: InitiatorRule,
+}
+
 /// The emulated target for every image file a peer sends.
 #[derive(Debug)]
 pub struct EmulatedBackend {
@@ -150,6 +159,11 @@ impl EmulatedBackend {
             initiator_rule,
             units: Mutex::new(units),
         })
+    }
+
+    /// [`open`](Self::open) with the settings' directory and initiator rule.
+    pub fn new(settings: &EmulatedSettings) -> Result<Self, EmulatedError> {
+        Self::open(&settings.state_dir, settings.initiator)
     }
 
     /// The state directory.
@@ -206,6 +220,18 @@ fn response_for(outcome: Outcome) -> Response {
             Response::with_status(scsi::status::Status::RESERVATION_CONFLICT.as_u8())
         }
         Outcome::CheckCondition(sense) => Response::check_condition(&sense.fixed_bytes()),
+    }
+}
+
+impl super::Backend for EmulatedBackend {
+    fn execute(&self, command: &super::Command<'_>) -> Response {
+        EmulatedBackend::execute(
+            self,
+            command.fd,
+            command.cdb,
+            command.data_out,
+            &command.peer,
+        )
     }
 }
 

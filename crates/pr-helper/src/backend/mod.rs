@@ -1,13 +1,14 @@
 //! Backends that execute requests.
 //!
-//! A command goes through [`Backends::plan`], then, if it needs blocking work,
-//! [`Backends::run`]: planning applies the checks that need no device (the CDB bytes
+//! Each backend implements [`Backend`] and is built from its own settings type. The
+//! router, [`Backends::execute`], applies the checks that need no device (the CDB bytes
 //! 5-6 rule, PR OUT on a read-only descriptor), classifies the descriptor and picks the
 //! backend for that kind of file:
 //!
 //! | descriptor | answer |
 //! |---|---|
 //! | whole block device, sg character device | `SG_IO` ([`sgio`]) |
+//! | device-mapper multipath map (a single `multipath` target), unless `--no-multipath` | every path as the service action needs ([`multipath`], the `dm-multipath` crate) |
 //! | partition | refused with 0B/00/06 unless partitions are allowed (see below) |
 //! | device-mapper device mapping part of a device (LVM volume) | as a partition |
 //! | regular file | the emulated target when configured, else 0B/00/06 |
@@ -21,27 +22,49 @@
 //! A device-mapper device that maps only part of what is under it passes SG_IO down
 //! the same way, and the kernel checks that only for callers without CAP_SYS_RAWIO.
 //!
-//! [`Backends::plan`] does what cannot block (one `fstat`, a sysfs lookup unless the device
-//! was classified within the last second, `F_GETFL` for PR OUT) and
-//! answers at once whenever no ioctl or file I/O is needed; [`Backends::run`] does the
-//! blocking rest, which the serving code runs on the connection's own thread or in its
-//! bounded pool.
+//! All of it runs on the thread that serves the connection (`fstat`, a sysfs lookup
+//! unless the device was classified within the last second, `F_GETFL` for PR OUT,
+//! then the backend's ioctl or file I/O), never on a thread other connections wait on.
 
 pub mod emulated;
 pub mod multipath;
 pub mod sgio;
-#[cfg(feature = "test-hooks")]
-mod test_latency;
 
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::sync::Arc;
 
 use pr_protocol::{Direction, Request, Response};
 use scsi::sense::Sense;
-use sg_io::DescriptorKind;
+use sg_io::{DescriptorKind, FileIdentity};
 
 use crate::serve::ServeSettings;
+
+pub use emulated::{EmulatedBackend, EmulatedSettings};
+pub use multipath::{MultipathBackend, MultipathSettings};
+pub use sgio::{SgIoBackend, SgIoSettings};
+
+/// One way of executing PR commands on a kind of descriptor. The router calls it on
+/// the connection's thread, after the checks that need no device: it may block.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Executes `command` and answers it.
+    fn execute(&self, command: &Command<'_>) -> Response;
+}
+
+/// A validated command, with what the router learnt about its descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Command<'a> {
+    /// The CDB as received (16 bytes, zero-padded).
+    pub cdb: &'a [u8; 16],
+    /// The PR OUT parameter list (empty for PR IN).
+    pub data_out: &'a [u8],
+    /// The descriptor the peer sent.
+    pub fd: BorrowedFd<'a>,
+    /// Which file it refers to (from the router's `fstat`).
+    pub file: FileIdentity,
+    /// Who sent it.
+    pub peer: PeerInfo,
+}
 
 /// The process on the other end of a connection, from SO_PEERCRED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,44 +113,6 @@ impl fmt::Display for DescriptorLabel {
     }
 }
 
-/// What a command needs, decided without blocking by [`Backends::plan`].
-#[derive(Debug)]
-pub enum Plan {
-    /// Answered already (refused, or a descriptor that gets no ioctl).
-    Answered(Execution),
-    /// Needs a blocking call: run it with [`Backends::run`] off the I/O threads.
-    Blocking(Job),
-}
-
-impl Plan {
-    fn refused(sense: Sense, descriptor: DescriptorLabel) -> Self {
-        Plan::Answered(refused(sense, descriptor))
-    }
-}
-
-/// The blocking part of a command.
-#[derive(Debug)]
-pub struct Job {
-    work: Work,
-    /// The kind of descriptor it goes to.
-    pub descriptor: DescriptorLabel,
-    /// Which file the descriptor refers to, when it was looked at.
-    pub file: Option<sg_io::FileIdentity>,
-}
-
-#[derive(Debug)]
-enum Work {
-    /// One SG_IO ioctl.
-    SgIo,
-    /// A dm-multipath map: the multipath backend.
-    Multipath,
-    /// The emulated target (file I/O, fsync of its state).
-    Emulated,
-    /// An answer already known, delayed by the test latency hook.
-    #[cfg(feature = "test-hooks")]
-    Ready(Response),
-}
-
 /// The answer to one command, with what the log line needs to know about it.
 #[derive(Debug)]
 pub struct Execution {
@@ -137,17 +122,20 @@ pub struct Execution {
     pub descriptor: DescriptorLabel,
 }
 
-/// The set of backends a daemon serves with, chosen per descriptor.
+/// The router: applies the checks that need no device, classifies the descriptor and
+/// hands the command to the backend for that kind of file (see the module docs).
 #[derive(Debug)]
 pub struct Backends {
-    sgio_timeout: Duration,
     allow_partitions: bool,
     /// Device classifications, so a busy device is not looked up in sysfs per command.
     classifications: sg_io::ClassifyCache,
-    emulated: Option<emulated::EmulatedBackend>,
-    multipath: Option<multipath::MultipathBackend>,
-    #[cfg(feature = "test-hooks")]
-    injected_latency: Option<Duration>,
+    sgio: SgIoBackend,
+    emulated: Option<EmulatedBackend>,
+    /// dm-multipath maps (unless `--no-multipath`).
+    multipath: Option<MultipathBackend>,
+    /// Takes every command that passed the checks, whatever its descriptor (test
+    /// harnesses inject slow or hanging backends here).
+    replacement: Option<Arc<dyn Backend>>,
 }
 
 impl Backends {
@@ -157,135 +145,102 @@ impl Backends {
             .emulated_state_dir
             .as_deref()
             .map(|dir| {
-                emulated::EmulatedBackend::open(dir, settings.emulated_initiator).map_err(|e| {
-                    BackendError::EmulatedState {
-                        path: dir.to_path_buf(),
-                        source: Box::new(e),
-                    }
+                let emulated = EmulatedSettings {
+                    state_dir: dir.to_path_buf(),
+                    initiator: settings.emulated_initiator,
+                };
+                EmulatedBackend::new(&emulated).map_err(|e| BackendError::EmulatedState {
+                    path: dir.to_path_buf(),
+                    source: Box::new(e),
                 })
             })
             .transpose()?;
         Ok(Self {
-            sgio_timeout: settings.sgio_timeout,
             allow_partitions: settings.allow_partitions,
             classifications: sg_io::ClassifyCache::default(),
+            sgio: SgIoBackend::new(&SgIoSettings {
+                timeout: settings.sgio_timeout,
+            }),
             emulated,
             multipath: settings.multipath.then(|| {
-                multipath::MultipathBackend::new(&multipath::MultipathSettings {
+                MultipathBackend::new(&MultipathSettings {
                     sgio_timeout: settings.sgio_timeout,
                 })
             }),
-            #[cfg(feature = "test-hooks")]
-            injected_latency: test_latency::configured(),
+            replacement: None,
         })
     }
 
-    /// Delays every command by `latency` (tests only: keeps commands in flight).
-    #[cfg(feature = "test-hooks")]
-    pub fn with_injected_latency(mut self, latency: Duration) -> Self {
-        self.injected_latency = Some(latency);
+    /// Sends every command that passes the checks to `backend` instead, whatever its
+    /// descriptor. For test harnesses (a backend that is slow or never answers); the
+    /// daemon never calls it.
+    pub fn replace_all_with(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.replacement = Some(backend);
         self
     }
 
-    /// Everything that cannot block: the CDB rule, classification, the access mode.
-    /// Either answers at once or says which blocking call the command needs; the
-    /// serving code runs the latter with [`run`](Self::run) in its bounded pool.
-    pub fn plan(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Plan {
-        let plan = self.plan_without_hooks(request, peer);
-        #[cfg(feature = "test-hooks")]
-        if self.injected_latency.is_some() {
-            // Tests keep commands in flight: every command then goes through the pool.
-            return match plan {
-                Plan::Answered(Execution {
-                    response,
-                    descriptor,
-                }) => Plan::Blocking(Job {
-                    work: Work::Ready(response),
-                    descriptor,
-                    file: None,
-                }),
-                blocking => blocking,
-            };
-        }
-        plan
-    }
-
-    fn plan_without_hooks(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Plan {
+    /// Executes one request: the CDB rule, classification, the access mode, then the
+    /// backend for the descriptor. Blocks (ioctl, file I/O, sysfs).
+    pub fn execute(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Execution {
         // PR OUT's parameter list length is cdb[5..9], but the protocol carries only
         // cdb[7..9] bytes: a device told more than we sent must never see the command.
         if request.cdb_check().is_err() {
-            return Plan::refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
+            return refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
         }
         let fd = request.fd.as_fd();
         let (kind, file) = match self.classifications.classify_file(fd) {
             Ok(classified) => (classified.kind, classified.identity),
             Err(error) => {
                 tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
-                return Plan::refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
+                return refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
             }
         };
         let descriptor = DescriptorLabel::Kind(kind);
         if request.direction() == Direction::Out && !may_write(fd) {
-            return Plan::refused(Sense::INVALID_OPCODE, descriptor);
+            return refused(Sense::INVALID_OPCODE, descriptor);
         }
-        let work = match kind {
+        let command = Command {
+            cdb: &request.cdb,
+            data_out: &request.data_out,
+            fd,
+            file,
+            peer: *peer,
+        };
+        let response = match self.backend_for(kind, &file) {
+            Some(backend) => backend.execute(&command),
+            None => check_condition(Sense::IO_ERROR),
+        };
+        Execution {
+            response,
+            descriptor,
+        }
+    }
+
+    /// The backend for a kind of descriptor; `None`: refused with 0B/00/06, no ioctl.
+    fn backend_for(&self, kind: DescriptorKind, file: &FileIdentity) -> Option<&dyn Backend> {
+        if let Some(replacement) = &self.replacement {
+            return Some(replacement.as_ref());
+        }
+        match kind {
             DescriptorKind::WholeBlockDevice
-                if self.multipath.as_ref().is_some_and(|m| m.serves(&file)) =>
+                if self.multipath.as_ref().is_some_and(|m| m.serves(file)) =>
             {
-                Work::Multipath
+                self.multipath.as_ref().map(|m| m as &dyn Backend)
             }
-            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Work::SgIo,
+            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Some(&self.sgio),
             // Both reach the whole LUN below them (see the module docs).
             DescriptorKind::Partition | DescriptorKind::PartialDeviceMapper
                 if self.allow_partitions =>
             {
-                Work::SgIo
+                Some(&self.sgio)
             }
-            DescriptorKind::RegularFile if self.emulated.is_some() => Work::Emulated,
-            DescriptorKind::RegularFile
-            | DescriptorKind::Partition
+            DescriptorKind::RegularFile => self
+                .emulated
+                .as_ref()
+                .map(|emulated| emulated as &dyn Backend),
+            DescriptorKind::Partition
             | DescriptorKind::PartialDeviceMapper
-            | DescriptorKind::Other(_) => {
-                return Plan::refused(Sense::IO_ERROR, descriptor);
-            }
-        };
-        Plan::Blocking(Job {
-            work,
-            descriptor,
-            file: Some(file),
-        })
-    }
-
-    /// Runs the blocking part [`plan`](Self::plan) asked for. Blocks (ioctl, file I/O).
-    pub fn run(&self, job: Job, request: &Request<OwnedFd>, peer: &PeerInfo) -> Response {
-        #[cfg(feature = "test-hooks")]
-        if let Some(latency) = self.injected_latency {
-            std::thread::sleep(latency);
-        }
-        let fd = request.fd.as_fd();
-        match job.work {
-            Work::SgIo => sgio::execute(fd, request, self.sgio_timeout),
-            Work::Multipath => match (&self.multipath, &job.file) {
-                (Some(multipath), Some(file)) => {
-                    multipath.execute_on(file, &request.cdb, &request.data_out)
-                }
-                _ => check_condition(Sense::IO_ERROR),
-            },
-            Work::Emulated => self.regular_file(fd, request, peer),
-            #[cfg(feature = "test-hooks")]
-            Work::Ready(response) => response,
-        }
-    }
-
-    fn regular_file(
-        &self,
-        fd: BorrowedFd<'_>,
-        request: &Request<OwnedFd>,
-        peer: &PeerInfo,
-    ) -> Response {
-        match &self.emulated {
-            Some(emulated) => emulated.execute(fd, &request.cdb, &request.data_out, peer),
-            None => check_condition(Sense::IO_ERROR),
+            | DescriptorKind::Other(_) => None,
         }
     }
 }

@@ -1,14 +1,17 @@
 //! The multipath backend: PR commands on a device-mapper multipath map go to the map's
 //! paths as the service action needs (every path for registrations, one path with
 //! failover for the rest), with no multipathd and no configured key. The logic is the
-//! `dm-multipath` crate's; this adapter only feeds it commands.
+//! `dm-multipath` crate's (its README has the service-action table); this adapter only
+//! feeds it commands.
 
 use std::time::Duration;
 
 use pr_protocol::Response;
 
-/// What the multipath backend needs from the daemon's settings.
-#[derive(Debug, Clone)]
+use super::{Backend, Command};
+
+/// What the multipath backend is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MultipathSettings {
     /// SG_IO timeout of each path command.
     pub sgio_timeout: Duration,
@@ -21,8 +24,9 @@ pub struct MultipathBackend {
 }
 
 impl MultipathBackend {
-    /// Opens device-mapper's control node (while the daemon is still root). Without
-    /// it, [`serves`](Self::serves) is always false and maps are served as today.
+    /// Opens device-mapper's control node (the daemon builds its backends while still
+    /// root). Without it, [`serves`](Self::serves) is always false and maps are served
+    /// by the SG_IO backend, as with `--no-multipath`.
     pub fn new(settings: &MultipathSettings) -> Self {
         let service = dm_multipath::Multipath::new(dm_multipath::Settings {
             sgio_timeout: settings.sgio_timeout,
@@ -32,23 +36,23 @@ impl MultipathBackend {
     }
 
     /// Whether the block device is a device-mapper device whose live table is a
-    /// single `multipath` target (cached for a second).
+    /// single `multipath` target (remembered for a second).
     pub fn serves(&self, file: &sg_io::FileIdentity) -> bool {
         self.service.serves(file.rdev)
     }
+}
 
-    /// Executes one PR IN or PR OUT on the map. Blocks.
-    pub fn execute_on(
-        &self,
-        file: &sg_io::FileIdentity,
-        cdb: &[u8; 16],
-        data_out: &[u8],
-    ) -> Response {
-        let answer = self.service.execute(file.rdev, cdb, data_out);
-        let mut response = Response::with_sense(answer.status.as_u8(), &answer.sense);
-        if answer.status == scsi::status::Status::GOOD {
-            response.data = answer.data;
+impl Backend for MultipathBackend {
+    fn execute(&self, command: &Command<'_>) -> Response {
+        // The map is named by the descriptor's device number: the paths opened are the
+        // ones in that map's live table, never anything the peer names.
+        let answer = self
+            .service
+            .execute(command.file.rdev, command.cdb, command.data_out);
+        Response {
+            status: answer.status.as_u8(),
+            sense: answer.sense,
+            data: answer.data,
         }
-        response
     }
 }

@@ -1,82 +1,64 @@
-//! Accept loop and connection tasks.
+//! Serving: the accept loop, connections, shutdown.
 //!
-//! [`serve`] owns a listening socket until the shutdown handle fires. Each accepted
-//! connection becomes one tokio task (`connection.rs`): while a connection is idle it
-//! costs only that task (about 2-3 KiB), and the I/O threads never block.
+//! The request path: the listening socket and every idle connection sit in one epoll
+//! set (`hub.rs`). A serving thread woken by a new connection admits it (credentials,
+//! allowlist, cap), sends the greeting and puts it back in the set. A thread woken by a
+//! readable connection serves it itself (`connection.rs`): it receives the CDB with its
+//! descriptor (`recvmsg`, `MSG_CMSG_CLOEXEC`), the connection's [`session`] decodes and
+//! validates it, the router in [`crate::backend`] classifies the descriptor and runs
+//! the backend (an `SG_IO` ioctl, or the software target), the session encodes the
+//! reply and the thread writes it, then closes the descriptor. It goes on with the
+//! connection's next requests with plain blocking calls, and puts the connection back
+//! in the set once it has been idle for [`IDLE_PARK`].
 //!
-//! A command that needs a blocking call (SG_IO, the emulated target) normally moves the
-//! whole connection to a blocking thread of its own (`affine.rs`): that thread runs the
-//! command, writes the response and keeps serving the connection's next requests with
-//! plain blocking calls, until the connection has been idle for 20 ms; then the task
-//! takes the socket back. Only when no seat (`blocking_threads`
-//! of them) or no free device or pool slot is available at once does a command go the
-//! queued way: it waits for its device's slot and a pool slot (`pool.rs`), holding no
-//! thread, and runs with `spawn_blocking` while the task waits. Either way at most
-//! `blocking_threads` backend calls run at once and at most four per device, so a hung
-//! device holds only the threads of the connections whose commands are stuck on it.
+//! One connection's whole protocol (handshake, request assembly, deadlines, the
+//! shutdown drain, close reasons, reply encoding and its fallback, the per-command log
+//! line) is the sans-I/O [`session::Session`]; `connection.rs` is the only driver.
 //!
-//! Shutdown (the handle fires; the start-up code wires SIGTERM, SIGINT and SIGHUP to
-//! it): the listening socket closes at once, and each connection, wherever it is served,
-//! (a) finishes and answers the command it is executing, (b) answers the requests that
-//! are already in its socket when it notices the shutdown: it notes how many bytes are
-//! waiting then and reads only those, without waiting for more; a request not complete
-//! within them is dropped and its descriptor closed, and (c) closes, with the usual
-//! single log line (`daemon shutting down`). An idle connection therefore closes at
-//! once, and so does one still in its handshake. A connection's own thread polls its
-//! socket together with a shutdown eventfd
-//! ([`ShutdownBell`]), so it notices while waiting, not only at its next request; the
-//! start-up code rings that bell straight from the signal handlers, so busy connections
-//! stop taking requests from the signal on rather than once the runtime has woken up
-//! to it. Nothing the peer sends later is read, so a peer that keeps sending cannot
-//! keep its connection open (`drain.rs`). Connections still open when the grace period
-//! ends are dropped.
+//! Shutdown ([`Shutdown`], triggered from the signal handlers): the listening socket
+//! closes; every connection's reading side is shut (`shutdown(SHUT_RD)`), so its peer
+//! can add nothing and any blocked read returns; each connection answers the command it
+//! is executing and the requests already waiting in its socket, then closes with one
+//! log line (`daemon shutting down`). An idle connection therefore closes at once.
+//! Connections still open when the grace period ends are cut off.
 //!
-//! Why: in a closed loop every cross-thread hand-off is a futex wake-up and a context
-//! switch, and on the 2-core development machine the load generator shares the cores.
-//! `scripts/bench.sh` (loop device, `BENCH_DURATION=4 BENCH_ROUNDS=3`, three runs, medians),
-//! ours against qemu-pr-helper at 4 / 16 connections:
-//!
-//! | serving design | throughput | p99 | daemon CPU per request |
-//! |---|---|---|---|
-//! | SG_IO sent from a pool thread per request, sysfs lookups per request | 0.64-0.81x / 0.65-0.74x | 1.1-1.2x / 0.7-0.9x | 32-41 us (qemu-pr-helper 18-24 us) |
-//! | busy connection on its own thread, classifications cached | 2.26x / 2.20x | 0.39x / 0.41x | 11-12 us (qemu-pr-helper 20-26 us) |
-//!
-//! (single runs ranged 1.83-2.60x / 2.09-2.23x: the machine is shared.) Idle RSS stays
-//! 4.5-4.7 MiB (qemu-pr-helper: 6.4 MiB) and 2.9 KiB per idle connection (9.5 KiB).
-//! What remains is kernel time: one sleep and wake-up per request, `recvmsg` (which
-//! also wakes the load generator's blocked reader), `sendto`, `fstat`, the ioctl.
+//! Why this model (measured with `scripts/bench.sh`, see the README's performance
+//! section): the protocol is one command at a time per connection, so a thread that
+//! owns a busy connection and blocks in `recvmsg` does the least work per request that
+//! the protocol allows (`recvmsg`, `fstat`, the ioctl, `send`: the yardstick's three
+//! calls plus the descriptor check), with no hand-off between threads. Idle connections
+//! hold no thread, only their session (a few hundred bytes), so thousands of idle VMs
+//! cost little. A hung device holds only the threads of connections whose commands are
+//! stuck on it; the others keep being served, up to `blocking_threads` busy connections
+//! at once. The previous design (tokio tasks for idle connections, a connection lent to
+//! a blocking thread while busy, a pool for queued commands) had three readers of
+//! requests and three shutdown signals, and a tokio runtime's threads besides.
 
 mod accept;
-mod affine;
 mod connection;
-mod drain;
+mod hub;
+mod log;
 mod peer;
-mod pool;
-mod recv;
+pub(crate) mod session;
+mod shutdown;
 mod sys;
-#[cfg(all(test, feature = "test-hooks"))]
+#[cfg(test)]
 mod tests;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use tokio::net::UnixListener;
+use crate::backend::Backends;
 
-use crate::backend::{BackendError, Backends};
-
-pub use drain::Bell as ShutdownBell;
 pub use peer::Allowlist;
+pub use shutdown::Shutdown;
 
-/// The handle that tells [`serve`] to stop: send `true` (or drop the sender).
-///
-/// The start-up code wires SIGTERM, SIGINT and SIGHUP to the sending half.
-pub type ShutdownSignal = tokio::sync::watch::Receiver<bool>;
-
-/// Creates a shutdown handle pair: keep the sender, give the receiver to [`serve`].
-pub fn shutdown_channel() -> (tokio::sync::watch::Sender<bool>, ShutdownSignal) {
-    tokio::sync::watch::channel(false)
-}
+/// How long an idle connection keeps its thread before it goes back to the epoll set.
+/// Long against the gap between a closed-loop peer's requests (tens of microseconds),
+/// short against how long an idle connection should hold a thread.
+pub const IDLE_PARK: Duration = Duration::from_millis(20);
 
 /// Everything [`serve`] needs to know, already validated by the configuration step.
 #[derive(Debug, Clone)]
@@ -94,8 +76,11 @@ pub struct ServeSettings {
     pub allowed_uids: Option<Vec<u32>>,
     /// Peers whose gid is not listed are refused (`None`: any gid).
     pub allowed_gids: Option<Vec<u32>>,
-    /// Backend calls that may block at once (size of the blocking pool).
+    /// Busy connections served at once, each on a thread of its own.
     pub blocking_threads: usize,
+    /// After a reply, how long a connection's thread polls for the next request
+    /// before it blocks (only while the peer has been answering that fast; 0: never).
+    pub busy_poll: Duration,
     /// Timeout handed to the SG_IO ioctl.
     pub sgio_timeout: Duration,
     /// Whether a partition descriptor may receive SG_IO (it reaches the whole LUN).
@@ -118,6 +103,7 @@ impl Default for ServeSettings {
             allowed_uids: None,
             allowed_gids: None,
             blocking_threads: 64,
+            busy_poll: Duration::ZERO,
             sgio_timeout: Duration::from_secs(30),
             allow_partitions: false,
             multipath: false,
@@ -147,51 +133,29 @@ pub struct ServeSummary {
 pub enum ServeError {
     /// Preparing the backends failed (e.g. the emulated state directory).
     #[error("cannot prepare the backends")]
-    Backends(#[source] BackendError),
-    /// The eventfd that wakes connection threads at shutdown could not be made.
-    #[error("creating the shutdown eventfd failed")]
-    ShutdownBell(#[source] std::io::Error),
-    /// `accept` failed with an error that retrying cannot fix.
-    #[error("accepting a connection failed")]
-    Accept(#[source] std::io::Error),
+    Backends(#[source] crate::backend::BackendError),
+    /// The epoll set, its eventfds or the first serving thread could not be made.
+    #[error("setting up the serving threads failed")]
+    Setup(#[source] std::io::Error),
 }
 
-/// Serves `listener` until `shutdown` fires, then drains in-flight commands for at most
-/// `settings.shutdown_grace`.
-///
-/// Must run inside a multi-threaded tokio runtime (blocking backend calls use
-/// `spawn_blocking`).
-pub async fn serve(
-    listener: UnixListener,
-    settings: ServeSettings,
-    shutdown: ShutdownSignal,
+/// Serves `listener` with `backends` until `shutdown` is triggered, then drains the
+/// connections for at most `settings.shutdown_grace`. Blocks the calling thread.
+pub fn serve(
+    listener: std::os::unix::net::UnixListener,
+    settings: &ServeSettings,
+    backends: Arc<Backends>,
+    shutdown: Arc<Shutdown>,
 ) -> Result<ServeSummary, ServeError> {
-    let backends = Backends::new(&settings).map_err(ServeError::Backends)?;
-    serve_with_backends(listener, settings, backends, shutdown).await
-}
-
-/// [`serve`] with backends the caller prepared (tests use it to inject latency).
-pub async fn serve_with_backends(
-    listener: UnixListener,
-    settings: ServeSettings,
-    backends: Backends,
-    shutdown: ShutdownSignal,
-) -> Result<ServeSummary, ServeError> {
-    let bell = drain::Bell::new().map_err(ServeError::ShutdownBell)?;
-    serve_with_bell(listener, settings, backends, shutdown, Arc::new(bell)).await
-}
-
-/// [`serve_with_backends`] with a bell the caller may also ring early, e.g. straight
-/// from a signal handler ([`ShutdownBell::ring_on_signals`]). A rung bell counts as a
-/// shutdown request for the connections; the accept loop stops on `shutdown`, which
-/// must fire too.
-pub async fn serve_with_bell(
-    listener: UnixListener,
-    settings: ServeSettings,
-    backends: Backends,
-    shutdown: ShutdownSignal,
-    bell: Arc<ShutdownBell>,
-) -> Result<ServeSummary, ServeError> {
-    let context = Arc::new(connection::Context::new(backends, &settings, bell));
-    accept::run(listener, context, &settings, shutdown).await
+    let drive = connection::Drive {
+        backends,
+        shutdown: Arc::clone(&shutdown),
+        idle: IDLE_PARK,
+        busy_poll: settings.busy_poll,
+        commands: AtomicU64::new(0),
+    };
+    let hub = Arc::new(hub::Hub::new(listener, settings, drive)?);
+    hub.start()?;
+    shutdown.wait();
+    Ok(hub.stop(settings.shutdown_grace))
 }

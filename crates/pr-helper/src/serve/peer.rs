@@ -4,13 +4,11 @@ use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 
-use tokio::net::UnixStream;
-
 use crate::backend::PeerInfo;
 
 /// Reads the peer's credentials as the kernel recorded them at `connect` (SO_PEERCRED).
 /// The pid is 0 when the peer's process is not visible in our pid namespace.
-pub(crate) fn credentials(stream: &UnixStream) -> io::Result<PeerInfo> {
+pub(crate) fn credentials(stream: impl AsFd) -> io::Result<PeerInfo> {
     let cred = super::sys::peer_credentials(stream.as_fd())?;
     Ok(PeerInfo {
         pid: cred.pid,
@@ -81,16 +79,10 @@ mod tests {
 
     #[test]
     fn peer_credentials_of_a_socketpair_are_our_own() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let (a, _b) = UnixStream::pair().expect("socketpair");
-            let peer = credentials(&a).expect("SO_PEERCRED");
-            assert_eq!(peer.pid, i32::try_from(std::process::id()).expect("pid"));
-            assert_eq!(peer.uid, rustix::process::getuid().as_raw());
-            assert_eq!(peer.gid, rustix::process::getgid().as_raw());
-        });
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let peer = credentials(&a).expect("SO_PEERCRED");
+        assert_eq!(peer.pid, i32::try_from(std::process::id()).expect("pid"));
+        assert_eq!(peer.uid, rustix::process::getuid().as_raw());
+        assert_eq!(peer.gid, rustix::process::getgid().as_raw());
     }
 }

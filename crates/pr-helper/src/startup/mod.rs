@@ -16,8 +16,8 @@
 //! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
 //! 10. the backends (state directory opened as root), then [`privileges`]:
 //!     keep CAP_SYS_RAWIO only, switch uid/gid;
-//! 11. the tokio runtime (its threads inherit the reduced privileges),
-//!     [`signals`], readiness ([`notify`], the `-d` parent), then serve;
+//! 11. [`signals`], readiness ([`notify`], the `-d` parent), then serve (the
+//!     serving threads inherit the reduced privileges);
 //! 12. on shutdown: wait for the janitor so the files are gone at exit.
 
 pub mod activation;
@@ -79,18 +79,21 @@ pub enum StartupError {
     Backends(#[from] BackendError),
     #[error("dropping privileges")]
     Privileges(#[from] PrivilegeError),
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] std::io::Error),
     #[error("cannot install the signal handlers")]
     Signals(#[source] std::io::Error),
-    #[error("cannot use the listening socket")]
-    ListenerSetup(#[source] std::io::Error),
     #[error("serving")]
     Serve(#[from] ServeError),
 }
 
 /// Runs the daemon until it is told to stop. `Ok` means an orderly exit.
 pub fn run(config: Config) -> Result<(), StartupError> {
+    run_with(config, std::convert::identity)
+}
+
+/// [`run`], with `adjust` applied to the backends before serving: test harnesses
+/// (`crates/pr-helper-testbin`) inject slow backends this way, so the binary that ships
+/// carries no test code.
+pub fn run_with(config: Config, adjust: fn(Backends) -> Backends) -> Result<(), StartupError> {
     // 0. Stop requests wait until the handlers exist (see `signals`).
     sys::block_termination_signals(true).map_err(StartupError::Signals)?;
 
@@ -133,6 +136,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
         socket_gid,
         settings,
         log_setup,
+        adjust,
     };
     let result = start_and_serve(&config, &env, prepared, &mut leftovers, &mut readiness);
     if let Err(error) = &result {
@@ -153,6 +157,7 @@ struct Prepared {
     socket_gid: Option<u32>,
     settings: ServeSettings,
     log_setup: logging::LogSetup,
+    adjust: fn(Backends) -> Backends,
 }
 
 fn start_and_serve(
@@ -167,6 +172,7 @@ fn start_and_serve(
         socket_gid,
         settings,
         log_setup,
+        adjust,
     } = prepared;
 
     // 4. The pid file lock: a second instance stops here (and, not holding
@@ -220,8 +226,14 @@ fn start_and_serve(
         Some(Janitor::spawn(leftovers.clone())?)
     };
 
-    let served =
-        serve_with_reduced_privileges(config, env, listener, switch, settings, readiness.as_mut());
+    let served = serve_with_reduced_privileges(
+        config,
+        env,
+        listener,
+        (switch, adjust),
+        settings,
+        readiness.as_mut(),
+    );
 
     // 12. Files removed before our exit status is visible.
     if let Some(janitor) = janitor {
@@ -242,14 +254,14 @@ fn serve_with_reduced_privileges(
     config: &Config,
     env: &Environment,
     listener: UnixListener,
-    switch: Option<ids::SwitchTo>,
+    (switch, adjust): (Option<ids::SwitchTo>, fn(Backends) -> Backends),
     settings: ServeSettings,
     readiness: Option<&mut Readiness>,
 ) -> Result<serve::ServeSummary, StartupError> {
     // 10. Backends (the emulated target's state directory is opened and
     // locked while we are still root, and before readiness is reported),
     // then privileges.
-    let backends = Backends::new(&settings)?;
+    let backends = adjust(Backends::new(&settings)?);
     let dropped = privileges::drop_privileges(switch, settings.multipath)?;
     if !dropped.has_rawio {
         tracing::warn!(
@@ -260,61 +272,31 @@ fn serve_with_reduced_privileges(
         tracing::warn!("not privileged: the capability bounding set is left as inherited");
     }
 
-    // 11. Runtime, signals, readiness, serving.
+    // 11. Signals, readiness, serving.
     match limits::raise_descriptor_limit() {
         Ok(limit) => tracing::debug!(soft = ?limit.soft, hard = ?limit.hard, "descriptor limit"),
         Err(error) => tracing::warn!(error = %error, "cannot raise the descriptor limit"),
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("pr-helper")
-        // serve bounds both the connections served on threads of their own
-        // and the backend calls queued in the pool (`blocking_threads` each);
-        // leave room for the runtime's own blocking work.
-        .max_blocking_threads(
-            settings
-                .blocking_threads
-                .saturating_mul(2)
-                .saturating_add(8),
-        )
-        .build()
-        .map_err(StartupError::Runtime)?;
-    let served = runtime.block_on(async {
-        listener.set_nonblocking(true).map_err(StartupError::ListenerSetup)?;
-        let listener =
-            tokio::net::UnixListener::from_std(listener).map_err(StartupError::ListenerSetup)?;
-        let (shutdown_tx, shutdown_rx) = serve::shutdown_channel();
-        signals::spawn_shutdown_on_signals(shutdown_tx).map_err(StartupError::Signals)?;
-        // Busy connections stop taking new requests from the signal handler on, not
-        // only once the runtime has run the task above.
-        let bell = std::sync::Arc::new(serve::ShutdownBell::new().map_err(StartupError::Signals)?);
-        bell.ring_on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGHUP])
-            .map_err(StartupError::Signals)?;
-        // Handlers are in place: let stop requests in. Only this thread
-        // unblocks them; the runtime's threads keep them blocked, so the
-        // kernel delivers them here.
-        sys::block_termination_signals(false).map_err(StartupError::Signals)?;
-        if let Some(socket) = &env.notify_socket {
-            if let Err(error) = notify::notify_ready(socket) {
-                tracing::warn!(error = %error, "cannot notify systemd of readiness");
-            }
+    let shutdown = std::sync::Arc::new(serve::Shutdown::new().map_err(StartupError::Signals)?);
+    signals::stop_on_signals(&shutdown).map_err(StartupError::Signals)?;
+    // Handlers are in place: let stop requests in (one that came early is
+    // delivered now and starts the shutdown at once).
+    sys::block_termination_signals(false).map_err(StartupError::Signals)?;
+    if let Some(socket) = &env.notify_socket {
+        if let Err(error) = notify::notify_ready(socket) {
+            tracing::warn!(error = %error, "cannot notify systemd of readiness");
         }
-        if let Some(readiness) = readiness {
-            readiness.ready();
-        }
-        tracing::info!(
-            socket = %if env.activated { "(systemd)".into() } else { config.socket.display().to_string() },
-            pid = std::process::id(),
-            "serving"
-        );
-        serve::serve_with_bell(listener, settings, backends, shutdown_rx, bell)
-            .await
-            .map_err(StartupError::from)
-    });
-    // Commands still stuck in the kernel after the grace period must not
-    // hold up the exit.
-    runtime.shutdown_background();
-    served
+    }
+    if let Some(readiness) = readiness {
+        readiness.ready();
+    }
+    tracing::info!(
+        socket = %if env.activated { "(systemd)".into() } else { config.socket.display().to_string() },
+        pid = std::process::id(),
+        "serving"
+    );
+    let served = serve::serve(listener, &settings, std::sync::Arc::new(backends), shutdown)?;
+    Ok(served)
 }
 
 /// Opens /dev/null on any of descriptors 0-2 that is closed. `open`

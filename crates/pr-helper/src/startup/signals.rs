@@ -1,32 +1,16 @@
-//! SIGTERM, SIGINT and SIGHUP all mean "shut down gracefully".
+//! Termination signals: SIGTERM, SIGINT and SIGHUP ask for a graceful shutdown.
+//!
+//! The handlers trigger the serving code's [`Shutdown`] themselves (an atomic store
+//! and a one-byte write, both async-signal-safe), so connections stop taking new
+//! requests from the signal on. A second signal changes nothing: the drain already
+//! runs, bounded by the grace period.
 
-use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use crate::serve::Shutdown;
 
-/// Installs the handlers (inside the runtime) and spawns the task that
-/// turns the first signal into a shutdown request. Later signals are only
-/// logged: the grace period is enforced by the serving code.
-pub fn spawn_shutdown_on_signals(shutdown: watch::Sender<bool>) -> std::io::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        let mut first = true;
-        loop {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-                _ = hup.recv() => "SIGHUP",
-            };
-            if first {
-                tracing::info!(signal = name, "shutting down: finishing commands in flight");
-                // No receiver left means serving already ended.
-                let _ = shutdown.send(true);
-                first = false;
-            } else {
-                tracing::info!(signal = name, "already shutting down");
-            }
-        }
-    });
-    Ok(())
+/// The signals that stop the daemon gracefully.
+pub const STOP_SIGNALS: [i32; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+/// Makes [`STOP_SIGNALS`] trigger `shutdown`.
+pub fn stop_on_signals(shutdown: &Shutdown) -> std::io::Result<()> {
+    shutdown.trigger_on_signals(&STOP_SIGNALS)
 }
