@@ -52,6 +52,24 @@ impl MapPaths {
         Self { paths }
     }
 
+    /// The paths from a status alone: it lists every path of the live table with its
+    /// group and state, so a command needs one ioctl, not two.
+    pub fn from_status(status: &Status) -> Self {
+        let table = Table {
+            features: Vec::new(),
+            hardware_handler: Vec::new(),
+            groups: status
+                .groups
+                .iter()
+                .map(|group| crate::table::TableGroup {
+                    selector: String::new(),
+                    paths: group.paths.iter().map(|p| p.dev).collect(),
+                })
+                .collect(),
+        };
+        Self::new(&table, status)
+    }
+
     /// The usable paths, in order.
     pub fn usable(&self) -> Vec<DevNum> {
         self.paths
@@ -88,6 +106,18 @@ mod tests {
         assert_eq!(map.usable(), [DevNum::new(8, 16), DevNum::new(8, 32)]);
         assert!(map.contains(DevNum::new(8, 0)) && !map.is_usable(DevNum::new(8, 0)));
         assert!(!map.contains(DevNum::new(8, 48)));
+    }
+
+    #[test]
+    fn the_status_alone_gives_the_same_paths() {
+        let table = Table::parse("0 0 2 1 round-robin 0 1 1 8:0 1 round-robin 0 2 1 8:16 1 8:32 1")
+            .unwrap();
+        let status =
+            Status::parse("2 0 0 0 2 2 E 0 1 0 8:0 F 1 A 0 2 0 8:16 A 0 8:32 A 0").unwrap();
+        assert_eq!(
+            MapPaths::from_status(&status),
+            MapPaths::new(&table, &status)
+        );
     }
 
     #[test]

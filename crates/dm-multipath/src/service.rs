@@ -283,12 +283,12 @@ impl Inner {
         })
     }
 
-    /// The map's paths now; updates what the map remembers of its table and closes
-    /// paths that left it.
+    /// The map's paths now, from its status (one ioctl: the status names every path of
+    /// the live table with its group and state); updates what the map remembers of its
+    /// table and closes paths that left it.
     fn look(&self, map: &MapState, memory: &mut Memory) -> Result<MapPaths, LookError> {
-        let table = self.table(map.dev)?;
         let status = self.status(map.dev)?;
-        let paths = MapPaths::new(&table, &status);
+        let paths = MapPaths::from_status(&status);
         let all: Vec<DevNum> = paths.paths.iter().map(|p| p.dev).collect();
         map.paths.retain(&all);
         memory.known = all;
@@ -307,7 +307,15 @@ impl Inner {
         lock(&self.serves).remove(&map.dev);
         let mut memory = lock(&map.memory);
         let before = memory.known.clone();
-        let paths = match self.look(&map, &mut memory) {
+        // A new table: its paths must be the status's (read right after it).
+        let paths = match self.table(map.dev).and_then(|table| {
+            let status = self.status(map.dev)?;
+            let paths = MapPaths::new(&table, &status);
+            let all: Vec<DevNum> = paths.paths.iter().map(|p| p.dev).collect();
+            map.paths.retain(&all);
+            memory.known = all;
+            Ok(paths)
+        }) {
             Ok(paths) => paths,
             Err(error) => {
                 tracing::info!(map = %map.name, error = %crate::error_chain(&error), "cannot read the map after a uevent");
