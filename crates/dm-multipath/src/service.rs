@@ -132,7 +132,18 @@ impl Multipath {
             return *answer;
         }
         let answer = is_device_mapper(&self.inner.settings.nodes.sysfs, dev)
-            && self.inner.table(dev).is_ok();
+            && match self.inner.table(dev) {
+                Ok(_) => true,
+                Err(LookError::Ioctl { source, .. })
+                    if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+                {
+                    self.inner.control_warned.call_once(|| {
+                        tracing::warn!(error = %source, "device-mapper refuses the status ioctl (CAP_SYS_ADMIN missing: was device-mapper loaded after start-up?): multipath maps are served as single devices");
+                    });
+                    false
+                }
+                Err(_) => false,
+            };
         let mut serves = lock(&self.inner.serves);
         if serves.len() > 1024 {
             serves.clear();

@@ -83,4 +83,32 @@ else
 fi
 
 stop_helper "$OUR_HELPER_PID"
+
+# With -u/-g: the helper opens the path nodes (root:disk 0660) read-only with
+# CAP_DAC_READ_SEARCH and reads the maps with CAP_SYS_ADMIN, both permitted
+# only and raised around the one call; effective stays CAP_SYS_RAWIO.
+# status_of FIELD: the first word of FIELD in the helper's /proc status.
+status_of() {
+    awk -v field="$1:" '$1 == field { print $2 }' "/proc/$OUR_HELPER_PID/status"
+}
+reset_reservations
+OUR_HELPER_ARGS="-u 65534 -g 65534"
+start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
+OUR_HELPER_ARGS=
+expect_eq unprivileged-uid "65534" "$(status_of Uid)"
+expect_eq unprivileged-cap-effective 0000000000020000 "$(status_of CapEff)"
+expect_eq unprivileged-cap-permitted 0000000000220004 "$(status_of CapPrm)"
+expect_status unprivileged-register-via-map 0 prt register --sa-key 0xa7 "$MAP_A"
+expect_path_regs unprivileged-every-path-registered "sda=key=0xa7 sdc=key=0xa7 sdd=key=0xa7"
+stop_helper "$OUR_HELPER_PID"
+
+# --no-multipath: the map is served as before (the active path only).
+reset_reservations
+OUR_HELPER_ARGS=--no-multipath
+start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
+OUR_HELPER_ARGS=
+expect_eq no-multipath-cap-permitted 0000000000020000 "$(status_of CapPrm)"
+expect_status no-multipath-register-via-map 0 prt register --sa-key 0xa8 "$MAP_A"
+expect_eq no-multipath-one-path-only "keys=0xa8" "$(sg_keys_only /dev/sda)"
+stop_helper "$OUR_HELPER_PID"
 remove_maps mpatha mpathb

@@ -171,6 +171,14 @@ impl Backends {
         })
     }
 
+    /// Whether the multipath backend is on and device-mapper's control node is open:
+    /// only then does the privilege drop keep what multipath needs.
+    pub fn multipath_active(&self) -> bool {
+        self.multipath
+            .as_ref()
+            .is_some_and(MultipathBackend::is_active)
+    }
+
     /// Sends every command that passes the checks to `backend` instead, whatever its
     /// descriptor. For test harnesses (a backend that is slow or never answers); the
     /// daemon never calls it.

@@ -35,6 +35,12 @@ impl MultipathBackend {
         Self { service }
     }
 
+    /// Whether device-mapper's control node could be opened (the kernel has
+    /// device-mapper): the daemon keeps multipath's capabilities only then.
+    pub fn is_active(&self) -> bool {
+        self.service.is_available()
+    }
+
     /// Whether the block device is a device-mapper device whose live table is a
     /// single `multipath` target (remembered for a second).
     pub fn serves(&self, file: &sg_io::FileIdentity) -> bool {

@@ -7,7 +7,7 @@
 //! 3. with `-u`/`-g`: supplementary groups dropped, gid then uid switched,
 //!    with PR_SET_KEEPCAPS so the permitted set survives the uid change;
 //! 4. permitted and effective are set to CAP_SYS_RAWIO alone; with multipath
-//!    support on, CAP_SYS_ADMIN (device-mapper's table and status ioctls) and,
+//!    support on (and device-mapper present: its control node opened), CAP_SYS_ADMIN (device-mapper's table and status ioctls) and,
 //!    with `-u`, CAP_DAC_READ_SEARCH (opening a map's path nodes read-only) stay
 //!    in the permitted set only: the multipath code raises them in one thread's
 //!    effective set around the one call that needs them;
