@@ -6,7 +6,7 @@
 . /vm/lib.sh
 . /vm/mpath-lib.sh
 
-commands=${MPATH_BENCH_COMMANDS:-60}
+commands=${MPATH_BENCH_COMMANDS:-40}
 rounds=${MPATH_BENCH_ROUNDS:-5}
 
 drain_unit_attentions
