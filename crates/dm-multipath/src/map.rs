@@ -1,4 +1,7 @@
-//! A map's paths in the order commands try them, from its table and status.
+//! A map's paths in the order commands try them, from its table and status, and which
+//! of them came back since the last look.
+
+use std::collections::HashMap;
 
 use crate::devnum::DevNum;
 use crate::table::{GroupState, Status, Table};
@@ -12,6 +15,8 @@ pub struct MapPath {
     pub usable: bool,
     /// Index of its path group in the table.
     pub group: usize,
+    /// How often the kernel failed it (grows by one at every failure).
+    pub fail_count: u32,
 }
 
 /// The paths of a map: the active group's first (the path the kernel itself would use
@@ -32,13 +37,12 @@ impl MapPaths {
         for (group_index, group) in table.groups.iter().enumerate() {
             let group_status = status.groups.get(group_index);
             for &dev in &group.paths {
-                let usable = group_status
-                    .and_then(|g| g.paths.iter().find(|p| p.dev == dev))
-                    .is_some_and(|p| p.active);
+                let status = group_status.and_then(|g| g.paths.iter().find(|p| p.dev == dev));
                 paths.push(MapPath {
                     dev,
-                    usable,
+                    usable: status.is_some_and(|p| p.active),
                     group: group_index,
+                    fail_count: status.map_or(0, |p| p.fail_count),
                 });
             }
         }
@@ -90,9 +94,71 @@ impl MapPaths {
     }
 }
 
+/// What a map's paths looked like at the last look, to tell which came back since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastLook {
+    /// Whether there was a look at all.
+    seen: bool,
+    /// Per path: usable, fail count.
+    paths: HashMap<DevNum, (bool, u32)>,
+}
+
+impl LastLook {
+    /// The paths usable now that were not at the last look: failed then, failed and
+    /// reinstated in between (their fail count grew), or new in the table (a reload).
+    /// Nothing on the first look. Remembers `now` for the next call.
+    pub fn returning(&mut self, now: &MapPaths) -> Vec<DevNum> {
+        let returning = if self.seen {
+            now.paths
+                .iter()
+                .filter(|p| p.usable)
+                .filter(|p| match self.paths.get(&p.dev) {
+                    None => true,
+                    Some(&(was_usable, fail_count)) => !was_usable || p.fail_count > fail_count,
+                })
+                .map(|p| p.dev)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.seen = true;
+        self.paths = now
+            .paths
+            .iter()
+            .map(|p| (p.dev, (p.usable, p.fail_count)))
+            .collect();
+        returning
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(line: &str) -> MapPaths {
+        MapPaths::from_status(&Status::parse(line).unwrap())
+    }
+
+    #[test]
+    fn returning_paths() {
+        let mut last = LastLook::default();
+        let both = "2 0 0 0 2 1 E 0 1 0 8:0 A 0 E 0 1 0 8:32 A 0";
+        let sda_failed = "2 0 0 0 2 1 A 0 1 0 8:0 F 1 E 0 1 0 8:32 A 0";
+        let sda_back = "2 0 0 0 2 1 A 0 1 0 8:0 A 1 E 0 1 0 8:32 A 0";
+        let sda_failed_and_back_unseen = "2 0 0 0 2 1 A 0 1 0 8:0 A 2 E 0 1 0 8:32 A 0";
+        let reloaded = "2 0 0 0 2 1 A 0 1 0 8:0 A 2 E 0 2 0 8:32 A 0 8:48 A 0";
+        assert!(last.returning(&status(both)).is_empty(), "first look");
+        assert!(last.returning(&status(both)).is_empty());
+        assert!(last.returning(&status(sda_failed)).is_empty());
+        assert_eq!(last.returning(&status(sda_back)), [DevNum::new(8, 0)]);
+        assert!(last.returning(&status(sda_back)).is_empty());
+        assert_eq!(
+            last.returning(&status(sda_failed_and_back_unseen)),
+            [DevNum::new(8, 0)]
+        );
+        assert_eq!(last.returning(&status(reloaded)), [DevNum::new(8, 48)]);
+        assert!(last.returning(&status(reloaded)).is_empty());
+    }
 
     #[test]
     fn active_group_first_failed_paths_unusable() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::device::{NodeLookup, OpenPaths, is_device_mapper, map_name};
 use crate::devnum::DevNum;
 use crate::engine::{self, Answer, NO_PATH_SENSE};
-use crate::map::MapPaths;
+use crate::map::{LastLook, MapPaths};
 use crate::plan::{KeyChange, RememberedKey};
 use crate::table::{Status, Table};
 use crate::uevent::{self, MapEvent};
@@ -86,14 +86,24 @@ struct MapState {
     dev: DevNum,
     name: String,
     paths: OpenPaths,
+    /// Held for a whole command or re-registration: one at a time per map.
     memory: Mutex<Memory>,
+    /// The worker that looks at the map after uevents.
+    worker: Mutex<Worker>,
 }
 
 #[derive(Debug, Default)]
 struct Memory {
     key: Option<RememberedKey>,
-    /// Paths of the table at the last look.
-    known: Vec<DevNum>,
+    /// The paths at the last look, to tell which came back.
+    last: LastLook,
+}
+
+#[derive(Debug, Default)]
+struct Worker {
+    running: bool,
+    /// Another event arrived while the worker was looking.
+    again: bool,
 }
 
 impl Multipath {
@@ -159,7 +169,7 @@ impl Multipath {
         self.start_listener();
         let map = self.inner.map(dev);
         let mut memory = lock(&map.memory);
-        let paths = match self.inner.look(&map, &mut memory) {
+        let paths = match self.inner.look_and_bring_back(&map, &mut memory) {
             Ok(paths) => paths,
             Err(error) => {
                 tracing::warn!(map = %map.name, error = %crate::error_chain(&error), "cannot read the map's paths");
@@ -240,6 +250,7 @@ impl Inner {
                 name: map_name(&self.settings.nodes.sysfs, dev),
                 paths: OpenPaths::new(self.settings.nodes.clone(), self.settings.sgio_timeout),
                 memory: Mutex::new(Memory::default()),
+                worker: Mutex::new(Worker::default()),
             })
         }))
     }
@@ -295,70 +306,37 @@ impl Inner {
     }
 
     /// The map's paths now, from its status (one ioctl: the status names every path of
-    /// the live table with its group and state); updates what the map remembers of its
-    /// table and closes paths that left it.
-    fn look(&self, map: &MapState, memory: &mut Memory) -> Result<MapPaths, LookError> {
+    /// the live table with its group and state). Closes paths that left the table, and
+    /// registers the paths that came back since the last look (reinstated, failed and
+    /// reinstated in between, or added by a reload) with the remembered key, if the
+    /// device still holds it. Runs before every command and after every uevent, so a
+    /// returning path is registered even when no uevent reached us.
+    fn look_and_bring_back(
+        &self,
+        map: &MapState,
+        memory: &mut Memory,
+    ) -> Result<MapPaths, LookError> {
         let status = self.status(map.dev)?;
         let paths = MapPaths::from_status(&status);
         let all: Vec<DevNum> = paths.paths.iter().map(|p| p.dev).collect();
         map.paths.retain(&all);
-        memory.known = all;
-        Ok(paths)
-    }
-
-    fn on_event(&self, event: &MapEvent) {
-        let Some(map) = lock(&self.maps).get(&event.map()).cloned() else {
-            return;
-        };
-        if let MapEvent::Removed { .. } = event {
-            lock(&self.maps).remove(&map.dev);
-            lock(&self.serves).remove(&map.dev);
-            return;
-        }
-        lock(&self.serves).remove(&map.dev);
-        let mut memory = lock(&map.memory);
-        let before = memory.known.clone();
-        // A new table: its paths must be the status's (read right after it).
-        let paths = match self.table(map.dev).and_then(|table| {
-            let status = self.status(map.dev)?;
-            let paths = MapPaths::new(&table, &status);
-            let all: Vec<DevNum> = paths.paths.iter().map(|p| p.dev).collect();
-            map.paths.retain(&all);
-            memory.known = all;
-            Ok(paths)
-        }) {
-            Ok(paths) => paths,
-            Err(error) => {
-                tracing::info!(map = %map.name, error = %crate::error_chain(&error), "cannot read the map after a uevent");
-                return;
-            }
-        };
-        let returning: Vec<DevNum> = match event {
-            MapEvent::PathReinstated { path, .. } if paths.is_usable(*path) => {
-                // The node may be a new device behind the same number: open it again.
-                map.paths.forget(*path);
-                vec![*path]
-            }
-            MapEvent::Changed { .. } => paths
-                .usable()
-                .into_iter()
-                .filter(|p| !before.contains(p))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let Some(key) = memory.key else {
-            return;
-        };
+        let returning = memory.last.returning(&paths);
         if returning.is_empty() {
-            return;
+            return Ok(paths);
         }
+        // The node may now be another device behind the same number: open it again.
+        for &path in &returning {
+            map.paths.forget(path);
+        }
+        let Some(key) = memory.key else {
+            return Ok(paths);
+        };
         // Never bring back a key the device no longer holds: a host that another host
         // preempted or cleared must stay fenced. Asked through the other paths first
-        // (the returning one may still be settling), then through the returning ones.
-        let usable = paths.usable();
-        let mut ask: Vec<DevNum> = usable
-            .iter()
-            .copied()
+        // (a returning one may still be settling), then through the returning ones.
+        let mut ask: Vec<DevNum> = paths
+            .usable()
+            .into_iter()
             .filter(|p| !returning.contains(p))
             .collect();
         ask.extend(returning.iter().copied());
@@ -372,6 +350,54 @@ impl Inner {
             }
             None => {
                 tracing::info!(map = %map.name, "cannot read the map's keys: returning paths are left as they are");
+            }
+        }
+        Ok(paths)
+    }
+
+    fn on_event(self: &Arc<Self>, event: &MapEvent) {
+        let Some(map) = lock(&self.maps).get(&event.map()).cloned() else {
+            return;
+        };
+        lock(&self.serves).remove(&map.dev);
+        if let MapEvent::Removed { .. } = event {
+            lock(&self.maps).remove(&map.dev);
+            return;
+        }
+        // Looked at on a thread of the map's own: a command holding one map (a path
+        // that takes its time to time out) never delays the events of the others.
+        // Events that arrive meanwhile make the worker look once more.
+        {
+            let mut worker = lock(&map.worker);
+            worker.again = true;
+            if worker.running {
+                return;
+            }
+            worker.running = true;
+        }
+        let inner = Arc::clone(self);
+        let for_thread = Arc::clone(&map);
+        let spawned = std::thread::Builder::new()
+            .name("pr-helper-mpath".into())
+            .spawn(move || inner.work_on(&for_thread));
+        if spawned.is_err() {
+            self.work_on(&map);
+        }
+    }
+
+    fn work_on(&self, map: &MapState) {
+        loop {
+            {
+                let mut worker = lock(&map.worker);
+                if !worker.again {
+                    worker.running = false;
+                    return;
+                }
+                worker.again = false;
+            }
+            let mut memory = lock(&map.memory);
+            if let Err(error) = self.look_and_bring_back(map, &mut memory) {
+                tracing::info!(map = %map.name, error = %crate::error_chain(&error), "cannot read the map after a uevent");
             }
         }
     }
