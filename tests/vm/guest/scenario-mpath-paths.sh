@@ -92,11 +92,14 @@ status_of() {
     awk -v field="$1:" '$1 == field { print $2 }' "/proc/$OUR_HELPER_PID/status"
 }
 reset_reservations
+# The initramfs root directory is the build's mktemp folder (mode 0700), which
+# an unprivileged process cannot even traverse: open it as a real root is.
+chmod 0755 /
 # The initramfs has no user database: -u/-g look names and numbers up in it.
 grep -q '^nobody:' /etc/passwd 2>/dev/null ||
     echo 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >>/etc/passwd
 grep -q '^nogroup:' /etc/group 2>/dev/null || echo 'nogroup:x:65534:' >>/etc/group
-OUR_HELPER_ARGS="-u nobody -g nogroup"
+OUR_HELPER_ARGS="-u nobody -g nogroup -v"
 start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
 OUR_HELPER_ARGS=
 expect_eq unprivileged-uid "65534" "$(status_of Uid)"
@@ -104,6 +107,12 @@ expect_eq unprivileged-cap-effective 0000000000020000 "$(status_of CapEff)"
 expect_eq unprivileged-cap-permitted 0000000000220004 "$(status_of CapPrm)"
 expect_status unprivileged-register-via-map 0 prt register --sa-key 0xa7 "$MAP_A"
 expect_path_regs unprivileged-every-path-registered "sda=key=0xa7 sdc=key=0xa7 sdd=key=0xa7"
+# -v: one debug line per path command (path, command, answer, latency).
+lines=$(grep -c 'path command.*command="PR OUT REGISTER" answer=GOOD latency_us=' "$PR_SOCKET.log")
+expect_eq debug-line-per-path-command 3 "$lines"
+grep 'path command' "$PR_SOCKET.log" | head -n 3 | while read -r line; do
+    info path-command-log "$(echo "$line" | cut -c1-300)"
+done
 stop_helper "$OUR_HELPER_PID"
 
 # --no-multipath: the map is served as before (the active path only).
