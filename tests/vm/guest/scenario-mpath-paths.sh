@@ -124,4 +124,20 @@ expect_eq no-multipath-cap-permitted 0000000000020000 "$(status_of CapPrm)"
 expect_status no-multipath-register-via-map 0 prt register --sa-key 0xa8 "$MAP_A"
 expect_eq no-multipath-one-path-only "keys=0xa8" "$(sg_keys_only /dev/sda)"
 stop_helper "$OUR_HELPER_PID"
+
+# A replaced node is never used: /dev/sdd now names sda's device number. The
+# helper opens the node sysfs names for 8:48, sees another device and refuses
+# that path; sda, reachable under its own name, is registered.
+reset_reservations
+mv /dev/sdd /dev/sdd.real && mknod /dev/sdd b "${SDA%%:*}" "${SDA##*:}"
+start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
+expect_status replaced-node-register-fails 4 prt register --sa-key 0xa9 "$MAP_A"
+grep -q "is not block device $SDD" "$PR_SOCKET.log" &&
+    pass replaced-node-refused "$(grep "is not block device" "$PR_SOCKET.log" | head -n 1 | cut -c1-240)" ||
+    fail replaced-node-refused "$(tail -n 5 "$PR_SOCKET.log" | tr '\n' ' ' | cut -c1-300)"
+expect_path_regs replaced-node-other-paths "sda=key=0xa9 sdc=key=0xa9 sdd=none"
+rm -f /dev/sdd && mv /dev/sdd.real /dev/sdd
+expect_status restored-node-register 0 prt register --key 0xa9 --sa-key 0xaa "$MAP_A"
+expect_path_regs restored-node-every-path "sda=key=0xaa sdc=key=0xaa sdd=key=0xaa"
+stop_helper "$OUR_HELPER_PID"
 remove_maps mpatha mpathb
