@@ -112,6 +112,13 @@ pub struct Args {
     #[arg(long)]
     pub allow_partitions: bool,
 
+    /// Do not treat device-mapper multipath maps specially: send SG_IO to the map,
+    /// which reaches its active path only (what qemu-pr-helper without
+    /// libmpathpersist does). Also drops CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH,
+    /// which multipath support keeps.
+    #[arg(long)]
+    pub no_multipath: bool,
+
     /// Serve regular files (disk images) with the built-in software SCSI
     /// target, keeping reservation state in DIR.
     #[arg(long, value_name = "DIR")]

@@ -95,7 +95,7 @@ impl TraceSpec {
 }
 
 /// The log targets of this daemon's crates.
-pub const OUR_TARGETS: &[&str] = &["pr_helper", "sg_io", "pr_target"];
+pub const OUR_TARGETS: &[&str] = &["pr_helper", "sg_io", "pr_target", "dm_multipath"];
 
 /// The validated configuration of one daemon run.
 #[derive(Debug, Clone)]
@@ -200,6 +200,7 @@ impl TryFrom<Args> for Config {
         let backends = BackendSettings {
             sgio_timeout: seconds("sgio-timeout", args.sgio_timeout)?,
             allow_partitions: args.allow_partitions,
+            multipath: !args.no_multipath,
             emulated_state_dir: args
                 .emulated_state_dir
                 .map(|dir| absolute_path("--emulated-state-dir", dir))

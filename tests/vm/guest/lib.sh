@@ -84,7 +84,8 @@ sg_reservation() {
 # Reads once on each path so that a pending unit attention (e.g.
 # REGISTRATIONS PREEMPTED after another nexus acted) is consumed.
 drain_unit_attentions() {
-    for dev in /dev/sda /dev/sdb; do
+    for dev in /dev/sda /dev/sdb /dev/sdc /dev/sdd; do
+        [ -b "$dev" ] || continue
         sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1
     done
 }
@@ -116,12 +117,14 @@ wait_for_socket() {
 
 # start_helper NAME SOCKET: starts our pr-helper ("ours") or Debian's
 # qemu-pr-helper ("qemu") in the foreground on SOCKET, in the background of
-# this shell. Sets HELPER_PID.
+# this shell. Sets HELPER_PID. $OUR_HELPER_ARGS are added to ours (e.g.
+# --no-multipath).
 start_helper() {
     local which=$1 socket=$2
     rm -f "$socket" "$socket.pid"
     case $which in
-        ours) pr-helper -k "$socket" -f "$socket.pid" >"$socket.log" 2>&1 & ;;
+        # shellcheck disable=SC2086 # OUR_HELPER_ARGS is a list of words
+        ours) pr-helper -k "$socket" -f "$socket.pid" $OUR_HELPER_ARGS >"$socket.log" 2>&1 & ;;
         qemu) qemu-pr-helper -k "$socket" -f "$socket.pid" >"$socket.log" 2>&1 & ;;
     esac
     HELPER_PID=$!

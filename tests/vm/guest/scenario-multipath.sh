@@ -4,7 +4,11 @@
 # multipath backend (libmpathpersist in QEMU's case), so both must give the
 # same replies through /dev/dm-0, and a PR command reaches one path only:
 # after failing path sda, a registration through dm-0 lands on initiator B.
+# Ours runs with --no-multipath here.
 . /vm/lib.sh
+# Today's behaviour of a helper without a multipath backend: ours with
+# --no-multipath (scenario-mpath-*.sh show the multipath backend).
+OUR_HELPER_ARGS=--no-multipath
 
 sda=$(cat /sys/block/sda/dev) sdb=$(cat /sys/block/sdb/dev)
 table="0 32768 multipath 0 0 2 1 round-robin 0 1 1 $sda 1 round-robin 0 1 1 $sdb 1"

@@ -6,6 +6,12 @@
 #
 #   initiator A: naa.5001405000000a01  ->  target naa.5001405000000f01  ->  /dev/sda
 #   initiator B: naa.5001405000000a02  ->  target naa.5001405000000f02  ->  /dev/sdb
+#
+# Two more nexuses, the second path of each host for the multipath scenarios
+# (host A's map is sda + sdc, host B's map sdb + sdd):
+#
+#   initiator A2: naa.5001405000000a03  ->  target naa.5001405000000f03  ->  /dev/sdc
+#   initiator B2: naa.5001405000000a04  ->  target naa.5001405000000f04  ->  /dev/sdd
 set -e
 
 config=/sys/kernel/config/target
@@ -46,12 +52,16 @@ add_path() {
 # One at a time, so that the first path is sda and the second sdb.
 add_path 5001405000000f01 5001405000000a01 /dev/sda
 add_path 5001405000000f02 5001405000000a02 /dev/sdb
+add_path 5001405000000f03 5001405000000a03 /dev/sdc
+add_path 5001405000000f04 5001405000000a04 /dev/sdd
 wait_for_path /dev/sg0
 wait_for_path /dev/sg1
+wait_for_path /dev/sg2
+wait_for_path /dev/sg3
 
 # The first command on a new nexus may report a unit attention (power on
 # or reset); consume it now so that no scenario sees it.
-for dev in /dev/sda /dev/sdb; do
+for dev in /dev/sda /dev/sdb /dev/sdc /dev/sdd; do
     sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1 || true
     sg_persist -n --in --read-keys "$dev" >/dev/null 2>&1 || true
 done

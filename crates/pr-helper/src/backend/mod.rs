@@ -8,6 +8,7 @@
 //! | descriptor | answer |
 //! |---|---|
 //! | whole block device, sg character device | `SG_IO` ([`sgio`]) |
+//! | device-mapper multipath map (a single `multipath` target), unless `--no-multipath` | every path as the service action needs ([`multipath`], the `dm-multipath` crate) |
 //! | partition | refused with 0B/00/06 unless partitions are allowed (see below) |
 //! | device-mapper device mapping part of a device (LVM volume) | as a partition |
 //! | regular file | the emulated target when configured, else 0B/00/06 |
@@ -26,6 +27,7 @@
 //! then the backend's ioctl or file I/O), never on a thread other connections wait on.
 
 pub mod emulated;
+pub mod multipath;
 pub mod sgio;
 
 use std::fmt;
@@ -40,6 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use emulated::{EmulatedBackend, EmulatedSettings};
+pub use multipath::{MultipathBackend, MultipathSettings};
 pub use sgio::{SgIoBackend, SgIoSettings};
 
 /// One way of executing PR commands on a kind of descriptor. The router calls it on
@@ -127,6 +130,8 @@ pub struct BackendSettings {
     pub sgio_timeout: Duration,
     /// Whether a partition descriptor may receive SG_IO (it reaches the whole LUN).
     pub allow_partitions: bool,
+    /// Whether dm-multipath maps get PR on every path (`--no-multipath` turns it off).
+    pub multipath: bool,
     /// Where the emulated target keeps its state; `None` disables the emulated backend.
     pub emulated_state_dir: Option<PathBuf>,
     /// What the emulated target counts as one initiator.
@@ -138,6 +143,7 @@ impl Default for BackendSettings {
         Self {
             sgio_timeout: Duration::from_secs(30),
             allow_partitions: false,
+            multipath: false,
             emulated_state_dir: None,
             emulated_initiator: emulated::InitiatorRule::default(),
         }
@@ -153,6 +159,8 @@ pub struct Backends {
     classifications: sg_io::ClassifyCache,
     sgio: SgIoBackend,
     emulated: Option<EmulatedBackend>,
+    /// dm-multipath maps (unless `--no-multipath`).
+    multipath: Option<MultipathBackend>,
     /// Takes every command that passed the checks, whatever its descriptor (test
     /// harnesses inject slow or hanging backends here).
     replacement: Option<Arc<dyn Backend>>,
@@ -182,8 +190,21 @@ impl Backends {
                 timeout: settings.sgio_timeout,
             }),
             emulated,
+            multipath: settings.multipath.then(|| {
+                MultipathBackend::new(&MultipathSettings {
+                    sgio_timeout: settings.sgio_timeout,
+                })
+            }),
             replacement: None,
         })
+    }
+
+    /// Whether the multipath backend is on and device-mapper's control node is open:
+    /// only then does the privilege drop keep what multipath needs.
+    pub fn multipath_active(&self) -> bool {
+        self.multipath
+            .as_ref()
+            .is_some_and(MultipathBackend::is_active)
     }
 
     /// Sends every command that passes the checks to `backend` instead, whatever its
@@ -221,7 +242,7 @@ impl Backends {
             file,
             peer: *peer,
         };
-        let response = match self.backend_for(kind) {
+        let response = match self.backend_for(kind, &file) {
             Some(backend) => backend.execute(&command),
             None => check_condition(Sense::IO_ERROR),
         };
@@ -232,11 +253,16 @@ impl Backends {
     }
 
     /// The backend for a kind of descriptor; `None`: refused with 0B/00/06, no ioctl.
-    fn backend_for(&self, kind: DescriptorKind) -> Option<&dyn Backend> {
+    fn backend_for(&self, kind: DescriptorKind, file: &FileIdentity) -> Option<&dyn Backend> {
         if let Some(replacement) = &self.replacement {
             return Some(replacement.as_ref());
         }
         match kind {
+            DescriptorKind::WholeBlockDevice
+                if self.multipath.as_ref().is_some_and(|m| m.serves(file)) =>
+            {
+                self.multipath.as_ref().map(|m| m as &dyn Backend)
+            }
             DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Some(&self.sgio),
             // Both reach the whole LUN below them (see the module docs).
             DescriptorKind::Partition | DescriptorKind::PartialDeviceMapper

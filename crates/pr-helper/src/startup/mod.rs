@@ -262,7 +262,7 @@ fn serve_with_reduced_privileges(
     // locked while we are still root, and before readiness is reported),
     // then privileges.
     let backends = adjust(Backends::new(&config.backends)?);
-    let dropped = privileges::drop_privileges(switch)?;
+    let dropped = privileges::drop_privileges(switch, backends.multipath_active())?;
     if !dropped.has_rawio {
         tracing::warn!(
             "CAP_SYS_RAWIO is not available: PERSISTENT RESERVE commands on SCSI devices will fail; run as root"

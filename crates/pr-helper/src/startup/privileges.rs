@@ -6,7 +6,11 @@
 //! 2. the inheritable and ambient sets are emptied;
 //! 3. with `-u`/`-g`: supplementary groups dropped, gid then uid switched,
 //!    with PR_SET_KEEPCAPS so the permitted set survives the uid change;
-//! 4. permitted and effective are set to CAP_SYS_RAWIO alone;
+//! 4. permitted and effective are set to CAP_SYS_RAWIO alone; with multipath
+//!    support on (and device-mapper present: its control node opened), CAP_SYS_ADMIN (device-mapper's table and status ioctls) and,
+//!    with `-u`, CAP_DAC_READ_SEARCH (opening a map's path nodes read-only) stay
+//!    in the permitted set only: the multipath code raises them in one thread's
+//!    effective set around the one call that needs them;
 //! 5. NO_NEW_PRIVS, so no set-uid program or file capability can add any.
 //!
 //! Capabilities and ids are per thread in the kernel: this runs while the
@@ -70,7 +74,10 @@ pub struct Dropped {
 
 /// Applies the steps above. Without privileges (an unprivileged test run)
 /// and without `-u`/`-g`, does what an unprivileged process may.
-pub fn drop_privileges(switch: Option<SwitchTo>) -> Result<Dropped, PrivilegeError> {
+pub fn drop_privileges(
+    switch: Option<SwitchTo>,
+    multipath: bool,
+) -> Result<Dropped, PrivilegeError> {
     let permitted = caps::read(None, CapSet::Permitted).map_err(PrivilegeError::Read)?;
     let may_setpcap = permitted.contains(&Capability::CAP_SETPCAP);
     if switch.is_some()
@@ -86,6 +93,18 @@ pub fn drop_privileges(switch: Option<SwitchTo>) -> Result<Dropped, PrivilegeErr
     } else {
         CapsHashSet::new()
     };
+    let mut permitted_only = CapsHashSet::new();
+    if multipath {
+        permitted_only.insert(Capability::CAP_SYS_ADMIN);
+        if switch
+            .as_ref()
+            .is_some_and(|s| s.uid.is_some_and(|uid| uid != 0))
+        {
+            permitted_only.insert(Capability::CAP_DAC_READ_SEARCH);
+        }
+        permitted_only.retain(|cap| permitted.contains(cap));
+    }
+    let keep_permitted: CapsHashSet = keep.union(&permitted_only).copied().collect();
 
     if may_setpcap {
         clear_bounding_set()?;
@@ -108,7 +127,7 @@ pub fn drop_privileges(switch: Option<SwitchTo>) -> Result<Dropped, PrivilegeErr
         set: "effective",
         source,
     })?;
-    caps::set(None, CapSet::Permitted, &keep).map_err(|source| PrivilegeError::Set {
+    caps::set(None, CapSet::Permitted, &keep_permitted).map_err(|source| PrivilegeError::Set {
         set: "permitted",
         source,
     })?;
@@ -176,10 +195,13 @@ mod tests {
             "needs root (the test machine runs as root)"
         );
         let report = std::thread::spawn(|| {
-            let dropped = drop_privileges(Some(SwitchTo {
-                uid: Some(65534),
-                gid: Some(65534),
-            }))
+            let dropped = drop_privileges(
+                Some(SwitchTo {
+                    uid: Some(65534),
+                    gid: Some(65534),
+                }),
+                false,
+            )
             .unwrap();
             let fields = [
                 "Uid",
@@ -209,5 +231,27 @@ mod tests {
         for ((field, value), (want_field, want)) in fields.iter().zip(expected) {
             assert_eq!((*field, value.as_str()), (want_field, want));
         }
+    }
+
+    // With multipath support: CAP_SYS_ADMIN (bit 21) and CAP_DAC_READ_SEARCH (bit 2)
+    // are permitted, never effective; effective stays CAP_SYS_RAWIO (bit 17) alone.
+    #[test]
+    fn multipath_keeps_two_capabilities_permitted_only() {
+        assert!(rustix::process::geteuid().is_root(), "needs root");
+        let (eff, prm) = std::thread::spawn(|| {
+            drop_privileges(
+                Some(SwitchTo {
+                    uid: Some(65534),
+                    gid: Some(65534),
+                }),
+                true,
+            )
+            .unwrap();
+            (thread_status("CapEff"), thread_status("CapPrm"))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(eff, "0000000000020000");
+        assert_eq!(prm, "0000000000220004");
     }
 }

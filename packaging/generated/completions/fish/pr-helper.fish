@@ -21,5 +21,6 @@ complete -c pr-helper -s d -l daemon -d 'Run in the background (detach from the 
 complete -c pr-helper -s v -l verbose -d 'Log more (repeat for more: -v debug, -vv trace)'
 complete -c pr-helper -s q -l quiet -d 'Log only errors'
 complete -c pr-helper -l allow-partitions -d 'Also send SG_IO to partitions (and to device-mapper devices that map only part of a disk, such as LVM volumes). A reservation made through either applies to the whole disk, so this is off by default'
+complete -c pr-helper -l no-multipath -d 'Do not treat device-mapper multipath maps specially: send SG_IO to the map, which reaches its active path only (what qemu-pr-helper without libmpathpersist does). Also drops CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, which multipath support keeps'
 complete -c pr-helper -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pr-helper -s V -l version -d 'Print version'
