@@ -126,4 +126,16 @@ pub struct Args {
     /// Commands that may be executing at once (threads for blocking SG_IO).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub blocking_threads: usize,
+
+    /// What a syscall outside the seccomp allowlist gets once start-up is
+    /// done: `kill` the process (SIGSYS), `log` it (kernel audit log) and
+    /// let it run, `trap` it (fails with ENOSYS, reported once on standard
+    /// error), or `none` (no filter).
+    #[arg(long, value_name = "MODE", default_value = "kill")]
+    pub seccomp: crate::sandbox::SeccompMode,
+
+    /// Do not restrict filesystem access with Landlock after start-up
+    /// (on by default where the kernel has Landlock).
+    #[arg(long)]
+    pub no_landlock: bool,
 }

@@ -126,6 +126,10 @@ pub struct Config {
     /// Settings for the serving code; the allowlists are filled in once
     /// the names are resolved.
     pub serve: ServeSettings,
+    /// `--seccomp`.
+    pub seccomp: crate::sandbox::SeccompMode,
+    /// Landlock after start-up (off with `--no-landlock`).
+    pub landlock: bool,
 }
 
 /// A command line that cannot work, and what to do about it.
@@ -226,6 +230,8 @@ impl TryFrom<Args> for Config {
             log_level,
             trace,
             serve,
+            seccomp: args.seccomp,
+            landlock: !args.no_landlock,
         })
     }
 }

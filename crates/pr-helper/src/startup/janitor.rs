@@ -155,7 +155,7 @@ const LIMIT_FAILED: i32 = 2;
 #[derive(Debug, thiserror::Error)]
 enum LimitError {
     #[error("cannot set the janitor's capabilities")]
-    Caps(#[from] caps::errors::CapsError),
+    Caps(#[source] io::Error),
     #[error("cannot set NO_NEW_PRIVS")]
     NoNewPrivs(#[source] io::Error),
 }
@@ -163,12 +163,19 @@ enum LimitError {
 /// The janitor only unlinks files: CAP_DAC_OVERRIDE (for a directory root
 /// does not own) and nothing else, and it can never gain more.
 fn limit_privileges() -> Result<(), LimitError> {
-    use caps::{CapSet, Capability, CapsHashSet};
-    let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE].into_iter().collect();
-    caps::clear(None, CapSet::Inheritable)?;
-    caps::clear(None, CapSet::Ambient)?;
-    caps::set(None, CapSet::Effective, &keep)?;
-    caps::set(None, CapSet::Permitted, &keep)?;
+    use rustix::thread::{CapabilitySet, CapabilitySets, clear_ambient_capability_set};
+    let caps = |e: rustix::io::Errno| LimitError::Caps(e.into());
+    clear_ambient_capability_set().map_err(caps)?;
+    let keep = CapabilitySet::DAC_OVERRIDE;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(caps)?;
     rustix::thread::set_no_new_privs(true).map_err(|e| LimitError::NoNewPrivs(e.into()))?;
     Ok(())
 }

@@ -16,8 +16,10 @@
 //! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
 //! 10. the backends (state directory opened as root), then [`privileges`]:
 //!     keep CAP_SYS_RAWIO only, switch uid/gid;
-//! 11. the tokio runtime (its threads inherit the reduced privileges),
-//!     [`signals`], readiness ([`notify`], the `-d` parent), then serve;
+//! 11. the sandbox ([`crate::sandbox`]: Landlock, then the seccomp
+//!     filter), still single-threaded, then the tokio runtime (its threads
+//!     inherit the reduced privileges and both filters), [`signals`],
+//!     readiness ([`notify`], the `-d` parent), then serve;
 //! 12. on shutdown: wait for the janitor so the files are gone at exit.
 
 pub mod activation;
@@ -79,6 +81,8 @@ pub enum StartupError {
     Backends(#[from] BackendError),
     #[error("dropping privileges")]
     Privileges(#[from] PrivilegeError),
+    #[error("confining the daemon")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the signal handlers")]
@@ -250,6 +254,7 @@ fn serve_with_reduced_privileges(
     // locked while we are still root, and before readiness is reported),
     // then privileges.
     let backends = Backends::new(&settings)?;
+    let sandbox = sandbox_plan(config, env, &settings)?;
     let dropped = privileges::drop_privileges(switch)?;
     if !dropped.has_rawio {
         tracing::warn!(
@@ -260,11 +265,16 @@ fn serve_with_reduced_privileges(
         tracing::warn!("not privileged: the capability bounding set is left as inherited");
     }
 
-    // 11. Runtime, signals, readiness, serving.
+    // 11. Sandbox, runtime, signals, readiness, serving.
     match limits::raise_descriptor_limit() {
         Ok(limit) => tracing::debug!(soft = ?limit.soft, hard = ?limit.hard, "descriptor limit"),
         Err(error) => tracing::warn!(error = %error, "cannot raise the descriptor limit"),
     }
+    // Done here, before the filter: the listener's flags are ours to set.
+    listener
+        .set_nonblocking(true)
+        .map_err(StartupError::ListenerSetup)?;
+    confine(sandbox)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("pr-helper")
@@ -280,7 +290,6 @@ fn serve_with_reduced_privileges(
         .build()
         .map_err(StartupError::Runtime)?;
     let served = runtime.block_on(async {
-        listener.set_nonblocking(true).map_err(StartupError::ListenerSetup)?;
         let listener =
             tokio::net::UnixListener::from_std(listener).map_err(StartupError::ListenerSetup)?;
         let (shutdown_tx, shutdown_rx) = serve::shutdown_channel();
@@ -315,6 +324,62 @@ fn serve_with_reduced_privileges(
     // hold up the exit.
     runtime.shutdown_background();
     served
+}
+
+/// Whether some backend opens device nodes itself after start-up (the
+/// multipath backend's path nodes and /dev/mapper/control): Landlock then
+/// lets the daemon open files under /dev read-write. No backend of this
+/// build does; the multipath backend sets this from its configuration.
+const BACKENDS_OPEN_DEVICE_NODES: bool = false;
+
+/// What to confine; opens trap mode's report file while still root.
+fn sandbox_plan(
+    config: &Config,
+    env: &Environment,
+    settings: &ServeSettings,
+) -> Result<crate::sandbox::SandboxPlan, StartupError> {
+    use crate::sandbox::{LandlockPlan, SandboxError, SandboxPlan, seccomp};
+    let (seccomp_mode, seccomp_report) = seccomp::effective_mode(
+        config.seccomp,
+        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
+    );
+    let abstract_notify = env
+        .notify_socket
+        .as_ref()
+        .is_some_and(|socket| socket.as_encoded_bytes().starts_with(b"@"));
+    let seccomp_report = match seccomp_mode {
+        crate::sandbox::SeccompMode::Trap => {
+            seccomp::open_report(seccomp_report.as_deref()).map_err(SandboxError::from)?
+        }
+        _ => None,
+    };
+    Ok(SandboxPlan {
+        seccomp: seccomp_mode,
+        seccomp_report,
+        landlock: config.landlock.then(|| {
+            LandlockPlan::for_daemon(
+                settings.emulated_state_dir.as_deref(),
+                BACKENDS_OPEN_DEVICE_NODES,
+                abstract_notify,
+            )
+        }),
+    })
+}
+
+/// Landlock, then seccomp, while the process is still single-threaded.
+fn confine(plan: crate::sandbox::SandboxPlan) -> Result<(), StartupError> {
+    use crate::sandbox::{self, LandlockOutcome};
+    let confined = sandbox::confine(plan)?;
+    match confined.landlock {
+        Some(LandlockOutcome::NotSupported) => tracing::warn!(
+            "this kernel has no Landlock: filesystem access is not restricted beyond the \
+             privilege drop and seccomp (pass --no-landlock to silence this)"
+        ),
+        Some(outcome) => tracing::debug!(?outcome, "Landlock"),
+        None => tracing::debug!("Landlock off (--no-landlock)"),
+    }
+    tracing::debug!(seccomp = confined.seccomp.name(), "seccomp");
+    Ok(())
 }
 
 /// Opens /dev/null on any of descriptors 0-2 that is closed. `open`

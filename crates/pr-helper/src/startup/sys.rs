@@ -194,19 +194,6 @@ fn c_string(name: &OsStr) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-/// Removes capability number `cap` from the bounding set
-/// (`PR_CAPBSET_DROP`). EINVAL means the kernel has no such capability.
-pub fn drop_bounding_capability(cap: u32) -> io::Result<()> {
-    // SAFETY: PR_CAPBSET_DROP takes a capability number and no pointers;
-    // it only changes this thread's bounding set.
-    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Makes the process ignore `signal` (the janitor must outlive a SIGTERM
 /// sent to the whole process group).
 pub fn ignore_signal(signal: i32) -> io::Result<()> {
