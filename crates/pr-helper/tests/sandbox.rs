@@ -324,14 +324,13 @@ fn received_descriptor() -> std::os::fd::OwnedFd {
         RecvFlags::CMSG_CLOEXEC,
     )
     .unwrap();
-    let received = control
+    control
         .drain()
         .find_map(|message| match message {
             RecvAncillaryMessage::ScmRights(mut fds) => fds.next(),
             _ => None,
         })
-        .expect("a descriptor");
-    received
+        .expect("a descriptor")
 }
 
 #[test]
