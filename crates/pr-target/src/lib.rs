@@ -45,5 +45,6 @@ pub use scsi::pr::{PrInAction, PrOutAction, ReservationType, Scope, TransportId}
 pub use scsi::sense::Sense;
 pub use types::Access;
 pub use unit::{
-    LogicalUnit, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration, Reservation,
+    LogicalUnit, MAX_REGISTRATIONS, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration,
+    Reservation,
 };
