@@ -4,6 +4,7 @@
 //! shared machine hits all of them alike) and prints ops/s and latency
 //! percentiles with ratios against the last target; `idle` holds many
 //! negotiated connections and reports what they cost the helper in RSS.
+#![forbid(unsafe_code)]
 
 mod cpu;
 mod idle;

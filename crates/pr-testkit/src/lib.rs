@@ -9,6 +9,7 @@
 //! - [`checks`]: "another client is still served", "descriptor count back to baseline";
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices.
+#![forbid(unsafe_code)]
 
 pub mod bins;
 pub mod cdb;
