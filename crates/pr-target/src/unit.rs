@@ -485,7 +485,12 @@ impl LogicalUnit {
             if r.key == 0 {
                 return Err(format!("registration {i} has key 0"));
             }
-            if self.registrations.iter().take(i).any(|o| o.nexus == r.nexus) {
+            if self
+                .registrations
+                .iter()
+                .take(i)
+                .any(|o| o.nexus == r.nexus)
+            {
                 return Err(format!("nexus {:?} registered twice", r.nexus));
             }
         }

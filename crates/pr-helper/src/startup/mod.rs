@@ -32,6 +32,7 @@ pub mod logging;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+mod signalmask;
 pub mod signals;
 mod sys;
 
@@ -96,7 +97,7 @@ pub enum StartupError {
 /// Runs the daemon until it is told to stop. `Ok` means an orderly exit.
 pub fn run(config: Config) -> Result<(), StartupError> {
     // 0. Stop requests wait until the handlers exist (see `signals`).
-    sys::block_termination_signals(true).map_err(StartupError::Signals)?;
+    signalmask::block_termination_signals(true).map_err(StartupError::Signals)?;
 
     // 1. systemd's variables, read and removed while single-threaded.
     let env = Environment::take(std::process::id())?;
@@ -302,7 +303,7 @@ fn serve_with_reduced_privileges(
         // Handlers are in place: let stop requests in. Only this thread
         // unblocks them; the runtime's threads keep them blocked, so the
         // kernel delivers them here.
-        sys::block_termination_signals(false).map_err(StartupError::Signals)?;
+        signalmask::block_termination_signals(false).map_err(StartupError::Signals)?;
         if let Some(socket) = &env.notify_socket {
             if let Err(error) = notify::notify_ready(socket) {
                 tracing::warn!(error = %error, "cannot notify systemd of readiness");
