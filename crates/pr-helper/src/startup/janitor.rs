@@ -4,8 +4,8 @@
 //! Once the daemon runs as `-u USER` it can no longer unlink files in
 //! `/var/run` (qemu-pr-helper leaves them behind). So, before dropping
 //! privileges, we fork a tiny janitor process that keeps root's uid but no
-//! capability beyond CAP_DAC_OVERRIDE, ignores termination signals and
-//! blocks reading a pipe. The daemon holds the pipe's write end and never
+//! capability beyond CAP_DAC_OVERRIDE, blocks termination signals and
+//! waits reading a pipe. The daemon holds the pipe's write end and never
 //! writes to it: when the daemon exits, however it exits (even killed), the
 //! read returns end-of-file and the janitor removes the files, but only if
 //! they are still the ones we created (same device and inode), so it never
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
 
+use super::signalmask;
 use super::sys::{self, Forked};
 
 /// A file we created, identified by path and (device, inode).
@@ -118,9 +119,14 @@ impl Janitor {
 fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
     // Keep only the pipe: the listener and the pid file lock belong to the daemon.
     let _ = sys::close_all_except(read_end.as_raw_fd());
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-        let _ = sys::ignore_signal(signal);
-    }
+    // Blocked for good (this process never unblocks them): a SIGTERM sent to
+    // the whole process group stays pending instead of ending the janitor.
+    let _ = signalmask::block_for_good(&[
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGPIPE,
+    ]);
     if limit_privileges().is_err() {
         // A process that cannot shed root's capabilities must not stay around
         // for the daemon's lifetime; the files it would have removed are left

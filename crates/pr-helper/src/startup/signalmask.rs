@@ -24,3 +24,13 @@ pub fn block_termination_signals(block: bool) -> io::Result<()> {
     };
     changed.map_err(io::Error::from)
 }
+
+/// Blocks `signals` on the calling thread (the janitor, which never
+/// unblocks them: they stay pending and are never delivered).
+pub fn block_for_good(signals: &[Signal]) -> io::Result<()> {
+    let mut set = SigSet::empty();
+    for signal in signals {
+        set.add(*signal);
+    }
+    set.thread_block().map_err(io::Error::from)
+}

@@ -93,18 +93,6 @@ pub fn take_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Makes the process ignore `signal` (the janitor must outlive a SIGTERM
-/// sent to the whole process group).
-pub fn ignore_signal(signal: i32) -> io::Result<()> {
-    // SAFETY: installing SIG_IGN runs no code of ours in signal context.
-    let previous = unsafe { libc::signal(signal, libc::SIG_IGN) };
-    if previous == libc::SIG_ERR {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Closes every descriptor above 2 except `keep` (in a freshly forked
 /// helper process that will only ever use `keep`).
 pub fn close_all_except(keep: i32) -> io::Result<()> {
