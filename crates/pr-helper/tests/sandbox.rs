@@ -200,6 +200,50 @@ fn socket_activated_daemon_is_confined_and_notifies_readiness() {
     );
 }
 
+/// Landlock's abstract-socket scope would stop readiness from reaching an
+/// abstract NOTIFY_SOCKET (`@name`): the daemon leaves that scope out then.
+#[test]
+fn readiness_reaches_an_abstract_notify_socket_under_landlock() {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("activated.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let name = format!("pr-helper-sandbox-test-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let notify = UnixDatagram::bind_addr(&address).unwrap();
+    notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
+    let fd3: BorrowedFd<'_> = listener.as_fd();
+    fcntl_setfd(fd3, FdFlags::empty()).unwrap();
+    let script = format!(
+        "export LISTEN_PID=$$; exec \"$0\" \"$@\" 3<&{} 2>&1",
+        fd3.as_raw_fd()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(bin())
+        .env("LISTEN_FDS", "1")
+        .env("NOTIFY_SOCKET", format!("@{name}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    fcntl_setfd(fd3, FdFlags::CLOEXEC).unwrap();
+    let mut buf = [0u8; 64];
+    let n = notify
+        .recv(&mut buf)
+        .expect("READY=1 on the abstract NOTIFY_SOCKET");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    assert_served(&sock);
+    kill(child.id(), Signal::TERM);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
 #[test]
 fn seccomp_none_and_no_landlock_leave_the_daemon_unfiltered() {
     let daemon = Daemon::start(["--seccomp=none", "--no-landlock"]).expect("daemon starts");

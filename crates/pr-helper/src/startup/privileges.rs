@@ -210,6 +210,36 @@ mod tests {
     // NO_NEW_PRIVS all belong to a thread: a thread of its own keeps the
     // rest of the test process untouched.
     #[test]
+    fn a_backend_can_keep_cap_sys_admin_besides_cap_sys_rawio() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "needs root (the test machine runs as root)"
+        );
+        let (dropped, eff, prm, bnd) = std::thread::spawn(|| {
+            let keep = SG_IO_CAPABILITIES | CapabilitySet::SYS_ADMIN;
+            let dropped = drop_on_this_thread(None, keep).unwrap();
+            (
+                dropped,
+                thread_status("CapEff"),
+                thread_status("CapPrm"),
+                thread_status("CapBnd"),
+            )
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            dropped.kept,
+            CapabilitySet::SYS_RAWIO | CapabilitySet::SYS_ADMIN
+        );
+        // CAP_SYS_RAWIO is bit 17, CAP_SYS_ADMIN bit 21.
+        assert_eq!(
+            (eff.as_str(), prm.as_str()),
+            ("0000000000220000", "0000000000220000")
+        );
+        assert_eq!(bnd, "0000000000000000");
+    }
+
+    #[test]
     fn the_switch_refuses_a_multi_threaded_process() {
         // A second thread, alive during the call.
         let (stop, parked) = std::sync::mpsc::channel::<()>();
