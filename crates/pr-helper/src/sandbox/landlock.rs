@@ -80,12 +80,41 @@ pub enum LandlockOutcome {
 pub enum LandlockError {
     #[error("cannot build the Landlock ruleset (use --no-landlock to run without it)")]
     Ruleset(#[from] RulesetError),
+    #[error(
+        "Landlock must be applied while the process has one thread (it restricts only \
+         the calling thread and those it starts later); {0}"
+    )]
+    NotSingleThreaded(String),
+}
+
+/// The `Threads:` count of /proc/self/status.
+fn thread_count() -> Result<u32, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .ok_or_else(|| "no thread count in /proc/self/status".to_owned())
 }
 
 /// Restricts the calling thread and the threads it creates from now on.
 /// Must run before the runtime starts its threads (Landlock has no
 /// equivalent of seccomp's TSYNC before ABI 8).
 pub fn restrict(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
+    match thread_count() {
+        Ok(1) => {}
+        Ok(count) => {
+            return Err(LandlockError::NotSingleThreaded(format!("it has {count}")));
+        }
+        Err(why) => return Err(LandlockError::NotSingleThreaded(why)),
+    }
+    restrict_this_thread(plan)
+}
+
+/// The restriction itself, on the calling thread (the unit tests run it on
+/// a thread of their own).
+fn restrict_this_thread(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let devices = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::IoctlDev;
     let state = AccessFs::ReadFile
@@ -133,6 +162,19 @@ mod tests {
         assert!(multipath.state_dirs.is_empty() && multipath.abstract_sockets);
     }
 
+    #[test]
+    fn a_multi_threaded_process_is_refused() {
+        let (stop, parked) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || parked.recv());
+        let refused = restrict(&LandlockPlan::for_daemon(None, false, false)).unwrap_err();
+        drop(stop);
+        let _ = other.join();
+        assert!(
+            matches!(refused, LandlockError::NotSingleThreaded(_)),
+            "{refused}"
+        );
+    }
+
     // Landlock is per thread: a thread of its own keeps the test process
     // unconfined.
     #[test]
@@ -143,7 +185,7 @@ mod tests {
         let outside = dir.path().join("outside");
         let plan = LandlockPlan::for_daemon(Some(&state), false, false);
         let (outcome, reads_sysfs, writes_state, outside_error) = std::thread::spawn(move || {
-            let outcome = restrict(&plan).unwrap();
+            let outcome = restrict_this_thread(&plan).unwrap();
             let reads_sysfs = std::fs::read_to_string("/proc/self/status").is_ok()
                 && std::fs::read_dir("/sys").is_ok();
             let writes_state = std::fs::write(state.join("unit"), b"x").is_ok();
