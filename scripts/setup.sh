@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the test suite need on a fresh Debian machine:
-# the Debian packages listed in scripts/debian-packages.txt, cargo-nextest, and
-# working loop devices (the descriptor, differential and benchmark tests attach
-# image files with losetup and fail without them).
+# the Debian packages listed in scripts/debian-packages.txt, cargo-nextest,
+# cargo-machete, and working loop devices (the descriptor, differential and
+# benchmark tests attach image files with losetup and fail without them).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 
@@ -71,4 +71,9 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "setup: installing cargo-nextest"
     cargo install --locked cargo-nextest
+fi
+# scripts/test.sh fails on a dependency no code uses.
+if ! cargo machete --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-machete"
+    cargo install --locked cargo-machete
 fi

@@ -14,8 +14,15 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
-echo "== fuzz targets build (stable check)"
-cargo check --manifest-path fuzz/Cargo.toml --quiet
+echo "== unused dependencies (cargo machete, main and fuzz workspaces)"
+cargo machete
+(cd fuzz && cargo machete)
+
+echo "== fuzz targets build (stable check, against the committed fuzz/Cargo.lock)"
+cargo check --manifest-path fuzz/Cargo.toml --quiet --locked
+
+echo "== fuzz targets on their seed corpora (3 s each: a decoder regression fails here)"
+fuzz/run-seeds.sh 3
 
 echo "== release binaries (used by the VM tier)"
 cargo build --release --locked -p pr-helper -p prtool -p pr-bench -p vm-tests

@@ -6,6 +6,7 @@
 //! negotiated connections and reports what they cost the helper in RSS;
 //! `yardstick` serves the protocol with the least work it allows, as a
 //! baseline for the daemons.
+#![forbid(unsafe_code)]
 
 mod cpu;
 mod idle;

@@ -140,4 +140,16 @@ pub struct Args {
     /// wake-up per command at the cost of that much CPU; 0: never poll).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     pub busy_poll_us: u64,
+
+    /// What a syscall outside the seccomp allowlist gets once start-up is
+    /// done: `kill` the process (SIGSYS), `log` it (kernel audit log) and
+    /// let it run, `trap` it (fails with ENOSYS, reported once on standard
+    /// error), or `none` (no filter).
+    #[arg(long, value_name = "MODE", default_value = "kill")]
+    pub seccomp: crate::sandbox::SeccompMode,
+
+    /// Do not restrict filesystem access with Landlock after start-up
+    /// (on by default where the kernel has Landlock).
+    #[arg(long)]
+    pub no_landlock: bool,
 }

@@ -129,6 +129,10 @@ pub struct Config {
     pub serve: ServeSettings,
     /// The backends' settings (SG_IO timeout, partitions, the software target).
     pub backends: BackendSettings,
+    /// `--seccomp`.
+    pub seccomp: crate::sandbox::SeccompMode,
+    /// Landlock after start-up (off with `--no-landlock`).
+    pub landlock: bool,
 }
 
 /// A command line that cannot work, and what to do about it.
@@ -234,6 +238,8 @@ impl TryFrom<Args> for Config {
             trace,
             serve,
             backends,
+            seccomp: args.seccomp,
+            landlock: !args.no_landlock,
         })
     }
 }

@@ -6,10 +6,12 @@
 //! - [`startup`]: the linear start-up sequence (logging, descriptors, pid file, listener,
 //!   privileges, signals);
 //! - [`serve`]: the accept loop and one task per connection;
+//! - [`sandbox`]: seccomp and Landlock, applied once start-up is done;
 //! - [`backend`]: executing a validated request on a descriptor (SG_IO, emulated target).
 
 pub mod args;
 pub mod backend;
 pub mod config;
+pub mod sandbox;
 pub mod serve;
 pub mod startup;

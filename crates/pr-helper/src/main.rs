@@ -1,6 +1,7 @@
 //! `pr-helper`: parse the command line, validate it, run the start-up
 //! sequence. Every error is printed once, with its causes, and the exit
 //! status is non-zero.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

@@ -24,6 +24,7 @@
 //! println!("status {}, {} byte(s)", reply.status, reply.data_len);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![forbid(unsafe_code)]
 
 mod client;
 mod command;

@@ -23,6 +23,10 @@
 //! assert_eq!(keys.data()[8..16], 0xA1u64.to_be_bytes());
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::indexing_slicing, clippy::arithmetic_side_effects)
+)]
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
@@ -45,5 +49,6 @@ pub use scsi::pr::{PrInAction, PrOutAction, ReservationType, Scope, TransportId}
 pub use scsi::sense::Sense;
 pub use types::Access;
 pub use unit::{
-    LogicalUnit, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration, Reservation,
+    LogicalUnit, MAX_REGISTRATIONS, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration,
+    Reservation,
 };

@@ -1145,3 +1145,92 @@ fn state_round_trips_through_json() {
     let back: LogicalUnit = serde_json::from_str(&json).unwrap();
     assert_eq!(back, lu);
 }
+
+#[test]
+fn a_full_registration_table_answers_insufficient_registration_resources_and_changes_nothing() {
+    let mut lu = unit();
+    for i in 0..crate::MAX_REGISTRATIONS {
+        register(&mut lu, &nexus(&format!("i{i}")), 0x100 + i as u64);
+    }
+    let generation = lu.generation();
+    let full = Outcome::CheckCondition(Sense::INSUFFICIENT_REGISTRATION_RESOURCES);
+    // A new nexus, by REGISTER and by REGISTER AND IGNORE EXISTING KEY.
+    let late = nexus("late");
+    assert_eq!(out(&mut lu, &late, PrOutAction::Register, 0, 0, 9), full);
+    assert_eq!(
+        out(
+            &mut lu,
+            &late,
+            PrOutAction::RegisterAndIgnoreExistingKey,
+            0,
+            0,
+            9
+        ),
+        full
+    );
+    assert_eq!(full.sense().unwrap().fixed_bytes()[12..14], [0x55, 0x04]);
+    assert_eq!(full.sense().unwrap().key, 0x05);
+    assert_eq!(lu.registrations().len(), crate::MAX_REGISTRATIONS);
+    assert_eq!(lu.generation(), generation);
+    assert_eq!(lu.key_of(&late), None);
+    // A registered nexus still changes its key and unregisters, which makes room.
+    let first = nexus("i0");
+    assert_eq!(
+        out(&mut lu, &first, PrOutAction::Register, 0, 0x100, 0x42),
+        Outcome::good()
+    );
+    assert_eq!(
+        out(&mut lu, &first, PrOutAction::Register, 0, 0x42, 0),
+        Outcome::good()
+    );
+    register(&mut lu, &late, 9);
+    assert_eq!(lu.registrations().len(), crate::MAX_REGISTRATIONS);
+    lu.check_invariants().unwrap();
+}
+
+#[test]
+fn spec_i_pt_beyond_the_table_registers_nobody() {
+    let mut lu = unit();
+    for i in 0..crate::MAX_REGISTRATIONS - 2 {
+        register(&mut lu, &nexus(&format!("i{i}")), 0x100 + i as u64);
+    }
+    // The caller and two named initiators: one too many.
+    let tids = [TransportId::iscsi("b"), TransportId::iscsi("c")];
+    let list = build::basic_list(
+        0,
+        7,
+        Flags {
+            spec_i_pt: true,
+            ..Flags::default()
+        },
+        &tids,
+    );
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
+    assert_eq!(
+        lu.execute(&nexus("a"), &cdb, &list),
+        Outcome::CheckCondition(Sense::INSUFFICIENT_REGISTRATION_RESOURCES)
+    );
+    assert_eq!(lu.registrations().len(), crate::MAX_REGISTRATIONS - 2);
+    assert_eq!(lu.key_of(&nexus("b")), None);
+}
+
+#[test]
+fn register_and_move_to_a_new_nexus_needs_room_in_a_full_table() {
+    let mut lu = unit();
+    let a = nexus("i0");
+    for i in 0..crate::MAX_REGISTRATIONS {
+        register(&mut lu, &nexus(&format!("i{i}")), 0x100 + i as u64);
+    }
+    assert_eq!(reserve(&mut lu, &a, 0x100, WE), Outcome::good());
+    let list = build::move_list(0x100, 0x77, true, false, 1, &TransportId::iscsi("new"));
+    let cdb = build::pr_out(PrOutAction::RegisterAndMove, 0, list.len() as u32);
+    assert_eq!(
+        lu.execute(&a, &cdb, &list),
+        Outcome::CheckCondition(Sense::INSUFFICIENT_REGISTRATION_RESOURCES)
+    );
+    assert_eq!(lu.reservation().unwrap().holder, a);
+    // To a nexus already registered there is no new entry: it moves.
+    let list = build::move_list(0x100, 0x77, false, false, 1, &TransportId::iscsi("i1"));
+    assert_eq!(lu.execute(&a, &cdb, &list), Outcome::good());
+    assert_eq!(lu.reservation().unwrap().holder, nexus("i1"));
+}

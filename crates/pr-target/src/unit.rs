@@ -14,6 +14,14 @@ use scsi::sense::Sense;
 
 pub use scsi::cdb::opcode::{PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT};
 
+/// Registrations one logical unit holds at most (one per I_T nexus). A
+/// REGISTER (or REGISTER AND MOVE) that would need more answers CHECK
+/// CONDITION, ILLEGAL REQUEST / INSUFFICIENT REGISTRATION RESOURCES
+/// (05/55/04), as a real target with a full registration table does, and
+/// changes nothing. Clusters use a handful; the bound keeps what initiators
+/// can make a unit hold finite.
+pub const MAX_REGISTRATIONS: usize = 256;
+
 /// One registered I_T nexus.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
@@ -219,6 +227,16 @@ impl LogicalUnit {
         }
     }
 
+    /// Room for `added` more registrations, else INSUFFICIENT REGISTRATION
+    /// RESOURCES.
+    fn require_room_for(&self, added: usize) -> Step {
+        if added > MAX_REGISTRATIONS.saturating_sub(self.registrations.len()) {
+            Err(refuse(Sense::INSUFFICIENT_REGISTRATION_RESOURCES))
+        } else {
+            Ok(())
+        }
+    }
+
     fn bump_generation(&mut self) {
         self.generation = self.generation.wrapping_add(1);
     }
@@ -234,6 +252,11 @@ impl LogicalUnit {
                     return Ok(());
                 }
                 let nexuses = self.nexuses_to_register(nexus, params)?;
+                let added = nexuses
+                    .iter()
+                    .filter(|new| self.key_of(new).is_none())
+                    .count();
+                self.require_room_for(added)?;
                 for new in nexuses {
                     if self.key_of(&new).is_none() {
                         self.registrations.push(Registration {
@@ -421,6 +444,11 @@ impl LogicalUnit {
         if destination == *nexus {
             return Err(refuse(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
         }
+        if self.key_of(&destination).is_none() {
+            // The caller's own registration may go with UNREG, but only after
+            // the destination's is made: the table must hold both at once.
+            self.require_room_for(1)?;
+        }
         match self
             .registrations
             .iter_mut()
@@ -447,11 +475,22 @@ impl LogicalUnit {
 
     /// Checks the structural invariants; `Err` names the first one broken.
     pub fn check_invariants(&self) -> Result<(), String> {
+        if self.registrations.len() > MAX_REGISTRATIONS {
+            return Err(format!(
+                "{} registrations, above the bound of {MAX_REGISTRATIONS}",
+                self.registrations.len()
+            ));
+        }
         for (i, r) in self.registrations.iter().enumerate() {
             if r.key == 0 {
                 return Err(format!("registration {i} has key 0"));
             }
-            if self.registrations[..i].iter().any(|o| o.nexus == r.nexus) {
+            if self
+                .registrations
+                .iter()
+                .take(i)
+                .any(|o| o.nexus == r.nexus)
+            {
                 return Err(format!("nexus {:?} registered twice", r.nexus));
             }
         }

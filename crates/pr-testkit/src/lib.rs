@@ -11,6 +11,7 @@
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
 //! - [`ready`]: waiting for a daemon's `READY=1` on a notify socket of the test's own.
 //! - [`qmp`]: a QMP session with a running QEMU.
+#![forbid(unsafe_code)]
 
 pub mod bins;
 pub mod cdb;

@@ -1,5 +1,6 @@
 //! `prtool`: persistent reservations from the command line, through a PR
 //! helper socket or directly with SG_IO.
+#![forbid(unsafe_code)]
 
 mod direct;
 mod exit;

@@ -25,6 +25,17 @@
 //!
 //! Commands on one unit are serialised by a per-unit mutex; different units proceed in
 //! parallel.
+//!
+//! **Bounds.** Nothing a peer sends makes the state grow without limit: a unit holds
+//! at most [`pr_target::MAX_REGISTRATIONS`] registrations (more answer INSUFFICIENT
+//! REGISTRATION RESOURCES, 05/55/04), and at most [`MAX_UNITS`] units are held in
+//! memory. A unit that holds no state (no registration, no reservation, no APTPL)
+//! is dropped when room is needed; its PRgeneration then restarts at 0, which
+//! nobody can tell from a unit seen for the first time. Units that hold state are
+//! never evicted (that would silently drop another initiator's reservation, which a
+//! hostile peer could then do at will): with the table full of them, a command on
+//! another image runs on a fresh unit that is not kept, and one that would leave it
+//! holding state answers 05/55/04 instead.
 
 mod identity;
 mod store;
@@ -32,6 +43,7 @@ mod store;
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pr_protocol::Response;
@@ -46,6 +58,9 @@ pub use self::identity::{InitiatorRule, initiator_of};
 
 /// The relative target port identifier of the emulated target's single port.
 pub const TARGET_PORT: u16 = 1;
+
+/// Logical units (image files) held in memory at most; see the module's "Bounds".
+pub const MAX_UNITS: usize = 1024;
 
 /// Why the emulated backend could not be opened or a unit could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +157,10 @@ pub struct EmulatedBackend {
     store: Store,
     initiator_rule: InitiatorRule,
     units: Mutex<HashMap<UnitId, Arc<Mutex<LogicalUnit>>>>,
+    max_units: usize,
+    /// Whether the "unit table full" warning was logged (once: a peer must
+    /// not be able to add a log line per command).
+    warned_full: AtomicBool,
 }
 
 impl EmulatedBackend {
@@ -158,12 +177,29 @@ impl EmulatedBackend {
             store,
             initiator_rule,
             units: Mutex::new(units),
+            max_units: MAX_UNITS,
+            warned_full: AtomicBool::new(false),
         })
     }
 
     /// [`open`](Self::open) with the settings' directory and initiator rule.
     pub fn new(settings: &EmulatedSettings) -> Result<Self, EmulatedError> {
         Self::open(&settings.state_dir, settings.initiator)
+    }
+
+    /// The same backend holding at most `max_units` units in memory instead of
+    /// [`MAX_UNITS`] (at least 1).
+    pub fn with_unit_limit(mut self, max_units: usize) -> Self {
+        self.max_units = max_units.max(1);
+        self
+    }
+
+    /// Units held in memory now.
+    pub fn units_in_memory(&self) -> usize {
+        self.units
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// The state directory.
@@ -187,7 +223,9 @@ impl EmulatedBackend {
             }
         };
         let nexus = Nexus::new(initiator_of(peer, self.initiator_rule), TARGET_PORT);
-        let unit = self.unit(id);
+        let Some(unit) = self.unit(id) else {
+            return self.execute_unheld(&nexus, cdb, data_out, peer);
+        };
         let mut unit = unit.lock().unwrap_or_else(PoisonError::into_inner);
         // Run on a copy: if the new state cannot be made durable, nothing changed.
         let mut next = unit.clone();
@@ -203,14 +241,65 @@ impl EmulatedBackend {
         response_for(outcome)
     }
 
-    fn unit(&self, id: UnitId) -> Arc<Mutex<LogicalUnit>> {
+    /// The unit of `id`, made if there is room (after evicting units that hold no
+    /// state); `None` when every unit in the full table holds state.
+    fn unit(&self, id: UnitId) -> Option<Arc<Mutex<LogicalUnit>>> {
         let mut units = self.units.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            units
-                .entry(id)
-                .or_insert_with(|| Arc::new(Mutex::new(LogicalUnit::new(vec![TARGET_PORT])))),
-        )
+        if let Some(unit) = units.get(&id) {
+            return Some(Arc::clone(unit));
+        }
+        if units.len() >= self.max_units {
+            // Only units no command holds (a command holds a clone of the Arc).
+            units.retain(|_, unit| Arc::strong_count(unit) > 1 || holds_state(unit));
+        }
+        if units.len() >= self.max_units {
+            return None;
+        }
+        let unit = Arc::new(Mutex::new(fresh_unit()));
+        units.insert(id, Arc::clone(&unit));
+        Some(unit)
     }
+
+    /// A command on an image when the unit table is full of units holding state:
+    /// answered from a fresh unit that is not kept, unless it would leave that unit
+    /// holding state.
+    fn execute_unheld(
+        &self,
+        nexus: &Nexus,
+        cdb: &[u8; 16],
+        data_out: &[u8],
+        peer: &PeerInfo,
+    ) -> Response {
+        let mut unit = fresh_unit();
+        let outcome = unit.execute(nexus, cdb, data_out);
+        if !unit_holds_state(&unit) {
+            return response_for(outcome);
+        }
+        if !self.warned_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                peer = %peer,
+                max_units = self.max_units,
+                "emulated target: every unit held in memory has registrations; \
+                 commands that would register on another image answer \
+                 INSUFFICIENT REGISTRATION RESOURCES (logged once)"
+            );
+        }
+        check_condition(Sense::INSUFFICIENT_REGISTRATION_RESOURCES)
+    }
+}
+
+fn fresh_unit() -> LogicalUnit {
+    LogicalUnit::new(vec![TARGET_PORT])
+}
+
+/// Whether dropping the unit would lose anything but its PRgeneration. A unit
+/// locked right now (a command about to run on it) counts as holding state.
+fn holds_state(unit: &Mutex<LogicalUnit>) -> bool {
+    unit.try_lock().map_or(true, |unit| unit_holds_state(&unit))
+}
+
+fn unit_holds_state(unit: &LogicalUnit) -> bool {
+    !unit.registrations().is_empty() || unit.reservation().is_some() || unit.aptpl()
 }
 
 fn response_for(outcome: Outcome) -> Response {
@@ -330,6 +419,89 @@ mod tests {
         assert_eq!(generation, u32::try_from(THREADS).unwrap() * ROUNDS as u32);
         assert_eq!(r.data.len(), 8 + 8 * THREADS as usize);
         assert!(r.data[8..].chunks(8).all(|k| k == ROUNDS.to_be_bytes()));
+    }
+
+    fn register(
+        backend: &EmulatedBackend,
+        image: &std::fs::File,
+        peer: &PeerInfo,
+        key: u64,
+    ) -> Response {
+        let (cdb, list) = build::register(0, key, false);
+        backend.execute(image.as_fd(), &cdb16(&cdb), &list, peer)
+    }
+
+    fn is_insufficient_registration_resources(r: &Response) -> bool {
+        r.status == 2 && (r.sense[2], r.sense[12], r.sense[13]) == (0x05, 0x55, 0x04)
+    }
+
+    #[test]
+    fn a_peer_that_keeps_registering_fills_the_table_and_no_more() {
+        // Initiators are peer processes; pids that do not exist stand for many.
+        let dir = tempfile::tempdir().unwrap();
+        let image = tempfile::tempfile().unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process).unwrap();
+        let read_keys = cdb16(&build::read_keys(8192));
+        let full_size = 8 + 8 * pr_target::MAX_REGISTRATIONS;
+        for round in 0..4 {
+            for i in 0..pr_target::MAX_REGISTRATIONS {
+                let pid =
+                    i32::MAX - i32::try_from(round * pr_target::MAX_REGISTRATIONS + i).unwrap();
+                let r = register(&backend, &image, &peer(pid), 0x1000 + i as u64);
+                if round == 0 {
+                    assert_eq!(r.status, 0, "registration {i}");
+                } else {
+                    assert!(is_insufficient_registration_resources(&r), "{r:?}");
+                }
+            }
+            // The state is as large after every round as after the first.
+            let r = backend.execute(image.as_fd(), &read_keys, &[], &me());
+            assert_eq!(r.data.len(), full_size, "round {round}");
+            assert_eq!(backend.units_in_memory(), 1);
+        }
+    }
+
+    #[test]
+    fn units_that_hold_no_state_make_room_and_units_that_do_are_kept() {
+        const LIMIT: usize = 4;
+        let dir = tempfile::tempdir().unwrap();
+        let backend = EmulatedBackend::open(dir.path(), InitiatorRule::Process)
+            .unwrap()
+            .with_unit_limit(LIMIT);
+        let read_keys = cdb16(&build::read_keys(64));
+        // Any number of images only read: the table never exceeds the bound.
+        for _ in 0..50 {
+            let image = tempfile::tempfile().unwrap();
+            let r = backend.execute(image.as_fd(), &read_keys, &[], &me());
+            assert_eq!((r.status, r.data.len()), (0, 8));
+            assert!(backend.units_in_memory() <= LIMIT);
+        }
+        // LIMIT images with registrations fill it.
+        let held: Vec<std::fs::File> = (0..LIMIT).map(|_| tempfile::tempfile().unwrap()).collect();
+        for (i, image) in held.iter().enumerate() {
+            assert_eq!(register(&backend, image, &me(), 0x10 + i as u64).status, 0);
+        }
+        assert_eq!(backend.units_in_memory(), LIMIT);
+        // Another image: reads are answered, a registration is refused and nothing
+        // held is lost.
+        let late = tempfile::tempfile().unwrap();
+        let r = backend.execute(late.as_fd(), &read_keys, &[], &me());
+        assert_eq!((r.status, r.data.len()), (0, 8));
+        for _ in 0..20 {
+            let r = register(&backend, &late, &me(), 0x99);
+            assert!(is_insufficient_registration_resources(&r), "{r:?}");
+        }
+        assert_eq!(backend.units_in_memory(), LIMIT);
+        for (i, image) in held.iter().enumerate() {
+            let r = backend.execute(image.as_fd(), &read_keys, &[], &me());
+            assert_eq!(r.data[8..16], (0x10 + i as u64).to_be_bytes());
+        }
+        // Unregistering on one image makes its unit evictable: the late one fits.
+        let (cdb, list) = build::register(0x10, 0, false);
+        let r = backend.execute(held[0].as_fd(), &cdb16(&cdb), &list, &me());
+        assert_eq!(r.status, 0);
+        assert_eq!(register(&backend, &late, &me(), 0x99).status, 0);
+        assert_eq!(backend.units_in_memory(), LIMIT);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::os::fd::OwnedFd;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, setsid, waitpid};
 
+use super::signalmask;
 use super::sys::{self, Forked};
 
 const READY: u8 = b'R';
@@ -94,7 +95,7 @@ fn redirect_std_streams() -> io::Result<()> {
 fn parent_waits(read_end: OwnedFd, child: i32) -> ! {
     // The waiting parent may be interrupted like any foreground command;
     // the daemon, in its own session, is not affected.
-    let _ = sys::block_termination_signals(false);
+    let _ = signalmask::block_termination_signals(false);
     let mut report = Vec::new();
     let _ = File::from(read_end).read_to_end(&mut report);
     match report.split_first() {

@@ -1,11 +1,10 @@
 //! Resolving user and group names from the command line.
 
-use std::ffi::OsStr;
 use std::io;
 
-use crate::config::IdSpec;
+use nix::unistd::{Group, Uid, User};
 
-use super::sys;
+use crate::config::IdSpec;
 
 /// A user or group that does not exist or could not be looked up.
 #[derive(Debug, thiserror::Error)]
@@ -51,19 +50,17 @@ pub fn resolve_switch(
         }));
     };
     let entry = match user {
-        IdSpec::Name(name) => sys::user_by_name(OsStr::new(name))
+        IdSpec::Name(name) => user_by_name(name)
             .map_err(|source| lookup("-u", user, source))?
             .ok_or_else(|| IdError::NoSuchUser {
                 option: "-u",
                 name: name.clone(),
             })?,
-        IdSpec::Id(uid) => {
-            match sys::user_by_uid(*uid).map_err(|source| lookup("-u", user, source))? {
-                Some(entry) => entry,
-                None if gid.is_some() => sys::UserEntry { uid: *uid, gid: 0 },
-                None => return Err(IdError::NoPrimaryGroup { uid: *uid }),
-            }
-        }
+        IdSpec::Id(uid) => match user_by_uid(*uid).map_err(|source| lookup("-u", user, source))? {
+            Some(entry) => entry,
+            None if gid.is_some() => UserEntry { uid: *uid, gid: 0 },
+            None => return Err(IdError::NoPrimaryGroup { uid: *uid }),
+        },
     };
     Ok(Some(SwitchTo {
         uid: Some(entry.uid),
@@ -71,11 +68,42 @@ pub fn resolve_switch(
     }))
 }
 
+/// A user database entry: uid and primary gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UserEntry {
+    uid: u32,
+    gid: u32,
+}
+
+impl From<User> for UserEntry {
+    fn from(user: User) -> Self {
+        UserEntry {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        }
+    }
+}
+
+// The lookups go through NSS (getpwnam_r and friends, via nix), so LDAP or
+// systemd-userdb users count; nix grows the buffer on ERANGE.
+
+fn user_by_name(name: &str) -> io::Result<Option<UserEntry>> {
+    Ok(User::from_name(name)?.map(UserEntry::from))
+}
+
+fn user_by_uid(uid: u32) -> io::Result<Option<UserEntry>> {
+    Ok(User::from_uid(Uid::from_raw(uid))?.map(UserEntry::from))
+}
+
+fn group_by_name(name: &str) -> io::Result<Option<u32>> {
+    Ok(Group::from_name(name)?.map(|group| group.gid.as_raw()))
+}
+
 /// A user name or number to a uid.
 pub fn resolve_uid(option: &'static str, spec: &IdSpec) -> Result<u32, IdError> {
     match spec {
         IdSpec::Id(uid) => Ok(*uid),
-        IdSpec::Name(name) => sys::user_by_name(OsStr::new(name))
+        IdSpec::Name(name) => user_by_name(name)
             .map_err(|source| lookup(option, spec, source))?
             .map(|entry| entry.uid)
             .ok_or_else(|| IdError::NoSuchUser {
@@ -89,7 +117,7 @@ pub fn resolve_uid(option: &'static str, spec: &IdSpec) -> Result<u32, IdError> 
 pub fn resolve_group(option: &'static str, spec: &IdSpec) -> Result<u32, IdError> {
     match spec {
         IdSpec::Id(gid) => Ok(*gid),
-        IdSpec::Name(name) => sys::group_by_name(OsStr::new(name))
+        IdSpec::Name(name) => group_by_name(name)
             .map_err(|source| lookup(option, spec, source))?
             .ok_or_else(|| IdError::NoSuchGroup {
                 option,

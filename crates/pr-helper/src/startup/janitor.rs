@@ -4,8 +4,8 @@
 //! Once the daemon runs as `-u USER` it can no longer unlink files in
 //! `/var/run` (qemu-pr-helper leaves them behind). So, before dropping
 //! privileges, we fork a tiny janitor process that keeps root's uid but no
-//! capability beyond CAP_DAC_OVERRIDE, ignores termination signals and
-//! blocks reading a pipe. The daemon holds the pipe's write end and never
+//! capability beyond CAP_DAC_OVERRIDE, blocks termination signals and
+//! waits reading a pipe. The daemon holds the pipe's write end and never
 //! writes to it: when the daemon exits, however it exits (even killed), the
 //! read returns end-of-file and the janitor removes the files, but only if
 //! they are still the ones we created (same device and inode), so it never
@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
 
+use super::signalmask;
 use super::sys::{self, Forked};
 
 /// A file we created, identified by path and (device, inode).
@@ -118,9 +119,14 @@ impl Janitor {
 fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
     // Keep only the pipe: the listener and the pid file lock belong to the daemon.
     let _ = sys::close_all_except(read_end.as_raw_fd());
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGPIPE] {
-        let _ = sys::ignore_signal(signal);
-    }
+    // Blocked for good (this process never unblocks them): a SIGTERM sent to
+    // the whole process group stays pending instead of ending the janitor.
+    let _ = signalmask::block_for_good(&[
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGPIPE,
+    ]);
     if limit_privileges().is_err() {
         // A process that cannot shed root's capabilities must not stay around
         // for the daemon's lifetime; the files it would have removed are left
@@ -155,7 +161,7 @@ const LIMIT_FAILED: i32 = 2;
 #[derive(Debug, thiserror::Error)]
 enum LimitError {
     #[error("cannot set the janitor's capabilities")]
-    Caps(#[from] caps::errors::CapsError),
+    Caps(#[source] io::Error),
     #[error("cannot set NO_NEW_PRIVS")]
     NoNewPrivs(#[source] io::Error),
 }
@@ -163,20 +169,24 @@ enum LimitError {
 /// The janitor only unlinks files: CAP_DAC_OVERRIDE (for a directory root
 /// does not own) if it has it, nothing else, and it can never gain more.
 fn limit_privileges() -> Result<(), LimitError> {
-    use caps::{CapSet, Capability, CapsHashSet};
+    use rustix::thread::{CapabilitySet, CapabilitySets, clear_ambient_capability_set};
+    let caps = |e: rustix::io::Errno| LimitError::Caps(e.into());
     // Kept only if held: under a unit whose bounding set lacks it, or as a
     // user other than root, there is none to keep, and the janitor removes
     // what its uid may (asking for it anyway would fail and leave the
     // files behind).
-    let permitted = caps::read(None, CapSet::Permitted)?;
-    let keep: CapsHashSet = [Capability::CAP_DAC_OVERRIDE]
-        .into_iter()
-        .filter(|cap| permitted.contains(cap))
-        .collect();
-    caps::clear(None, CapSet::Inheritable)?;
-    caps::clear(None, CapSet::Ambient)?;
-    caps::set(None, CapSet::Effective, &keep)?;
-    caps::set(None, CapSet::Permitted, &keep)?;
+    let permitted = rustix::thread::capabilities(None).map_err(caps)?.permitted;
+    let keep = CapabilitySet::DAC_OVERRIDE & permitted;
+    clear_ambient_capability_set().map_err(caps)?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: keep,
+            permitted: keep,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+    .map_err(caps)?;
     rustix::thread::set_no_new_privs(true).map_err(|e| LimitError::NoNewPrivs(e.into()))?;
     Ok(())
 }

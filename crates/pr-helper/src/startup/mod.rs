@@ -16,8 +16,10 @@
 //! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
 //! 10. the backends (state directory opened as root), then [`privileges`]:
 //!     keep CAP_SYS_RAWIO only, switch uid/gid;
-//! 11. [`signals`], readiness ([`notify`], the `-d` parent), then serve (the
-//!     serving threads inherit the reduced privileges);
+//! 11. the sandbox ([`crate::sandbox`]: Landlock, then the seccomp
+//!     filter), still single-threaded; [`signals`], readiness ([`notify`],
+//!     the `-d` parent), then serve (the serving threads inherit the reduced
+//!     privileges and both filters);
 //! 12. on shutdown: wait for the janitor so the files are gone at exit.
 
 pub mod activation;
@@ -30,6 +32,7 @@ pub mod logging;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+mod signalmask;
 pub mod signals;
 mod sys;
 
@@ -79,6 +82,8 @@ pub enum StartupError {
     Backends(#[from] BackendError),
     #[error("dropping privileges")]
     Privileges(#[from] PrivilegeError),
+    #[error("confining the daemon")]
+    Sandbox(#[from] crate::sandbox::SandboxError),
     #[error("cannot install the signal handlers")]
     Signals(#[source] std::io::Error),
     #[error("serving")]
@@ -95,7 +100,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
 /// carries no test code.
 pub fn run_with(config: Config, adjust: fn(Backends) -> Backends) -> Result<(), StartupError> {
     // 0. Stop requests wait until the handlers exist (see `signals`).
-    sys::block_termination_signals(true).map_err(StartupError::Signals)?;
+    signalmask::block_termination_signals(true).map_err(StartupError::Signals)?;
 
     // 1. systemd's variables, read and removed while single-threaded.
     let env = Environment::take(std::process::id())?;
@@ -262,6 +267,7 @@ fn serve_with_reduced_privileges(
     // locked while we are still root, and before readiness is reported),
     // then privileges.
     let backends = adjust(Backends::new(&config.backends)?);
+    let sandbox = sandbox_plan(config, env, backends.multipath_active())?;
     let dropped = privileges::drop_privileges(switch, backends.multipath_active())?;
     if !dropped.has_rawio {
         tracing::warn!(
@@ -272,16 +278,18 @@ fn serve_with_reduced_privileges(
         tracing::warn!("not privileged: the capability bounding set is left as inherited");
     }
 
-    // 11. Signals, readiness, serving.
+    // 11. Sandbox, signals, readiness, serving.
     match limits::raise_descriptor_limit() {
         Ok(limit) => tracing::debug!(soft = ?limit.soft, hard = ?limit.hard, "descriptor limit"),
         Err(error) => tracing::warn!(error = %error, "cannot raise the descriptor limit"),
     }
     let shutdown = std::sync::Arc::new(serve::Shutdown::new().map_err(StartupError::Signals)?);
     signals::stop_on_signals(&shutdown).map_err(StartupError::Signals)?;
+    // Confined before any thread exists: Landlock and the filter then cover all.
+    confine(sandbox)?;
     // Handlers are in place: let stop requests in (one that came early is
     // delivered now and starts the shutdown at once).
-    sys::block_termination_signals(false).map_err(StartupError::Signals)?;
+    signalmask::block_termination_signals(false).map_err(StartupError::Signals)?;
     if let Some(socket) = &env.notify_socket {
         if let Err(error) = notify::notify_ready(socket) {
             tracing::warn!(error = %error, "cannot notify systemd of readiness");
@@ -297,6 +305,59 @@ fn serve_with_reduced_privileges(
     );
     let served = serve::serve(listener, &settings, std::sync::Arc::new(backends), shutdown)?;
     Ok(served)
+}
+
+/// What to confine; opens trap mode's report file while still root.
+/// `opens_device_nodes`: a backend opens device nodes itself after start-up
+/// (the multipath backend's path nodes and /dev/mapper/control), so Landlock
+/// lets the daemon open files under /dev.
+fn sandbox_plan(
+    config: &Config,
+    env: &Environment,
+    opens_device_nodes: bool,
+) -> Result<crate::sandbox::SandboxPlan, StartupError> {
+    use crate::sandbox::{LandlockPlan, SandboxError, SandboxPlan, seccomp};
+    let (seccomp_mode, seccomp_report) = seccomp::effective_mode(
+        config.seccomp,
+        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
+    );
+    let abstract_notify = env
+        .notify_socket
+        .as_ref()
+        .is_some_and(|socket| socket.as_encoded_bytes().starts_with(b"@"));
+    let seccomp_report = match seccomp_mode {
+        crate::sandbox::SeccompMode::Trap => {
+            seccomp::open_report(seccomp_report.as_deref()).map_err(SandboxError::from)?
+        }
+        _ => None,
+    };
+    Ok(SandboxPlan {
+        seccomp: seccomp_mode,
+        seccomp_report,
+        landlock: config.landlock.then(|| {
+            LandlockPlan::for_daemon(
+                config.backends.emulated_state_dir.as_deref(),
+                opens_device_nodes,
+                abstract_notify,
+            )
+        }),
+    })
+}
+
+/// Landlock, then seccomp, while the process is still single-threaded.
+fn confine(plan: crate::sandbox::SandboxPlan) -> Result<(), StartupError> {
+    use crate::sandbox::{self, LandlockOutcome};
+    let confined = sandbox::confine(plan)?;
+    match confined.landlock {
+        Some(LandlockOutcome::NotSupported) => tracing::warn!(
+            "this kernel has no Landlock: filesystem access is not restricted beyond the \
+             privilege drop and seccomp (pass --no-landlock to silence this)"
+        ),
+        Some(outcome) => tracing::debug!(?outcome, "Landlock"),
+        None => tracing::debug!("Landlock off (--no-landlock)"),
+    }
+    tracing::debug!(seccomp = confined.seccomp.name(), "seccomp");
+    Ok(())
 }
 
 /// Opens /dev/null on any of descriptors 0-2 that is closed. `open`

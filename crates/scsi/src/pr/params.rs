@@ -47,12 +47,18 @@ impl PrOutParams {
         if !self.spec_i_pt && !self.transport_ids.is_empty() {
             return Err(PrEncodeError::TransportIdsWithoutSpecIPt);
         }
-        let mut out = vec![0u8; PARAMETER_LIST_LEN];
-        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
-        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
-        out[20] = flag(self.spec_i_pt, SPEC_I_PT)
-            | flag(self.all_tg_pt, ALL_TG_PT)
-            | flag(self.aptpl, APTPL);
+        // Keys at 0..8 and 8..16, obsolete 16..20, flags at 20, reserved 21..24.
+        let mut out = Vec::with_capacity(PARAMETER_LIST_LEN);
+        out.extend_from_slice(&self.reservation_key.to_be_bytes());
+        out.extend_from_slice(&self.service_action_key.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.push(
+            flag(self.spec_i_pt, SPEC_I_PT)
+                | flag(self.all_tg_pt, ALL_TG_PT)
+                | flag(self.aptpl, APTPL),
+        );
+        out.extend_from_slice(&[0; 3]);
+        debug_assert_eq!(out.len(), PARAMETER_LIST_LEN);
         if self.spec_i_pt {
             let mut ids = Vec::new();
             for id in &self.transport_ids {
@@ -119,17 +125,19 @@ impl RegisterMoveParams {
     /// The parameter list: 24 bytes (UNREG is bit 1 and APTPL bit 0 of byte 17,
     /// relative target port at 18..20, TransportID length at 20..24), then the ID.
     pub fn encode(&self) -> Result<Vec<u8>, PrEncodeError> {
-        let mut out = vec![0u8; PARAMETER_LIST_LEN];
-        out[0..8].copy_from_slice(&self.reservation_key.to_be_bytes());
-        out[8..16].copy_from_slice(&self.service_action_key.to_be_bytes());
-        out[17] = flag(self.unreg, MOVE_UNREG) | flag(self.aptpl, MOVE_APTPL);
-        out[18..20].copy_from_slice(&self.relative_target_port.to_be_bytes());
         let id = self.transport_id.to_bytes()?;
         let len = u32::try_from(id.len()).map_err(|_| PrEncodeError::TooLong {
             what: "transport ID",
             len: id.len(),
         })?;
-        out[20..24].copy_from_slice(&len.to_be_bytes());
+        let mut out = Vec::with_capacity(PARAMETER_LIST_LEN.saturating_add(id.len()));
+        out.extend_from_slice(&self.reservation_key.to_be_bytes());
+        out.extend_from_slice(&self.service_action_key.to_be_bytes());
+        out.push(0);
+        out.push(flag(self.unreg, MOVE_UNREG) | flag(self.aptpl, MOVE_APTPL));
+        out.extend_from_slice(&self.relative_target_port.to_be_bytes());
+        out.extend_from_slice(&len.to_be_bytes());
+        debug_assert_eq!(out.len(), PARAMETER_LIST_LEN);
         out.extend_from_slice(&id);
         Ok(out)
     }

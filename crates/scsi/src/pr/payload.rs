@@ -376,7 +376,7 @@ impl FullStatus {
             ) else {
                 break;
             };
-            let total = FULL_STATUS_DESCRIPTOR_LEN as u64 + u64::from(id_len);
+            let total = (FULL_STATUS_DESCRIPTOR_LEN as u64).saturating_add(u64::from(id_len));
             let Some(whole) = usize::try_from(total).ok().and_then(|t| rest.get(..t)) else {
                 if cut {
                     break;
@@ -449,7 +449,7 @@ fn decoded<T>(value: T, additional: u32, present: usize) -> Decoded<T> {
     let truncated = (present as u64) < u64::from(additional);
     Decoded {
         value,
-        advertised_len: PR_IN_HEADER_LEN as u64 + u64::from(additional),
+        advertised_len: (PR_IN_HEADER_LEN as u64).saturating_add(u64::from(additional)),
         truncated,
     }
 }

@@ -223,7 +223,7 @@ fn encode_iscsi(name: &str, isid: Option<&str>, out: &mut Vec<u8>) -> Result<(),
     if isid.is_some_and(|i| i.contains(ISCSI_ISID_SEPARATOR)) {
         return Err(PrEncodeError::IscsiIsidHasSeparator);
     }
-    let mut text = Vec::with_capacity(name.len() + 24);
+    let mut text = Vec::with_capacity(name.len().saturating_add(24));
     text.extend_from_slice(name.as_bytes());
     if let Some(isid) = isid {
         text.extend_from_slice(ISCSI_ISID_SEPARATOR.as_bytes());

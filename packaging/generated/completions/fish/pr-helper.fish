@@ -17,10 +17,15 @@ complete -c pr-helper -l emulated-initiator -d 'What the software target counts 
 session\t'Each session (`setsid`) is an initiator: all commands run from one shell or script count as one, as if they came from one host'"
 complete -c pr-helper -l blocking-threads -d 'Busy connections served at once, each on a thread of its own (idle connections hold no thread)' -r
 complete -c pr-helper -l busy-poll-us -d 'After answering, poll up to this many microseconds for the peer\'s next request before sleeping, while the peer keeps answering that fast (saves a wake-up per command at the cost of that much CPU; 0: never poll)' -r
+complete -c pr-helper -l seccomp -d 'What a syscall outside the seccomp allowlist gets once start-up is done: `kill` the process (SIGSYS), `log` it (kernel audit log) and let it run, `trap` it (fails with ENOSYS, reported once on standard error), or `none` (no filter)' -r -f -a "kill\t'The process is killed with SIGSYS'
+log\t'The syscall runs and the kernel logs it'
+trap\t'The syscall fails with ENOSYS and is reported once on standard error'
+none\t'No filter'"
 complete -c pr-helper -s d -l daemon -d 'Run in the background (detach from the terminal; logs go to the journal or syslog)'
 complete -c pr-helper -s v -l verbose -d 'Log more (repeat for more: -v debug, -vv trace)'
 complete -c pr-helper -s q -l quiet -d 'Log only errors'
 complete -c pr-helper -l allow-partitions -d 'Also send SG_IO to partitions (and to device-mapper devices that map only part of a disk, such as LVM volumes). A reservation made through either applies to the whole disk, so this is off by default'
 complete -c pr-helper -l no-multipath -d 'Do not treat device-mapper multipath maps specially: send SG_IO to the map, which reaches its active path only (what qemu-pr-helper without libmpathpersist does). Also drops CAP_SYS_ADMIN and CAP_DAC_READ_SEARCH, which multipath support keeps'
+complete -c pr-helper -l no-landlock -d 'Do not restrict filesystem access with Landlock after start-up (on by default where the kernel has Landlock)'
 complete -c pr-helper -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c pr-helper -s V -l version -d 'Print version'

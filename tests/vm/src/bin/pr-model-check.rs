@@ -12,6 +12,7 @@
 //! Exit status: 0 no mismatch, 1 mismatches, 2 the run could not be made (device
 //! errors, discovery failed). The deliberate differences, which are not mismatches,
 //! are listed in `check.rs`.
+#![forbid(unsafe_code)]
 
 // A binary's root file takes its modules from its own folder; these live in
 // `pr-model-check/` next to it.

@@ -18,6 +18,7 @@
 //! runs on one device see different values. Unless `--absolute-generation`
 //! is given, the generation in READ KEYS, READ RESERVATION and READ FULL
 //! STATUS payloads is printed as `g+N`, relative to the first one seen.
+#![forbid(unsafe_code)]
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};

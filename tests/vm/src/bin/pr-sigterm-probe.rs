@@ -6,6 +6,7 @@
 //!
 //! usage: pr-sigterm-probe --socket S --device D [--clients N]
 //!            [--replies-before-signal M] [--pidfile P] -- HELPER ARGS...
+#![forbid(unsafe_code)]
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};

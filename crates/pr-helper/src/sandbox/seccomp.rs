@@ -1,0 +1,271 @@
+//! The seccomp allowlist: compiled from `seccomp-policy.json` (data, one
+//! comment per rule) with rust-vmm's `seccompiler`, installed on every
+//! thread with TSYNC.
+//!
+//! The file holds seccompiler filters: `common`, plus one per architecture
+//! for the syscalls only that architecture has (`poll`, `open`, ... on
+//! x86_64). [`compile`] joins `common` with the running architecture's and
+//! sets what a syscall outside the list gets, from `--seccomp`:
+//!
+//! | mode | a syscall not in the list |
+//! |---|---|
+//! | `kill` (default) | the whole process is killed with SIGSYS (SECCOMP_RET_KILL_PROCESS) |
+//! | `trap` | fails with ENOSYS; a SIGSYS handler reports it once per syscall number on standard error (and in `$PR_HELPER_SECCOMP_REPORT`) |
+//! | `log` | runs, and the kernel logs it (SECCOMP_RET_LOG: the audit log or `dmesg`) |
+//! | `none` | no filter |
+//!
+//! `trap` is the tool for finding what a change to the daemon added: run
+//! the test suite with `PR_HELPER_SECCOMP_REPORT` set (see
+//! `scripts/seccomp-derive.sh`) and every syscall the allowlist misses is
+//! listed, with the ioctl request for ioctls.
+
+use std::path::Path;
+
+use seccompiler::{BpfProgram, TargetArch};
+
+/// The policy, as data.
+pub const POLICY_JSON: &str = include_str!("seccomp-policy.json");
+
+/// The environment variable naming a file where trap mode appends one
+/// line per blocked syscall number (standard error is /dev/null with
+/// `-d`, and test harnesses keep it in per-test files). Setting it also
+/// turns a `kill` default into `trap`, so a whole test suite can be run
+/// in trap mode without changing any command line.
+pub const REPORT_ENV: &str = "PR_HELPER_SECCOMP_REPORT";
+
+/// `--seccomp`: what a syscall outside the allowlist gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SeccompMode {
+    /// The process is killed with SIGSYS.
+    #[default]
+    Kill,
+    /// The syscall runs and the kernel logs it.
+    Log,
+    /// The syscall fails with ENOSYS and is reported once on standard error.
+    Trap,
+    /// No filter.
+    None,
+}
+
+impl SeccompMode {
+    /// seccompiler's name of the action for syscalls outside the list.
+    fn mismatch_action(self) -> Option<&'static str> {
+        match self {
+            SeccompMode::Kill => Some("kill_process"),
+            SeccompMode::Log => Some("log"),
+            SeccompMode::Trap => Some("trap"),
+            SeccompMode::None => None,
+        }
+    }
+
+    /// The word used on the command line and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SeccompMode::Kill => "kill",
+            SeccompMode::Log => "log",
+            SeccompMode::Trap => "trap",
+            SeccompMode::None => "none",
+        }
+    }
+}
+
+/// Why the filter could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("the seccomp policy is not valid JSON")]
+    PolicyJson(#[source] serde_json::Error),
+    #[error("the seccomp policy has no filter named {0:?}")]
+    MissingFilter(&'static str),
+    #[error("this architecture ({0}) has no seccomp policy: run with --seccomp=none")]
+    UnsupportedArch(&'static str),
+    #[error("cannot compile the seccomp policy")]
+    Compile(#[source] seccompiler::Error),
+    #[error("cannot install the SIGSYS handler for --seccomp=trap")]
+    TrapHandler(#[source] std::io::Error),
+    #[error("cannot open the seccomp report file {path} (from ${REPORT_ENV})")]
+    ReportFile {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot install the seccomp filter")]
+    Install(#[source] seccompiler::Error),
+}
+
+/// The filter name under which [`compile`] joins the policy's parts.
+const JOINED: &str = "pr-helper";
+
+/// The policy for the running architecture with `mode`'s action for
+/// syscalls outside it; `None` for [`SeccompMode::None`].
+pub fn compile(mode: SeccompMode) -> Result<Option<BpfProgram>, SeccompError> {
+    let Some(action) = mode.mismatch_action() else {
+        return Ok(None);
+    };
+    let arch_name = std::env::consts::ARCH;
+    let arch =
+        TargetArch::try_from(arch_name).map_err(|_| SeccompError::UnsupportedArch(arch_name))?;
+    let joined = joined_policy(arch_name, action)?;
+    let mut programs =
+        seccompiler::compile_from_json(joined.as_bytes(), arch).map_err(SeccompError::Compile)?;
+    programs
+        .remove(JOINED)
+        .map(Some)
+        .ok_or(SeccompError::MissingFilter(JOINED))
+}
+
+/// `common` and the architecture's rules as one seccompiler filter.
+fn joined_policy(arch_name: &'static str, action: &str) -> Result<String, SeccompError> {
+    let mut policy: serde_json::Value =
+        serde_json::from_str(POLICY_JSON).map_err(SeccompError::PolicyJson)?;
+    let arch_rules = policy
+        .get_mut(arch_name)
+        .and_then(|filter| filter.get_mut("filter"))
+        .map(serde_json::Value::take)
+        .ok_or(SeccompError::UnsupportedArch(arch_name))?;
+    let mut common = policy
+        .get_mut("common")
+        .map(serde_json::Value::take)
+        .ok_or(SeccompError::MissingFilter("common"))?;
+    let rules = common
+        .get_mut("filter")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or(SeccompError::MissingFilter("common"))?;
+    if let serde_json::Value::Array(extra) = arch_rules {
+        rules.extend(extra);
+    }
+    common["mismatch_action"] = serde_json::Value::from(action);
+    let joined = serde_json::json!({ JOINED: common });
+    Ok(joined.to_string())
+}
+
+/// The syscall names the policy allows on this architecture (for the
+/// documentation and tests).
+pub fn allowed_syscalls() -> Result<Vec<String>, SeccompError> {
+    let joined: serde_json::Value =
+        serde_json::from_str(&joined_policy(std::env::consts::ARCH, "kill_process")?)
+            .map_err(SeccompError::PolicyJson)?;
+    let mut names: Vec<String> = joined[JOINED]["filter"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|rule| rule["syscall"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Opens trap mode's report file (before Landlock, which would refuse it).
+pub fn open_report(path: Option<&Path>) -> Result<Option<std::fs::File>, SeccompError> {
+    path.map(|path| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| SeccompError::ReportFile {
+                path: path.to_owned(),
+                source,
+            })
+    })
+    .transpose()
+}
+
+/// Installs the filter on every thread of the process (TSYNC). In trap
+/// mode the SIGSYS handler goes in first, reporting also to `report`.
+pub fn install(mode: SeccompMode, report: Option<std::fs::File>) -> Result<(), SeccompError> {
+    let Some(program) = compile(mode)? else {
+        return Ok(());
+    };
+    if mode == SeccompMode::Trap {
+        super::sys::install_sigsys_reporter(report.map(std::os::fd::OwnedFd::from))
+            .map_err(SeccompError::TrapHandler)?;
+    }
+    seccompiler::apply_filter_all_threads(&program).map_err(SeccompError::Install)
+}
+
+/// The mode to use: `--seccomp` as given, except that a report file in the
+/// environment turns the default `kill` into `trap` (see [`REPORT_ENV`]).
+pub fn effective_mode(
+    given: SeccompMode,
+    report: Option<&std::ffi::OsStr>,
+) -> (SeccompMode, Option<std::path::PathBuf>) {
+    match report.filter(|path| !path.is_empty()) {
+        Some(path) if given == SeccompMode::Kill || given == SeccompMode::Trap => {
+            (SeccompMode::Trap, Some(path.into()))
+        }
+        _ => (given, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mode_compiles_on_this_architecture() {
+        for mode in [SeccompMode::Kill, SeccompMode::Log, SeccompMode::Trap] {
+            let program = compile(mode).unwrap().unwrap();
+            assert!(!program.is_empty(), "{mode:?}");
+        }
+        assert!(compile(SeccompMode::None).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_list_has_what_serving_needs_and_not_what_an_attacker_wants() {
+        let allowed = allowed_syscalls().unwrap();
+        for needed in [
+            "recvmsg",
+            "sendmsg",
+            "ioctl",
+            "epoll_ctl",
+            "futex",
+            "openat",
+        ] {
+            assert!(allowed.iter().any(|name| name == needed), "{needed}");
+        }
+        for forbidden in [
+            "execve",
+            "execveat",
+            "ptrace",
+            "mount",
+            "setuid",
+            "capset",
+            "init_module",
+            "finit_module",
+            "kexec_load",
+            "bpf",
+            "process_vm_writev",
+            "io_uring_setup",
+            "chmod",
+            "fchmod",
+            "chown",
+            "mknodat",
+            "symlinkat",
+            "linkat",
+            "landlock_create_ruleset",
+        ] {
+            assert!(!allowed.iter().any(|name| name == forbidden), "{forbidden}");
+        }
+    }
+
+    #[test]
+    fn a_report_file_turns_the_default_into_trap_but_never_weakens_none_or_log() {
+        let path = std::ffi::OsStr::new("/tmp/report");
+        assert_eq!(
+            effective_mode(SeccompMode::Kill, Some(path)).0,
+            SeccompMode::Trap
+        );
+        assert_eq!(
+            effective_mode(SeccompMode::Log, Some(path)),
+            (SeccompMode::Log, None)
+        );
+        assert_eq!(
+            effective_mode(SeccompMode::None, Some(path)),
+            (SeccompMode::None, None)
+        );
+        assert_eq!(
+            effective_mode(SeccompMode::Kill, None),
+            (SeccompMode::Kill, None)
+        );
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The regression gate of the fuzz targets: builds every target with the
+# stable libFuzzer instrumentation (as run-stable.sh does, --locked against
+# fuzz/Cargo.lock) and runs each for a few seconds starting from its seed
+# corpus in fuzz/seeds/TARGET (committed; copied, so runs never change it).
+# A crash or failed assertion stops with its input saved under
+# fuzz/artifacts/TARGET/ and a non-zero exit.
+# Usage: fuzz/run-seeds.sh [seconds per target]     (default 3)
+set -euo pipefail
+
+seconds=${1:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+triple=$(rustc -vV | sed -n 's/^host: //p')
+targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$here/Cargo.toml" | grep -v '^pr-fuzz$')
+
+RUSTFLAGS="-Cpasses=sancov-module \
+ -Cllvm-args=-sanitizer-coverage-level=4 \
+ -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+ -Cllvm-args=-sanitizer-coverage-pc-table \
+ -Cllvm-args=-sanitizer-coverage-trace-compares \
+ --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
+    cargo build --quiet --locked --release --manifest-path "$here/Cargo.toml" \
+    --target "$triple" --target-dir "$here/target/stable-fuzz" --bins
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for target in $targets; do
+    seeds="$here/seeds/$target"
+    if [ ! -d "$seeds" ] || [ -z "$(ls -A "$seeds")" ]; then
+        echo "run-seeds: no seed corpus in $seeds" >&2
+        exit 1
+    fi
+    mkdir -p "$work/$target" "$here/artifacts/$target"
+    cp "$seeds"/* "$work/$target/"
+    if ! "$here/target/stable-fuzz/$triple/release/$target" "$work/$target" \
+        -artifact_prefix="$here/artifacts/$target/" \
+        -max_total_time="$seconds" >"$work/$target.log" 2>&1; then
+        tail -40 "$work/$target.log" >&2
+        echo "run-seeds: $target failed; the input is in $here/artifacts/$target/" >&2
+        exit 1
+    fi
+    echo "$target: $(grep -Eo 'Done [0-9]+ runs' "$work/$target.log" | tail -1) in ${seconds} s from $(ls "$seeds" | wc -l) seeds"
+done
