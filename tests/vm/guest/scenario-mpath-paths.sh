@@ -82,6 +82,13 @@ else
     fail path-added-by-reload-registered "sdd: $(path_reg /dev/sdd) after 5 s"
 fi
 
+# All of the above ran confined: every thread of the daemon (the map's worker
+# and uevent threads included) under the seccomp filter.
+unfiltered=$(for task in /proc/"$OUR_HELPER_PID"/task/*; do
+    sed -n 's/^Seccomp:[[:space:]]*//p' "$task/status"
+done | grep -vc '^2$')
+expect_eq multipath-daemon-threads-all-filtered 0 "$unfiltered"
+
 stop_helper "$OUR_HELPER_PID"
 
 # With -u/-g: the helper opens the path nodes (root:disk 0660) read-only with
