@@ -308,7 +308,7 @@ fn text(output: &std::process::Output) -> String {
 fn child_makes_a_forbidden_syscall() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("made-by-the-child");
-    seccomp::install(child_mode(), None).unwrap();
+    seccomp::install(child_mode(), false, None).unwrap();
     // mkdir is not in the allowlist (the daemon never creates directories).
     let made = std::fs::create_dir(&target);
     println!("CHILD-RESULT {:?}", made.map_err(|e| e.raw_os_error()));
@@ -393,7 +393,7 @@ fn received_descriptor() -> std::os::fd::OwnedFd {
 #[ignore = "run by only_the_allowed_ioctls_reach_a_received_descriptor, in a child"]
 fn child_sends_ioctls_to_a_received_descriptor() {
     let fd = received_descriptor();
-    seccomp::install(child_mode(), None).unwrap();
+    seccomp::install(child_mode(), false, None).unwrap();
     // Allowed: FIONREAD reaches the kernel (/dev/null answers it or not,
     // but not with ENOSYS).
     let fionread = rustix::io::ioctl_fionread(&fd).map_err(|e| e.raw_os_error());

@@ -32,6 +32,8 @@ pub struct SandboxPlan {
     /// [`seccomp::REPORT_ENV`]), opened by [`seccomp::open_report`] while
     /// the daemon may still open it.
     pub seccomp_report: Option<std::fs::File>,
+    /// The multipath backend is on: its part of the policy (capset) is added.
+    pub seccomp_multipath: bool,
     /// `None` with `--no-landlock`.
     pub landlock: Option<LandlockPlan>,
 }
@@ -61,7 +63,7 @@ pub fn confine(plan: SandboxPlan) -> Result<Confined, SandboxError> {
         .as_ref()
         .map(self::landlock::restrict)
         .transpose()?;
-    seccomp::install(plan.seccomp, plan.seccomp_report)?;
+    seccomp::install(plan.seccomp, plan.seccomp_multipath, plan.seccomp_report)?;
     Ok(Confined {
         seccomp: plan.seccomp,
         landlock,

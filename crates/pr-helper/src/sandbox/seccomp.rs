@@ -97,14 +97,15 @@ const JOINED: &str = "pr-helper";
 
 /// The policy for the running architecture with `mode`'s action for
 /// syscalls outside it; `None` for [`SeccompMode::None`].
-pub fn compile(mode: SeccompMode) -> Result<Option<BpfProgram>, SeccompError> {
+/// `multipath`: the multipath backend is on, and its part of the policy is added.
+pub fn compile(mode: SeccompMode, multipath: bool) -> Result<Option<BpfProgram>, SeccompError> {
     let Some(action) = mode.mismatch_action() else {
         return Ok(None);
     };
     let arch_name = std::env::consts::ARCH;
     let arch =
         TargetArch::try_from(arch_name).map_err(|_| SeccompError::UnsupportedArch(arch_name))?;
-    let joined = joined_policy(arch_name, action)?;
+    let joined = joined_policy(arch_name, action, multipath)?;
     let mut programs =
         seccompiler::compile_from_json(joined.as_bytes(), arch).map_err(SeccompError::Compile)?;
     programs
@@ -113,8 +114,13 @@ pub fn compile(mode: SeccompMode) -> Result<Option<BpfProgram>, SeccompError> {
         .ok_or(SeccompError::MissingFilter(JOINED))
 }
 
-/// `common` and the architecture's rules as one seccompiler filter.
-fn joined_policy(arch_name: &'static str, action: &str) -> Result<String, SeccompError> {
+/// `common` and the architecture's rules (and, for `multipath`, the multipath
+/// backend's) as one seccompiler filter.
+fn joined_policy(
+    arch_name: &'static str,
+    action: &str,
+    multipath: bool,
+) -> Result<String, SeccompError> {
     let mut policy: serde_json::Value =
         serde_json::from_str(POLICY_JSON).map_err(SeccompError::PolicyJson)?;
     let arch_rules = policy
@@ -133,17 +139,30 @@ fn joined_policy(arch_name: &'static str, action: &str) -> Result<String, Seccom
     if let serde_json::Value::Array(extra) = arch_rules {
         rules.extend(extra);
     }
+    if multipath {
+        let multipath_rules = policy
+            .get_mut("multipath")
+            .and_then(|filter| filter.get_mut("filter"))
+            .map(serde_json::Value::take)
+            .ok_or(SeccompError::MissingFilter("multipath"))?;
+        if let serde_json::Value::Array(extra) = multipath_rules {
+            rules.extend(extra);
+        }
+    }
     common["mismatch_action"] = serde_json::Value::from(action);
     let joined = serde_json::json!({ JOINED: common });
     Ok(joined.to_string())
 }
 
-/// The syscall names the policy allows on this architecture (for the
-/// documentation and tests).
-pub fn allowed_syscalls() -> Result<Vec<String>, SeccompError> {
-    let joined: serde_json::Value =
-        serde_json::from_str(&joined_policy(std::env::consts::ARCH, "kill_process")?)
-            .map_err(SeccompError::PolicyJson)?;
+/// The syscall names the policy allows on this architecture, with or without the
+/// multipath backend's part (for the documentation and tests).
+pub fn allowed_syscalls(multipath: bool) -> Result<Vec<String>, SeccompError> {
+    let joined: serde_json::Value = serde_json::from_str(&joined_policy(
+        std::env::consts::ARCH,
+        "kill_process",
+        multipath,
+    )?)
+    .map_err(SeccompError::PolicyJson)?;
     let mut names: Vec<String> = joined[JOINED]["filter"]
         .as_array()
         .into_iter()
@@ -172,8 +191,12 @@ pub fn open_report(path: Option<&Path>) -> Result<Option<std::fs::File>, Seccomp
 
 /// Installs the filter on every thread of the process (TSYNC). In trap
 /// mode the SIGSYS handler goes in first, reporting also to `report`.
-pub fn install(mode: SeccompMode, report: Option<std::fs::File>) -> Result<(), SeccompError> {
-    let Some(program) = compile(mode)? else {
+pub fn install(
+    mode: SeccompMode,
+    multipath: bool,
+    report: Option<std::fs::File>,
+) -> Result<(), SeccompError> {
+    let Some(program) = compile(mode, multipath)? else {
         return Ok(());
     };
     if mode == SeccompMode::Trap {
@@ -204,15 +227,20 @@ mod tests {
     #[test]
     fn every_mode_compiles_on_this_architecture() {
         for mode in [SeccompMode::Kill, SeccompMode::Log, SeccompMode::Trap] {
-            let program = compile(mode).unwrap().unwrap();
-            assert!(!program.is_empty(), "{mode:?}");
+            for multipath in [false, true] {
+                let program = compile(mode, multipath).unwrap().unwrap();
+                assert!(!program.is_empty(), "{mode:?}");
+            }
         }
-        assert!(compile(SeccompMode::None).unwrap().is_none());
+        assert!(compile(SeccompMode::None, false).unwrap().is_none());
     }
 
     #[test]
     fn the_list_has_what_serving_needs_and_not_what_an_attacker_wants() {
-        let allowed = allowed_syscalls().unwrap();
+        let allowed = allowed_syscalls(false).unwrap();
+        // capset only for the multipath backend's permitted-only capabilities.
+        let with_multipath = allowed_syscalls(true).unwrap();
+        assert!(with_multipath.iter().any(|name| name == "capset"));
         for needed in [
             "recvmsg",
             "sendmsg",

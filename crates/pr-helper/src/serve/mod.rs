@@ -47,7 +47,6 @@ mod peer;
 pub(crate) mod session;
 mod settings;
 mod shutdown;
-mod sys;
 #[cfg(test)]
 mod tests;
 

@@ -6,14 +6,17 @@ use std::os::fd::AsFd;
 
 use crate::backend::PeerInfo;
 
-/// Reads the peer's credentials as the kernel recorded them at `connect` (SO_PEERCRED).
-/// The pid is 0 when the peer's process is not visible in our pid namespace.
+/// A connected peer's credentials as the kernel recorded them at `connect`
+/// (SO_PEERCRED, through nix: its pid is a plain integer, so a peer outside our pid
+/// namespace, which the kernel reports as pid 0, is no trouble; rustix's type holds
+/// the pid as a non-zero number).
 pub(crate) fn credentials(stream: impl AsFd) -> io::Result<PeerInfo> {
-    let cred = super::sys::peer_credentials(stream.as_fd())?;
+    let cred = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(io::Error::from)?;
     Ok(PeerInfo {
-        pid: cred.pid,
-        uid: cred.uid,
-        gid: cred.gid,
+        pid: cred.pid(),
+        uid: cred.uid(),
+        gid: cred.gid(),
     })
 }
 

@@ -274,7 +274,7 @@ fn serve_with_reduced_privileges(
             "CAP_SYS_RAWIO is not available: PERSISTENT RESERVE commands on SCSI devices will fail; run as root"
         );
     }
-    if !dropped.bounding_cleared {
+    if !dropped.bounding_cleared && bounding_set_exceeds_permitted() {
         tracing::warn!("not privileged: the capability bounding set is left as inherited");
     }
 
@@ -308,13 +308,14 @@ fn serve_with_reduced_privileges(
 }
 
 /// What to confine; opens trap mode's report file while still root.
-/// `opens_device_nodes`: a backend opens device nodes itself after start-up
-/// (the multipath backend's path nodes and /dev/mapper/control), so Landlock
-/// lets the daemon open files under /dev.
+/// `multipath`: the multipath backend is active. It opens device nodes itself
+/// after start-up (path nodes, /dev/mapper/control), so Landlock lets the daemon
+/// open files under /dev, and it raises permitted-only capabilities, so the
+/// seccomp policy adds capset.
 fn sandbox_plan(
     config: &Config,
     env: &Environment,
-    opens_device_nodes: bool,
+    multipath: bool,
 ) -> Result<crate::sandbox::SandboxPlan, StartupError> {
     use crate::sandbox::{LandlockPlan, SandboxError, SandboxPlan, seccomp};
     let (seccomp_mode, seccomp_report) = seccomp::effective_mode(
@@ -334,10 +335,11 @@ fn sandbox_plan(
     Ok(SandboxPlan {
         seccomp: seccomp_mode,
         seccomp_report,
+        seccomp_multipath: multipath,
         landlock: config.landlock.then(|| {
             LandlockPlan::for_daemon(
                 config.backends.emulated_state_dir.as_deref(),
-                opens_device_nodes,
+                multipath,
                 abstract_notify,
             )
         }),
@@ -358,6 +360,22 @@ fn confine(plan: crate::sandbox::SandboxPlan) -> Result<(), StartupError> {
     }
     tracing::debug!(seccomp = confined.seccomp.name(), "seccomp");
     Ok(())
+}
+
+/// Whether the bounding set (which we could not empty: no CAP_SETPCAP) still holds a
+/// capability we do not keep. Under a unit whose CapabilityBoundingSet= is already
+/// what we keep there is nothing to warn about.
+fn bounding_set_exceeds_permitted() -> bool {
+    let permitted = rustix::thread::capabilities(None).map_or(0, |sets| sets.permitted.bits());
+    let bounding = std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        });
+    bounding.is_none_or(|bounding| bounding & !permitted != 0)
 }
 
 /// Opens /dev/null on any of descriptors 0-2 that is closed. `open`
