@@ -15,112 +15,17 @@
 //!
 //! `PR_HELPER_BIN` overrides the binary under test (e.g. a release build).
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use pr_testkit::qmp::Qmp;
 use pr_testkit::reference::{self, HelperProcess, QemuProcess};
-use serde_json::{Value, json};
+use serde_json::json;
 use tempfile::TempDir;
 
-/// Bounds every QMP read so a wedged QEMU fails the test instead of hanging
+/// Bounds every wait for QEMU so a wedged one fails the test instead of hanging
 /// it. Measures nothing.
 const QMP_IO_LIMIT: Duration = Duration::from_secs(60);
-
-/// A QMP session: capabilities negotiated, events kept aside.
-struct Qmp {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
-    events: Vec<Value>,
-}
-
-impl Qmp {
-    fn connect(path: &Path) -> io::Result<Self> {
-        let stream = UnixStream::connect(path)?;
-        stream.set_read_timeout(Some(QMP_IO_LIMIT))?;
-        let writer = stream.try_clone()?;
-        let mut qmp = Self {
-            reader: BufReader::new(stream),
-            writer,
-            events: Vec::new(),
-        };
-        let greeting = qmp.read_message()?;
-        assert!(
-            greeting.get("QMP").is_some(),
-            "not a QMP greeting: {greeting}"
-        );
-        qmp.execute("qmp_capabilities", None)
-            .map_err(|error| io::Error::other(format!("qmp_capabilities refused: {error}")))?;
-        Ok(qmp)
-    }
-
-    fn read_message(&mut self) -> io::Result<Value> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        serde_json::from_str(&line).map_err(|error| io::Error::other(format!("{error}: {line}")))
-    }
-
-    /// Runs a command: `Ok(return value)` or `Err(error object)`. Events
-    /// that arrive meanwhile are kept in `self.events`.
-    fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, Value> {
-        let mut message = json!({ "execute": command });
-        if let Some(arguments) = arguments {
-            message["arguments"] = arguments;
-        }
-        let text = format!("{message}\n");
-        self.writer
-            .write_all(text.as_bytes())
-            .unwrap_or_else(|error| panic!("QMP write of {command}: {error}"));
-        loop {
-            let reply = self
-                .read_message()
-                .unwrap_or_else(|error| panic!("QMP reply to {command}: {error}"));
-            if let Some(value) = reply.get("return") {
-                return Ok(value.clone());
-            }
-            if let Some(error) = reply.get("error") {
-                return Err(error.clone());
-            }
-            if reply.get("event").is_some() {
-                self.events.push(reply);
-            }
-        }
-    }
-
-    /// `query-pr-managers` as `(id, connected)` pairs, sorted by id.
-    fn pr_managers(&mut self) -> Vec<(String, bool)> {
-        let list = self
-            .execute("query-pr-managers", None)
-            .unwrap_or_else(|error| panic!("query-pr-managers refused: {error}"));
-        let mut managers: Vec<(String, bool)> = list
-            .as_array()
-            .unwrap_or_else(|| panic!("query-pr-managers returned {list}"))
-            .iter()
-            .map(|entry| {
-                (
-                    entry["id"].as_str().unwrap_or_default().to_owned(),
-                    entry["connected"].as_bool().unwrap_or(false),
-                )
-            })
-            .collect();
-        managers.sort();
-        managers
-    }
-
-    fn add_pr_manager(&mut self, id: &str, socket: &Path) -> Result<Value, Value> {
-        self.execute(
-            "object-add",
-            Some(json!({
-                "qom-type": "pr-manager-helper",
-                "id": id,
-                "path": socket.display().to_string(),
-            })),
-        )
-    }
-}
 
 fn our_binary() -> PathBuf {
     std::env::var_os("PR_HELPER_BIN")
