@@ -5,9 +5,10 @@
 //!   validated into a [`config::Config`];
 //! - [`startup`]: the linear start-up sequence (logging, descriptors, pid file, listener,
 //!   privileges, signals);
-//! - [`serve`]: the accept loop and one task per connection;
+//! - [`serve`]: the epoll hub of idle connections, the sans-I/O session and its blocking
+//!   driver, the shutdown primitive;
 //! - [`sandbox`]: seccomp and Landlock, applied once start-up is done;
-//! - [`backend`]: executing a validated request on a descriptor (SG_IO, emulated target).
+//! - [`backend`]: the `Backend` trait and the router (SG_IO, software target, multipath).
 
 pub mod args;
 pub mod backend;

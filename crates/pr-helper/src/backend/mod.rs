@@ -299,14 +299,5 @@ pub(crate) fn check_condition(sense: Sense) -> Response {
     Response::check_condition(&sense.fixed_bytes())
 }
 
-/// An error and its sources on one line, for logs.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+/// An error and its sources on one line, for logs (the same as `main` prints).
+pub(crate) use crate::startup::error_chain;
