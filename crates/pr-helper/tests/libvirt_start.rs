@@ -23,41 +23,16 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use pr_testkit::qmp::Qmp;
 use pr_testkit::reference::{self, QemuProcess};
+use pr_testkit::wait::{has_exited, signal, wait_until};
 use rustix::process::Signal;
-
-/// Bounds every wait (a hang guard only; nothing here measures time).
-const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 fn our_binary() -> PathBuf {
     std::env::var_os("PR_HELPER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_pr-helper")))
-}
-
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-    }
-}
-
-fn signal(pid: u32, signal: Signal) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a positive pid");
-    rustix::process::kill_process(pid, signal).expect("signal the helper");
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn mount_namespace(pid: u32) -> PathBuf {

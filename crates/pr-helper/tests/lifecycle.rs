@@ -14,9 +14,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pr_testkit::daemon::{Daemon, DaemonOptions};
+use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::io::{FdFlags, fcntl_setfd};
 use rustix::process::Signal;
@@ -68,24 +69,6 @@ fn status_field_of(path: &str, field: &str) -> String {
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .map(|value| value.trim().to_owned())
         .unwrap_or_else(|| panic!("no {field} in {path}:\n{text}"))
-}
-
-/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn kill(pid: u32, signal: Signal) {

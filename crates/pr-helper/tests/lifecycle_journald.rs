@@ -20,8 +20,9 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pr_testkit::wait::{has_exited, signal, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
 
@@ -103,28 +104,6 @@ fn namespace_command(journal_socket: &Path, args: &[&str]) -> Command {
         .args(args)
         .stdin(Stdio::null());
     command
-}
-
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-    }
-}
-
-fn signal(pid: u32, signal: Signal) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a positive pid");
-    rustix::process::kill_process(pid, signal).expect("signal the daemon");
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Connects, sends PR IN READ KEYS on /dev/null (answered 0B/00/06 without

@@ -12,14 +12,12 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use pr_testkit::daemon::{Daemon, DaemonOptions};
+use pr_testkit::wait::wait_until;
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
 
-/// Bounds every wait for the daemon to do something (a hang guard only).
-const HANG_LIMIT: Duration = Duration::from_secs(60);
 /// Connections, each with its own image file (no per-device limit queues them).
 const CLIENTS: usize = 4;
 /// Requests each client keeps outstanding: with two, the next request is always
@@ -122,14 +120,6 @@ fn slow_daemon() -> DaemonOptions {
         program.display()
     );
     DaemonOptions::new(program)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

@@ -18,8 +18,9 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use pr_testkit::wait::{has_exited, signal, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
 
@@ -75,16 +76,6 @@ fn read_pid(path: &Path) -> u32 {
     text.trim().parse().expect("a pid in the pid file")
 }
 
-/// Whether `pid` has exited (gone, or a zombie nobody reaped yet).
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
-    }
-}
-
 /// The session id of `pid`, from /proc/PID/stat.
 fn session_of(pid: u32) -> u32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
@@ -93,19 +84,6 @@ fn session_of(pid: u32) -> u32 {
         .and_then(|(_, rest)| rest.split(' ').nth(3))
         .and_then(|field| field.parse().ok())
         .unwrap_or_else(|| panic!("no session in {stat}"))
-}
-
-fn signal(pid: u32, signal: Signal) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a positive pid");
-    rustix::process::kill_process(pid, signal).expect("signal the daemon");
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A daemon started with `-d` in the namespace, and the files around it.

@@ -9,21 +9,10 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use pr_testkit::wait::wait_until;
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
-
-/// Bounds every wait (a hang guard only).
-const HANG_LIMIT: Duration = Duration::from_secs(60);
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < HANG_LIMIT, "gave up waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Runs `setpriv LIMITS pr-helper -k SOCK -f PIDFILE`, sends one command,
 /// stops it; returns its stderr.

@@ -15,11 +15,12 @@ use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pr_helper::sandbox::SeccompMode;
 use pr_helper::sandbox::seccomp;
 use pr_testkit::daemon::Daemon;
+use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::io::{FdFlags, fcntl_setfd};
 use rustix::process::Signal;
@@ -92,23 +93,6 @@ fn filters_above_us(added: u32) -> String {
     let ours = std::fs::read_to_string("/proc/self/status").unwrap();
     let count: u32 = field(&ours, "Seccomp_filters").parse().unwrap();
     (count + added).to_string()
-}
-
-fn has_exited(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| rest.starts_with('Z')),
-    }
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < HANG_LIMIT, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn kill(pid: u32, signal: Signal) {

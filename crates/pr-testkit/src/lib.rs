@@ -10,7 +10,8 @@
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
 //! - [`ready`]: waiting for a daemon's `READY=1` on a notify socket of the test's own.
-//! - [`qmp`]: a QMP session with a running QEMU.
+//! - [`qmp`]: a QMP session with a running QEMU;
+//! - [`wait`]: bounded waits, exit checks and signals for processes a test started.
 #![forbid(unsafe_code)]
 
 pub mod bins;
@@ -23,6 +24,7 @@ pub mod qmp;
 pub mod raw;
 pub mod ready;
 pub mod reference;
+pub mod wait;
 
 pub use bins::workspace_bin;
 pub use daemon::{Daemon, DaemonOptions};
