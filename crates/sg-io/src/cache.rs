@@ -25,9 +25,11 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Most devices remembered at once; the cache starts over when full.
 const MAX_ENTRIES: usize = 256;
 
-/// The identity of a device node as `fstat` reports it.
+/// The identity of a file as `fstat` reports it: node, device number and type.
+/// Two descriptors with equal keys refer to the same file, so a classification
+/// made for one holds for the other (within the cache's TTL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct NodeKey {
+pub struct NodeKey {
     dev: u64,
     ino: u64,
     rdev: u64,
@@ -42,6 +44,37 @@ impl NodeKey {
             rdev: stat.st_rdev,
             mode: stat.st_mode,
         }
+    }
+}
+
+impl NodeKey {
+    /// Which file this is.
+    pub fn identity(&self) -> FileIdentity {
+        FileIdentity {
+            dev: self.dev,
+            ino: self.ino,
+            rdev: self.rdev,
+        }
+    }
+}
+
+/// What one `fstat` of a descriptor said: enough to classify it, and to tell
+/// whether another descriptor refers to the same file.
+#[derive(Debug, Clone, Copy)]
+pub struct Examined {
+    stat: Stat,
+}
+
+impl Examined {
+    /// The `fstat` of `fd`.
+    pub fn of(fd: BorrowedFd<'_>) -> Result<Self, ClassifyError> {
+        let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
+        Ok(Self { stat })
+    }
+
+    /// The file's identity and type, to compare with another descriptor's.
+    pub fn key(&self) -> NodeKey {
+        NodeKey::of(&self.stat)
     }
 }
 
@@ -111,29 +144,34 @@ impl ClassifyCache {
     /// [`classify`](Self::classify), also telling which file it is (from the same
     /// `fstat`), so that callers need not look again.
     pub fn classify_file(&self, fd: BorrowedFd<'_>) -> Result<Classified, ClassifyError> {
-        let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
-        let identity = FileIdentity {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            rdev: stat.st_rdev,
-        };
-        let kind = if needs_sysfs(&stat) {
-            let key = NodeKey::of(&stat);
-            let now = Instant::now();
-            match self.fresh(key, now) {
-                Some(kind) => kind,
-                None => {
-                    // Looked up outside the lock: sysfs can be slow and other devices
-                    // must not wait.
-                    let kind = classify_stat(&stat, &self.sysfs)?;
-                    self.remember(key, kind, now);
-                    kind
-                }
-            }
-        } else {
-            classify_stat(&stat, &self.sysfs)?
-        };
-        Ok(Classified { kind, identity })
+        let examined = Examined::of(fd)?;
+        let kind = self.classify_examined(&examined, Instant::now())?;
+        Ok(Classified {
+            kind,
+            identity: examined.key().identity(),
+        })
+    }
+
+    /// Classifies a file already examined, `now` being the time to judge the
+    /// cached entries by.
+    pub fn classify_examined(
+        &self,
+        examined: &Examined,
+        now: Instant,
+    ) -> Result<DescriptorKind, ClassifyError> {
+        let stat = &examined.stat;
+        if !needs_sysfs(stat) {
+            return classify_stat(stat, &self.sysfs);
+        }
+        let key = NodeKey::of(stat);
+        if let Some(kind) = self.fresh(key, now) {
+            return Ok(kind);
+        }
+        // Looked up outside the lock: sysfs can be slow and other devices must not
+        // wait.
+        let kind = classify_stat(stat, &self.sysfs)?;
+        self.remember(key, kind, now);
+        Ok(kind)
     }
 
     fn fresh(&self, key: NodeKey, now: Instant) -> Option<DescriptorKind> {

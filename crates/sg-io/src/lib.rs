@@ -8,7 +8,7 @@ mod send;
 mod sys;
 
 pub use access::{AccessMode, AccessModeError, access_mode};
-pub use cache::{Classified, ClassifyCache, DEFAULT_TTL, FileIdentity};
+pub use cache::{Classified, ClassifyCache, DEFAULT_TTL, Examined, FileIdentity, NodeKey};
 pub use classify::{
     ClassifyError, DescriptorKind, OtherKind, SG_MAJOR, classify, classify_with_sysfs,
 };

@@ -25,6 +25,10 @@
 //! All of it runs on the thread that serves the connection (`fstat`, a sysfs lookup
 //! unless the device was classified within the last second, `F_GETFL` for PR OUT,
 //! then the backend's ioctl or file I/O), never on a thread other connections wait on.
+//! Each connection keeps a [`DescriptorMemo`]: when a command's descriptor is the same
+//! file as the last one's (the `fstat` says so), its classification and route are
+//! reused for up to the cache's second, with no shared lock and no multipath lookup. A
+//! change of a device's kind is therefore seen within two seconds.
 
 pub mod emulated;
 pub mod multipath;
@@ -36,10 +40,10 @@ use std::sync::Arc;
 
 use pr_protocol::{Direction, Request, Response};
 use scsi::sense::Sense;
-use sg_io::{DescriptorKind, FileIdentity};
+use sg_io::{DescriptorKind, FileIdentity, NodeKey};
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use emulated::{EmulatedBackend, EmulatedSettings};
 pub use multipath::{MultipathBackend, MultipathSettings};
@@ -216,22 +220,29 @@ impl Backends {
     }
 
     /// Executes one request: the CDB rule, classification, the access mode, then the
-    /// backend for the descriptor. Blocks (ioctl, file I/O, sysfs).
-    pub fn execute(&self, request: &Request<OwnedFd>, peer: &PeerInfo) -> Execution {
+    /// backend for the descriptor. Blocks (ioctl, file I/O, sysfs). `memo` is the
+    /// calling connection's: a descriptor for the same file as its last one is routed
+    /// from it, after one `fstat` and without touching shared state.
+    pub fn execute(
+        &self,
+        request: &Request<OwnedFd>,
+        peer: &PeerInfo,
+        memo: &mut DescriptorMemo,
+    ) -> Execution {
         // PR OUT's parameter list length is cdb[5..9], but the protocol carries only
         // cdb[7..9] bytes: a device told more than we sent must never see the command.
         if request.cdb_check().is_err() {
             return refused(Sense::INVALID_FIELD, DescriptorLabel::NotExamined);
         }
         let fd = request.fd.as_fd();
-        let (kind, file) = match self.classifications.classify_file(fd) {
-            Ok(classified) => (classified.kind, classified.identity),
+        let routed = match self.route(fd, memo) {
+            Ok(routed) => routed,
             Err(error) => {
                 tracing::warn!(peer = %peer, error = %error_chain(&error), "cannot classify descriptor");
                 return refused(Sense::IO_ERROR, DescriptorLabel::Unclassifiable);
             }
         };
-        let descriptor = DescriptorLabel::Kind(kind);
+        let descriptor = DescriptorLabel::Kind(routed.kind);
         if request.direction() == Direction::Out && !may_write(fd) {
             return refused(Sense::INVALID_OPCODE, descriptor);
         }
@@ -239,10 +250,10 @@ impl Backends {
             cdb: &request.cdb,
             data_out: &request.data_out,
             fd,
-            file,
+            file: routed.key.identity(),
             peer: *peer,
         };
-        let response = match self.backend_for(kind, &file) {
+        let response = match self.backend(routed.route) {
             Some(backend) => backend.execute(&command),
             None => check_condition(Sense::IO_ERROR),
         };
@@ -252,37 +263,96 @@ impl Backends {
         }
     }
 
-    /// The backend for a kind of descriptor; `None`: refused with 0B/00/06, no ioctl.
-    fn backend_for(&self, kind: DescriptorKind, file: &FileIdentity) -> Option<&dyn Backend> {
-        if let Some(replacement) = &self.replacement {
-            return Some(replacement.as_ref());
+    /// Examines the descriptor and decides which backend serves it, from `memo` when
+    /// it is the same file as last time and the memo is fresh.
+    fn route(
+        &self,
+        fd: BorrowedFd<'_>,
+        memo: &mut DescriptorMemo,
+    ) -> Result<Routed, sg_io::ClassifyError> {
+        let examined = sg_io::Examined::of(fd)?;
+        let key = examined.key();
+        let now = Instant::now();
+        if let Some(last) = memo.last
+            && last.key == key
+            && now.saturating_duration_since(last.checked) < self.classifications.ttl()
+        {
+            return Ok(last);
         }
+        let kind = self.classifications.classify_examined(&examined, now)?;
+        let routed = Routed {
+            key,
+            kind,
+            route: self.route_for(kind, &key.identity()),
+            checked: now,
+        };
+        memo.last = Some(routed);
+        Ok(routed)
+    }
+
+    fn route_for(&self, kind: DescriptorKind, file: &FileIdentity) -> Route {
         match kind {
             DescriptorKind::WholeBlockDevice
                 if self.multipath.as_ref().is_some_and(|m| m.serves(file)) =>
             {
-                self.multipath.as_ref().map(|m| m as &dyn Backend)
+                Route::Multipath
             }
-            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Some(&self.sgio),
+            DescriptorKind::WholeBlockDevice | DescriptorKind::SgCharDevice => Route::SgIo,
             // Both reach the whole LUN below them (see the module docs).
             DescriptorKind::Partition | DescriptorKind::PartialDeviceMapper
                 if self.allow_partitions =>
             {
-                Some(&self.sgio)
+                Route::SgIo
             }
-            DescriptorKind::RegularFile => self
-                .emulated
-                .as_ref()
-                .map(|emulated| emulated as &dyn Backend),
-            DescriptorKind::Partition
+            DescriptorKind::RegularFile if self.emulated.is_some() => Route::Emulated,
+            DescriptorKind::RegularFile
+            | DescriptorKind::Partition
             | DescriptorKind::PartialDeviceMapper
-            | DescriptorKind::Other(_) => None,
+            | DescriptorKind::Other(_) => Route::Refused,
+        }
+    }
+
+    fn backend(&self, route: Route) -> Option<&dyn Backend> {
+        if let Some(replacement) = &self.replacement {
+            return Some(replacement.as_ref());
+        }
+        match route {
+            Route::SgIo => Some(&self.sgio),
+            Route::Multipath => self.multipath.as_ref().map(|m| m as &dyn Backend),
+            Route::Emulated => self.emulated.as_ref().map(|e| e as &dyn Backend),
+            Route::Refused => None,
         }
     }
 }
 
-/// Whether PR OUT may be sent through `fd`: its open file description allows writes.
-/// A descriptor whose flags cannot be read is treated as read-only.
+/// What a connection remembers about the descriptor of its last command. QEMU sends
+/// the same disk's descriptor with every command, so a repeat needs only the `fstat`
+/// that proves it is the same file: no shared cache lock, no multipath lookup. Trusted
+/// as long as the shared classification cache's entries are.
+#[derive(Debug, Default)]
+pub struct DescriptorMemo {
+    last: Option<Routed>,
+}
+
+/// A descriptor's classification and route, and when they were decided.
+#[derive(Debug, Clone, Copy)]
+struct Routed {
+    key: NodeKey,
+    kind: DescriptorKind,
+    route: Route,
+    checked: Instant,
+}
+
+/// Which backend serves a kind of descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    SgIo,
+    Multipath,
+    Emulated,
+    /// Answered 0B/00/06 without an ioctl.
+    Refused,
+}
+
 fn may_write(fd: BorrowedFd<'_>) -> bool {
     sg_io::access_mode(fd).is_ok_and(|mode| mode.can_write())
 }
@@ -301,3 +371,100 @@ pub(crate) fn check_condition(sense: Sense) -> Response {
 
 /// An error and its sources on one line, for logs (the same as `main` prints).
 pub(crate) use crate::startup::error_chain;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pr_testkit::cdb;
+
+    fn read_keys(file: &std::fs::File) -> Request<OwnedFd> {
+        Request {
+            cdb: cdb::read_keys(64),
+            fd: file.as_fd().try_clone_to_owned().expect("dup"),
+            data_out: Vec::new(),
+        }
+    }
+
+    fn me() -> PeerInfo {
+        PeerInfo {
+            pid: 1,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn a_connections_memo_names_each_file_it_was_given() {
+        // Two images on one memo are two logical units: a key registered through one
+        // is not seen through the other.
+        let state = tempfile::tempdir().expect("state dir");
+        let backends = Backends::new(&BackendSettings {
+            emulated_state_dir: Some(state.path().to_path_buf()),
+            ..BackendSettings::default()
+        })
+        .expect("backends");
+        let (first, second) = (
+            tempfile::tempfile().expect("image"),
+            tempfile::tempfile().expect("image"),
+        );
+        let mut memo = DescriptorMemo::default();
+        let params = cdb::register_params(0xabc);
+        let register = Request {
+            cdb: cdb::register(u16::try_from(params.len()).expect("length")),
+            fd: first.as_fd().try_clone_to_owned().expect("dup"),
+            data_out: params,
+        };
+        let registered = backends.execute(&register, &me(), &mut memo);
+        assert_eq!(registered.response.status, 0, "{:?}", registered.response);
+        // READ KEYS: bytes 4..8 are the length of the key list.
+        let key_bytes = |file: &std::fs::File, memo: &mut DescriptorMemo| {
+            let response = backends.execute(&read_keys(file), &me(), memo).response;
+            assert_eq!(response.status, 0, "{response:?}");
+            response.data.get(4..8).map(<[u8]>::to_vec)
+        };
+        assert_eq!(key_bytes(&first, &mut memo), Some(vec![0, 0, 0, 8]));
+        assert_eq!(key_bytes(&second, &mut memo), Some(vec![0, 0, 0, 0]));
+        assert_eq!(key_bytes(&first, &mut memo), Some(vec![0, 0, 0, 8]));
+    }
+
+    #[test]
+    fn a_connections_memo_never_routes_another_file_the_way_of_the_last_one() {
+        // The emulated target answers a regular file; /dev/null is refused without
+        // an ioctl. Alternating them on one memo must give each its own answer.
+        let state = tempfile::tempdir().expect("state dir");
+        let backends = Backends::new(&BackendSettings {
+            emulated_state_dir: Some(state.path().to_path_buf()),
+            ..BackendSettings::default()
+        })
+        .expect("backends");
+        let image = tempfile::tempfile().expect("image");
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let mut memo = DescriptorMemo::default();
+        for _ in 0..2 {
+            let served = backends.execute(&read_keys(&image), &me(), &mut memo);
+            assert_eq!(served.response.status, 0, "{:?}", served.response);
+            assert_eq!(
+                served.descriptor,
+                DescriptorLabel::Kind(DescriptorKind::RegularFile)
+            );
+            // Again: from the memo, the same answer.
+            let again = backends.execute(&read_keys(&image), &me(), &mut memo);
+            assert_eq!(again.response.status, 0, "{:?}", again.response);
+            let refused = backends.execute(&read_keys(&null), &me(), &mut memo);
+            assert_eq!(
+                refused.response,
+                check_condition(Sense::IO_ERROR),
+                "{:?}",
+                refused.descriptor
+            );
+            assert!(
+                matches!(
+                    refused.descriptor,
+                    DescriptorLabel::Kind(DescriptorKind::Other(_))
+                ),
+                "{:?}",
+                refused.descriptor
+            );
+        }
+    }
+}

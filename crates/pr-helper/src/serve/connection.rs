@@ -7,10 +7,12 @@
 //! when the session's deadline is nearer: `SO_SNDTIMEO` is set once, `SO_RCVTIMEO`
 //! only when the wait changes. A wait that runs out before the deadline hands the
 //! connection back to the caller, which sets it aside until its socket is ready
-//! (`hub.rs`): a connection holds a thread only while it is busy, never while a
-//! slow or stalled peer dribbles a request or leaves its reply unread. At shutdown the socket's reading side has
-//! been shut (`shutdown(SHUT_RD)`), so the peer can add nothing and every wait ends;
-//! the session is told how many bytes were still waiting and reads only those.
+//! (`hub.rs`), so a slow or stalled peer that dribbles a request or leaves its reply
+//! unread never holds a thread. One wait has no limit: an answered connection waiting
+//! for its next command may keep its thread, up to half of the thread cap
+//! ([`Connection::keeps_thread`]). At shutdown the socket's reading side has been shut
+//! (`shutdown(SHUT_RD)`), so the peer can add nothing and every wait ends; the session
+//! is told how many bytes were still waiting and reads only those.
 
 use std::io::{self, IoSliceMut};
 use std::mem::MaybeUninit;
@@ -18,7 +20,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::io::Errno;
@@ -27,7 +29,7 @@ use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFl
 
 use super::session::{CloseReason, Received, Session, Step};
 use super::shutdown::Shutdown;
-use crate::backend::Backends;
+use crate::backend::{Backends, DescriptorMemo};
 
 /// Descriptors one read makes room for: one is allowed, more are a violation the
 /// decoder must see (closed at once), and beyond this the kernel truncates.
@@ -38,12 +40,16 @@ const FDS_PER_READ: usize = 4;
 pub(super) struct Drive {
     pub backends: Arc<Backends>,
     pub shutdown: Arc<Shutdown>,
-    /// How long an idle connection keeps its thread before it is set aside.
+    /// How long a wait on the socket keeps the thread before the connection is set
+    /// aside (except a kept thread's wait for the next command).
     pub idle: Duration,
     /// How long to poll for the next request before blocking (0: never poll).
     pub busy_poll: Duration,
     /// Commands answered, all connections together.
     pub commands: AtomicU64,
+    /// Threads that may still be kept by connections between their commands (see
+    /// [`Connection::keeps_thread`]).
+    pub kept_threads_left: AtomicUsize,
 }
 
 /// A connection: its protocol state and its socket.
@@ -52,11 +58,16 @@ pub(super) struct Connection {
     pub session: Session,
     /// Shared with the hub's list of live sockets, which shuts it at shutdown.
     pub stream: Arc<UnixStream>,
-    /// The receive timeout set on the socket now.
+    /// The receive timeout set on the socket now (`None`: waits have no limit, as on
+    /// a new socket).
     recv_timeout: Option<Duration>,
+    /// Whether the connection holds one of [`Drive::kept_threads_left`].
+    keeps_thread: bool,
     /// Whether the peer's last request came within the busy-poll time of our reply,
     /// i.e. polling for the next one is likely to pay.
     peer_is_quick: bool,
+    /// The descriptor of its last command, as the backends classified and routed it.
+    memo: DescriptorMemo,
 }
 
 /// What the session asked for, without its borrow.
@@ -94,7 +105,9 @@ impl Connection {
             session,
             stream: Arc::new(stream),
             recv_timeout: None,
+            keeps_thread: false,
             peer_is_quick: false,
+            memo: DescriptorMemo::default(),
         })
     }
 
@@ -122,8 +135,16 @@ impl Connection {
 
     /// Serves the connection until it waits on its socket (idle, or a peer that is
     /// slow to send or to read) or is over. No socket wait on the thread lasts
-    /// longer than [`Drive::idle`]: a longer one sets the connection aside.
-    pub(super) fn run(mut self, drive: &Drive) -> Left {
+    /// longer than [`Drive::idle`], and a longer one sets the connection aside, except
+    /// a kept thread's wait for the next command (see [`Self::keeps_thread`]).
+    pub(super) fn run(self, drive: &Drive) -> Left {
+        let mut left = self.serve(drive);
+        let (Left::Waiting(connection, _) | Left::Closed(connection, _)) = &mut left;
+        connection.release_thread(drive);
+        left
+    }
+
+    fn serve(mut self, drive: &Drive) -> Left {
         loop {
             if drive.shutdown.is_triggered() && !self.session.draining() {
                 let waiting = rustix::io::ioctl_fionread(self.stream.as_fd()).unwrap_or(0);
@@ -171,15 +192,21 @@ impl Connection {
                     if self.poll_briefly(drive) {
                         continue;
                     }
-                    let wait = deadline.map_or(drive.idle, |due| {
-                        due.saturating_duration_since(Instant::now())
-                            .min(drive.idle)
-                    });
+                    let wait = match deadline {
+                        Some(due) => Some(
+                            due.saturating_duration_since(Instant::now())
+                                .min(drive.idle),
+                        ),
+                        None if self.keeps_thread(drive) => None,
+                        None => Some(drive.idle),
+                    };
                     self.set_recv_timeout(wait);
-                    let started = Instant::now();
+                    // Timed only when polling is on: the clock is not free.
+                    let started = (!drive.busy_poll.is_zero()).then(Instant::now);
                     match self.receive(RecvFlags::empty()) {
                         Ok(received) => {
-                            self.peer_is_quick = started.elapsed() <= drive.busy_poll;
+                            self.peer_is_quick =
+                                started.is_some_and(|at| at.elapsed() <= drive.busy_poll);
                             self.deliver(received, drive);
                         }
                         Err(error) if is_timeout(&error) => {
@@ -196,7 +223,7 @@ impl Connection {
                     let executed = match self.session.next() {
                         Step::Execute(request) => {
                             std::panic::catch_unwind(AssertUnwindSafe(|| {
-                                drive.backends.execute(request, &peer)
+                                drive.backends.execute(request, &peer, &mut self.memo)
                             }))
                         }
                         _ => continue,
@@ -264,9 +291,36 @@ impl Connection {
         self.session.received(received, Instant::now());
     }
 
-    /// Sets `SO_RCVTIMEO` unless it already has that value.
-    fn set_recv_timeout(&mut self, timeout: Duration) {
-        let timeout = Some(at_least_a_microsecond(timeout));
+    /// Whether the thread waits for the next command with no time limit instead of
+    /// setting the connection aside after [`Drive::idle`]. A connection that has
+    /// been answered and sits between commands may keep its thread while fewer than
+    /// half of the thread cap are kept that way: its next command is then served
+    /// with no epoll round trip, and its waits arm no timer (one per wait otherwise,
+    /// a measurable part of a command's cost). The other half of the cap is always
+    /// there for the other connections; the shutdown's `shutdown(SHUT_RD)` ends
+    /// these waits like any other.
+    fn keeps_thread(&mut self, drive: &Drive) -> bool {
+        if !self.keeps_thread && self.session.answered() > 0 && self.session.is_idle() {
+            self.keeps_thread = drive
+                .kept_threads_left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok();
+        }
+        self.keeps_thread
+    }
+
+    /// Gives back a kept thread when the connection leaves its thread.
+    fn release_thread(&mut self, drive: &Drive) {
+        if std::mem::take(&mut self.keeps_thread) {
+            drive.kept_threads_left.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Sets `SO_RCVTIMEO` (`None`: no limit) unless it already has that value.
+    fn set_recv_timeout(&mut self, timeout: Option<Duration>) {
+        let timeout = timeout.map(at_least_a_microsecond);
         if self.recv_timeout != timeout {
             // On failure the previous timeout stays, which only makes a wait longer or
             // shorter, never unbounded: the deadline is checked after every wake-up.

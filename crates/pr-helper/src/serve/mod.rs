@@ -8,8 +8,11 @@
 //! validates it, the router in [`crate::backend`] classifies the descriptor and runs
 //! the backend (an `SG_IO` ioctl, or the software target), the session encodes the
 //! reply and the thread writes it, then closes the descriptor. It goes on with the
-//! connection's next requests with plain blocking calls, and puts the connection back
-//! in the set once it has been idle for [`IDLE_PARK`].
+//! connection's next requests with plain blocking calls. While fewer than half of the
+//! thread cap (`--blocking-threads`) are kept that way, the thread then waits for the
+//! connection's next command as long as it takes; otherwise it puts the connection
+//! back in the set once it has been idle for [`IDLE_PARK`]. A connection stalled
+//! mid-request or with an unread reply is always set aside after [`IDLE_PARK`].
 //!
 //! One connection's whole protocol (handshake, request assembly, deadlines, the
 //! shutdown drain, close reasons, reply encoding and its fallback, the per-command log
@@ -26,18 +29,21 @@
 //! the protocol is one command at a time per connection, so a thread that owns a busy
 //! connection and blocks in `recvmsg` does the least work per request the protocol
 //! allows: `recvmsg`, `fstat` (the descriptor check), the ioctl, `send`, `close`,
-//! i.e. the yardstick's calls plus the check, with no hand-off between threads. Idle
-//! connections hold no thread, only their session (about 2.8 KiB each, RSS included),
-//! so thousands of idle VMs cost little. Against qemu-pr-helper: 1.2x its throughput
-//! at 1 connection with lower p50 and p99, 2.5-2.9x at 4 and 16, 0.4-0.6x its CPU per
-//! request. Against the yardstick: 0.75-0.93x at 4 and 16 connections depending on
-//! the run; the gap is the `fstat` (without it: 0.98x). At 1 connection every server
-//! pays for waking halted virtual CPUs (about 55 us per round trip on this machine);
-//! busy polling (`--busy-poll-us`, off by default) made it worse on two CPUs. The
-//! previous design (tokio tasks for idle connections, a busy connection lent to a
-//! blocking thread, a pool for queued commands) had three readers of requests, three
-//! shutdown signals and a runtime's threads besides, for 89-98k ops/s at 4 and 16
-//! connections where this one does 96-111k.
+//! i.e. the yardstick's calls plus the check, with no hand-off between threads. The
+//! route a descriptor takes is remembered per connection (one `fstat` proves a repeat
+//! is the same file; no shared lock), and a kept thread's wait arms no timer: each cut
+//! the server's CPU per command measurably (together about 1.5 us of 11.7, 11-13% more
+//! throughput at 4 and 16 connections). Idle connections that were never answered, or
+//! beyond the kept half of the cap, hold no thread, only their session (about 2.8 KiB
+//! each, RSS included), so thousands of idle VMs cost little. The numbers against
+//! qemu-pr-helper and the yardstick at 1, 4 and 16 connections are in the README; the
+//! remaining gap to the yardstick is the `fstat` (without it: 0.99x at 4
+//! connections). At 1 connection every server pays for waking halted virtual CPUs
+//! (about 55 us per round trip on this machine); busy polling (`--busy-poll-us`, off
+//! by default) made it worse on two CPUs. The previous design (tokio tasks for idle
+//! connections, a busy connection lent to a blocking thread, a pool for queued
+//! commands) had three readers of requests, three shutdown signals and a runtime's
+//! threads besides, for 89-98k ops/s at 4 and 16 connections.
 
 mod accept;
 mod connection;
@@ -51,7 +57,7 @@ mod shutdown;
 mod tests;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::time::Duration;
 
 use crate::backend::Backends;
@@ -79,6 +85,7 @@ pub fn serve(
         idle: IDLE_PARK,
         busy_poll: settings.busy_poll,
         commands: AtomicU64::new(0),
+        kept_threads_left: AtomicUsize::new(settings.blocking_threads / 2),
     };
     let hub = Arc::new(hub::Hub::new(listener, settings, drive)?);
     hub.start()?;

@@ -1,6 +1,6 @@
 //! [`serve`](super::serve) in-process, with a test backend injected: graceful drain,
 //! forced stop after the grace period, the uid allowlist, deadlines on a busy
-//! connection, a hung device. Nothing here measures time; waits only bound a hang.
+//! connection, a hung device, threads kept by idle connections. Nothing here measures time; waits only bound a hang.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -153,10 +153,10 @@ fn peers_outside_the_uid_allowlist_are_refused() {
     assert_eq!(summary.connections_refused, 1);
 }
 
-#[test]
-fn a_connection_set_aside_while_idle_is_served_again() {
-    // The connection is served on a thread until idle, then set aside in the epoll set.
-    let running = start(ServeSettings::default(), Duration::ZERO);
+/// One connection answered twice with an idle gap after each command, then closed at
+/// shutdown.
+fn served_across_idle_gaps(settings: ServeSettings) {
+    let running = start(settings, Duration::ZERO);
     let file = descriptors::regular_file(4096).expect("file");
     let mut peer = client(&running.socket);
     for _ in 0..2 {
@@ -167,7 +167,7 @@ fn a_connection_set_aside_while_idle_is_served_again() {
             response.is_check_condition(0x0b, 0x00, 0x06),
             "{response:?}"
         );
-        // Idle for well over the park time: the connection is back in the epoll set.
+        // Idle for well over the park time.
         thread::sleep(IDLE_PARK * 5);
     }
     running.stop.trigger();
@@ -175,6 +175,59 @@ fn a_connection_set_aside_while_idle_is_served_again() {
         .expect("idle connection closed at shutdown");
     let summary = running.done.recv().expect("serve returned");
     assert_eq!(summary.commands, 2);
+    assert_eq!(summary.forced_connections, 0);
+}
+
+#[test]
+fn a_connection_set_aside_while_idle_is_served_again() {
+    // One thread, so none is kept between commands: the idle connection goes back
+    // into the epoll set.
+    served_across_idle_gaps(ServeSettings {
+        blocking_threads: 1,
+        ..ServeSettings::default()
+    });
+}
+
+#[test]
+fn a_connection_that_keeps_its_thread_while_idle_is_served_again() {
+    // The default cap leaves threads to keep: the idle connection waits on its own,
+    // with no time limit, and the shutdown still ends that wait.
+    served_across_idle_gaps(ServeSettings::default());
+}
+
+#[test]
+fn idle_connections_keep_at_most_half_the_threads() {
+    // Two threads: one may be kept by an idle connection, never both. Two answered
+    // connections go idle; a third is served all the same.
+    let running = start(two_threads(), Duration::ZERO);
+    let file = descriptors::regular_file(4096).expect("file");
+    let mut idle: Vec<RawClient> = (0..2).map(|_| client(&running.socket)).collect();
+    for peer in &mut idle {
+        let response = peer
+            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+            .expect("answered");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+    // Long enough for the one that cannot keep its thread to be set aside (not a
+    // timing assertion: the third peer must be served whenever it comes).
+    thread::sleep(IDLE_PARK * 5);
+    answered_over_and_over(&running.socket, file.as_file());
+    // The idle ones are still served.
+    for peer in &mut idle {
+        let response = peer
+            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
+            .expect("answered after idling");
+        assert!(
+            response.is_check_condition(0x0b, 0x00, 0x06),
+            "{response:?}"
+        );
+    }
+    running.stop.trigger();
+    let summary = running.done.recv().expect("serve returned");
+    assert_eq!(summary.commands, 24);
     assert_eq!(summary.forced_connections, 0);
 }
 
