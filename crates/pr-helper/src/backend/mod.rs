@@ -273,11 +273,11 @@ impl Backends {
         let examined = sg_io::Examined::of(fd)?;
         let key = examined.key();
         let now = Instant::now();
-        if let Some(last) = memo.last
+        if let Some(last) = memo.last.as_deref()
             && last.key == key
             && now.saturating_duration_since(last.checked) < self.classifications.ttl()
         {
-            return Ok(last);
+            return Ok(*last);
         }
         let kind = self.classifications.classify_examined(&examined, now)?;
         let routed = Routed {
@@ -286,7 +286,10 @@ impl Backends {
             route: self.route_for(kind, &key.identity()),
             checked: now,
         };
-        memo.last = Some(routed);
+        match memo.last.as_deref_mut() {
+            Some(last) => *last = routed,
+            None => memo.last = Some(Box::new(routed)),
+        }
         Ok(routed)
     }
 
@@ -328,10 +331,11 @@ impl Backends {
 /// What a connection remembers about the descriptor of its last command. QEMU sends
 /// the same disk's descriptor with every command, so a repeat needs only the `fstat`
 /// that proves it is the same file: no shared cache lock, no multipath lookup. Trusted
-/// as long as the shared classification cache's entries are.
+/// as long as the shared classification cache's entries are. Boxed: a connection that
+/// never sent a command pays a pointer for it, not the whole record.
 #[derive(Debug, Default)]
 pub struct DescriptorMemo {
-    last: Option<Routed>,
+    last: Option<Box<Routed>>,
 }
 
 /// A descriptor's classification and route, and when they were decided.

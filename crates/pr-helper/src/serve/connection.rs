@@ -45,12 +45,20 @@ pub(super) struct Drive {
     pub idle: Duration,
     /// How long to poll for the next request before blocking (0: never poll).
     pub busy_poll: Duration,
-    /// Commands answered, all connections together.
-    pub commands: AtomicU64,
+    /// Commands answered, all connections together: the one value every command
+    /// writes, so it has a cache line of its own (the rest of `Drive` is read on
+    /// every command by every thread).
+    pub commands: OwnLine<AtomicU64>,
     /// Threads that may still be kept by connections between their commands (see
     /// [`Connection::keeps_thread`]).
     pub kept_threads_left: AtomicUsize,
 }
+
+/// A value alone on its cache line (128 bytes: two lines, as adjacent-line
+/// prefetching pairs them).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(super) struct OwnLine<T>(pub T);
 
 /// A connection: its protocol state and its socket.
 #[derive(Debug)]
@@ -176,7 +184,7 @@ impl Connection {
                         Err(error) => self.session.write_failed(error),
                     }
                     if self.session.answered() != before {
-                        drive.commands.fetch_add(1, Ordering::Relaxed);
+                        drive.commands.0.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Action::Read if draining => match self.receive(RecvFlags::DONTWAIT) {
