@@ -130,8 +130,9 @@ pub struct Args {
     #[arg(long, value_name = "RULE", default_value = "process")]
     pub emulated_initiator: crate::backend::emulated::InitiatorRule,
 
-    /// Busy connections served at once, each on a thread of its own (idle
-    /// connections hold no thread).
+    /// Serving threads: each busy connection is served on a thread of its own. Up
+    /// to half of them may wait on answered connections between their commands;
+    /// other idle connections hold no thread.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub blocking_threads: usize,
 
