@@ -132,6 +132,23 @@ start_helper() {
         echo "$which helper did not create $socket: $(cat "$socket.log")" >&2
         return 1
     fi
+    # Ours binds its socket while still root and only then drops privileges and
+    # confines itself: checks of its credentials wait for the line it logs once
+    # all of that is done.
+    if [ "$which" = ours ] && ! wait_for_log "$socket.log" ' serving '; then
+        echo "our helper never logged that it is serving: $(cat "$socket.log")" >&2
+        return 1
+    fi
+}
+
+# wait_for_log FILE TEXT: waits up to 30 s for TEXT to appear in FILE.
+wait_for_log() {
+    local tries=0
+    until grep -qF -- "$2" "$1" 2>/dev/null; do
+        tries=$((tries + 1))
+        [ "$tries" -gt 300 ] && return 1
+        sleep 0.1
+    done
 }
 
 stop_helper() { # PID
