@@ -155,7 +155,10 @@ env_args+=(-E "PR_HELPER_OPTIONS=$options")
 command_line=${exec_start//\$PR_HELPER_OPTIONS/$options}
 read -r -a argv <<<"$command_line"
 echo "  systemd-socket-activate -l $listen ${env_args[*]} ${argv[*]}"
-in_root systemd-socket-activate -l "$listen" "${env_args[@]}" "${argv[@]}" \
+# Not through in_root: a function in the background is a subshell, and the
+# TERM below must reach the process that becomes pr-helper (chroot and
+# systemd-socket-activate exec into it, so it keeps this pid).
+chroot "$root" systemd-socket-activate -l "$listen" "${env_args[@]}" "${argv[@]}" \
     >"$scratch/daemon.log" 2>&1 &
 activator=$!
 for _ in $(seq 600); do
@@ -176,7 +179,10 @@ echo "  prtool read-keys through $listen: exit $status: $answer"
     cat "$scratch/daemon.log"; fail "prtool through the socket: exit $status: $answer"; }
 kill -TERM "$activator"
 wait "$activator" || true
+# The daemon is gone with its activator (it was the same process).
+if kill -0 "$activator" 2>/dev/null; then fail "pr-helper still runs after SIGTERM"; fi
 grep -q 'connection opened' "$scratch/daemon.log" || { cat "$scratch/daemon.log"; fail "the daemon did not log the connection"; }
+grep -q 'shutting down' "$scratch/daemon.log" || { cat "$scratch/daemon.log"; fail "the daemon did not log its shutdown"; }
 
 step "dpkg -r, dpkg -P"
 in_root dpkg -r pr-helper
