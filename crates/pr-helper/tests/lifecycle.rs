@@ -9,7 +9,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,6 @@ use std::time::Duration;
 use pr_testkit::daemon::{Daemon, DaemonOptions};
 use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
-use rustix::io::{FdFlags, fcntl_setfd};
 use rustix::process::Signal;
 
 /// Bounds every wait for the daemon to do something (a hang guard only).
@@ -184,34 +183,16 @@ fn missing_socket_directory_names_the_fix() {
 // ---------------------------------------------------------------------------
 // Socket activation
 
-/// A daemon started the way systemd starts it: the listening socket on
-/// descriptor 3, `LISTEN_FDS`, and `LISTEN_PID` set to the daemon's own
-/// pid (a shell exports its `$$` and `exec`s the daemon, keeping the pid).
+/// A daemon started the way systemd starts it (see
+/// [`pr_testkit::activation::spawn_activated`]).
 fn spawn_activated(
     fd3: BorrowedFd<'_>,
     listen_fds: &str,
     env: &[(&str, &OsStr)],
     args: &[&str],
 ) -> Child {
-    // The shell must inherit the descriptor to place it on 3.
-    fcntl_setfd(fd3, FdFlags::empty()).unwrap();
-    let script = format!(
-        "export LISTEN_PID=$$; exec \"$0\" \"$@\" 3<&{} 2>&1",
-        fd3.as_raw_fd()
-    );
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(bin())
-        .args(args)
-        .env("LISTEN_FDS", listen_fds)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn through sh");
-    fcntl_setfd(fd3, FdFlags::CLOEXEC).unwrap();
-    child
+    pr_testkit::activation::spawn_activated(Path::new(bin()), fd3, listen_fds, env, args)
+        .expect("spawn through sh")
 }
 
 fn child_output(child: Child) -> (Option<i32>, String) {

@@ -9,8 +9,9 @@
 //! Needs root (the privilege drop; the test machine runs as root). Waits are
 //! bounded only to turn a hang into a failure.
 
+use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -22,13 +23,25 @@ use pr_helper::sandbox::seccomp;
 use pr_testkit::daemon::Daemon;
 use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
-use rustix::io::{FdFlags, fcntl_setfd};
 use rustix::process::Signal;
 
 const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pr-helper")
+}
+
+/// The daemon socket-activated on `listener`, reporting readiness to
+/// `notify_socket`.
+fn spawn_activated(listener: &UnixListener, notify_socket: &OsStr) -> std::process::Child {
+    pr_testkit::activation::spawn_activated(
+        Path::new(bin()),
+        listener.as_fd(),
+        "1",
+        &[("NOTIFY_SOCKET", notify_socket)],
+        &[],
+    )
+    .expect("spawn through sh")
 }
 
 fn is_root() -> bool {
@@ -165,23 +178,7 @@ fn socket_activated_daemon_is_confined_and_notifies_readiness() {
     let notify_path = dir.path().join("notify");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-    let fd3: BorrowedFd<'_> = listener.as_fd();
-    fcntl_setfd(fd3, FdFlags::empty()).unwrap();
-    let script = format!(
-        "export LISTEN_PID=$$; exec \"$0\" \"$@\" 3<&{} 2>&1",
-        fd3.as_raw_fd()
-    );
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(bin())
-        .env("LISTEN_FDS", "1")
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    fcntl_setfd(fd3, FdFlags::CLOEXEC).unwrap();
+    let child = spawn_activated(&listener, notify_path.as_os_str());
     let mut buf = [0u8; 64];
     let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
     assert_eq!(&buf[..n], b"READY=1\n");
@@ -208,23 +205,7 @@ fn readiness_reaches_an_abstract_notify_socket_under_landlock() {
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let notify = UnixDatagram::bind_addr(&address).unwrap();
     notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-    let fd3: BorrowedFd<'_> = listener.as_fd();
-    fcntl_setfd(fd3, FdFlags::empty()).unwrap();
-    let script = format!(
-        "export LISTEN_PID=$$; exec \"$0\" \"$@\" 3<&{} 2>&1",
-        fd3.as_raw_fd()
-    );
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(bin())
-        .env("LISTEN_FDS", "1")
-        .env("NOTIFY_SOCKET", format!("@{name}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    fcntl_setfd(fd3, FdFlags::CLOEXEC).unwrap();
+    let child = spawn_activated(&listener, OsStr::new(&format!("@{name}")));
     let mut buf = [0u8; 64];
     let n = notify
         .recv(&mut buf)

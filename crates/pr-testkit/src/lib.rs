@@ -14,6 +14,7 @@
 //! - [`wait`]: bounded waits, exit checks and signals for processes a test started.
 #![forbid(unsafe_code)]
 
+pub mod activation;
 pub mod bins;
 pub mod cdb;
 pub mod checks;
