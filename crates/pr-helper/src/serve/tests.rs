@@ -79,6 +79,23 @@ fn start_with(
     }
 }
 
+/// The test backend's answer to READ KEYS on a regular file: SG_IO's ENOTTY, as
+/// CHECK CONDITION 0B/00/06.
+fn assert_aborted(response: &pr_testkit::raw::WireResponse) {
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+}
+
+/// One READ KEYS on `fd` through `peer`, answered as [`assert_aborted`] says.
+fn read_keys_aborted(peer: &mut RawClient, fd: std::os::fd::BorrowedFd<'_>, what: &str) {
+    let response = peer
+        .call(&cdb::read_keys(64), fd, &[])
+        .unwrap_or_else(|error| panic!("{what}: {error}"));
+    assert_aborted(&response);
+}
+
 fn client(socket: &Path) -> RawClient {
     let mut client = RawClient::connect(socket).expect("connect");
     client.handshake().expect("handshake");
@@ -95,10 +112,7 @@ fn shutdown_answers_commands_already_sent_and_closes_idle_connections() {
         .expect("request");
     running.stop.trigger();
     let response = busy.read_response().expect("answered despite the shutdown");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    assert_aborted(&response);
     busy.expect_closed().expect("closed after its answer");
     idle.expect_closed().expect("idle connection closed");
     let summary = running.done.recv().expect("serve returned");
@@ -160,13 +174,7 @@ fn served_across_idle_gaps(settings: ServeSettings) {
     let file = descriptors::regular_file(4096).expect("file");
     let mut peer = client(&running.socket);
     for _ in 0..2 {
-        let response = peer
-            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-            .expect("answered");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        read_keys_aborted(&mut peer, file.as_file().as_fd(), "answered");
         // Idle for well over the park time.
         thread::sleep(IDLE_PARK * 5);
     }
@@ -203,13 +211,7 @@ fn idle_connections_keep_at_most_half_the_threads() {
     let file = descriptors::regular_file(4096).expect("file");
     let mut idle: Vec<RawClient> = (0..2).map(|_| client(&running.socket)).collect();
     for peer in &mut idle {
-        let response = peer
-            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-            .expect("answered");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        read_keys_aborted(peer, file.as_file().as_fd(), "answered");
     }
     // Long enough for the one that cannot keep its thread to be set aside (not a
     // timing assertion: the third peer must be served whenever it comes).
@@ -217,13 +219,7 @@ fn idle_connections_keep_at_most_half_the_threads() {
     answered_over_and_over(&running.socket, file.as_file());
     // The idle ones are still served.
     for peer in &mut idle {
-        let response = peer
-            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-            .expect("answered after idling");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        read_keys_aborted(peer, file.as_file().as_fd(), "answered after idling");
     }
     running.stop.trigger();
     let summary = running.done.recv().expect("serve returned");
@@ -244,20 +240,11 @@ fn ten_connections_on_one_device_are_all_answered() {
     }
     for peer in &mut peers {
         let response = peer.read_response().expect("answered");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        assert_aborted(&response);
     }
     // Each connection goes on working after its command was queued.
     for peer in &mut peers {
-        let response = peer
-            .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-            .expect("answered again");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        read_keys_aborted(peer, file.as_file().as_fd(), "answered again");
     }
     running.stop.trigger();
     let summary = running.done.recv().expect("serve returned");
@@ -275,13 +262,7 @@ fn a_request_left_incomplete_on_the_connections_thread_ends_it_at_the_deadline()
     let file = descriptors::regular_file(4096).expect("file");
     let mut peer = client(&running.socket);
     // The first command is served on a thread, which then keeps the connection ...
-    let response = peer
-        .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-        .expect("answered");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    read_keys_aborted(&mut peer, file.as_file().as_fd(), "answered");
     // ... which then gets only part of the next CDB and never the rest.
     let partial = cdb::read_keys(64);
     peer.send(&partial[..5]).expect("partial request");
@@ -305,13 +286,7 @@ fn a_partial_request_is_dropped_at_shutdown_without_waiting_for_its_deadline() {
     let mut peer = client(&running.socket);
     // The first command is served on a thread, which then waits in `recvmsg` for the
     // rest of the next request.
-    let response = peer
-        .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
-        .expect("answered");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    read_keys_aborted(&mut peer, file.as_file().as_fd(), "answered");
     let partial = cdb::read_keys(64);
     peer.send_with_fds(&partial[..5], &[file.as_file().as_fd()])
         .expect("partial request");
@@ -345,12 +320,10 @@ fn a_hung_device_holds_up_only_its_own_commands() {
     let mut others: Vec<RawClient> = (0..3).map(|_| client(&running.socket)).collect();
     for _ in 0..20 {
         for peer in &mut others {
-            let response = peer
-                .call(&cdb::read_keys(64), other_file.as_file().as_fd(), &[])
-                .expect("answered while the device hangs");
-            assert!(
-                response.is_check_condition(0x0b, 0x00, 0x06),
-                "{response:?}"
+            read_keys_aborted(
+                peer,
+                other_file.as_file().as_fd(),
+                "answered while the device hangs",
             );
         }
     }
@@ -360,10 +333,7 @@ fn a_hung_device_holds_up_only_its_own_commands() {
         let response = peer
             .read_response()
             .expect("answered once the device is back");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        assert_aborted(&response);
     }
     running.stop.trigger();
     let summary = running.done.recv().expect("serve returned");
@@ -416,12 +386,10 @@ fn two_threads() -> ServeSettings {
 fn answered_over_and_over(socket: &Path, file: &std::fs::File) {
     let mut healthy = client(socket);
     for _ in 0..20 {
-        let response = healthy
-            .call(&cdb::read_keys(64), file.as_fd(), &[])
-            .expect("answered while other peers stall");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
+        read_keys_aborted(
+            &mut healthy,
+            file.as_fd(),
+            "answered while other peers stall",
         );
     }
 }
