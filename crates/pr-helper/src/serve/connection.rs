@@ -10,7 +10,7 @@
 //! (`hub.rs`), so a slow or stalled peer that dribbles a request or leaves its reply
 //! unread never holds a thread. One wait has no limit: an answered connection waiting
 //! for its next command may keep its thread, up to half of the thread cap
-//! ([`Connection::keeps_thread`]). At shutdown the socket's reading side has been shut
+//! ([`Connection::try_keep_thread`]). At shutdown the socket's reading side has been shut
 //! (`shutdown(SHUT_RD)`), so the peer can add nothing and every wait ends; the session
 //! is told how many bytes were still waiting and reads only those.
 
@@ -45,20 +45,12 @@ pub(super) struct Drive {
     pub idle: Duration,
     /// How long to poll for the next request before blocking (0: never poll).
     pub busy_poll: Duration,
-    /// Commands answered, all connections together: the one value every command
-    /// writes, so it has a cache line of its own (the rest of `Drive` is read on
-    /// every command by every thread).
-    pub commands: OwnLine<AtomicU64>,
+    /// Commands answered, all connections together.
+    pub commands: AtomicU64,
     /// Threads that may still be kept by connections between their commands (see
-    /// [`Connection::keeps_thread`]).
+    /// [`Connection::try_keep_thread`]).
     pub kept_threads_left: AtomicUsize,
 }
-
-/// A value alone on its cache line (128 bytes: two lines, as adjacent-line
-/// prefetching pairs them).
-#[derive(Debug, Default)]
-#[repr(align(128))]
-pub(super) struct OwnLine<T>(pub T);
 
 /// A connection: its protocol state and its socket.
 #[derive(Debug)]
@@ -144,7 +136,7 @@ impl Connection {
     /// Serves the connection until it waits on its socket (idle, or a peer that is
     /// slow to send or to read) or is over. No socket wait on the thread lasts
     /// longer than [`Drive::idle`], and a longer one sets the connection aside, except
-    /// a kept thread's wait for the next command (see [`Self::keeps_thread`]).
+    /// a kept thread's wait for the next command (see [`Self::try_keep_thread`]).
     pub(super) fn run(self, drive: &Drive) -> Left {
         let mut left = self.serve(drive);
         let (Left::Waiting(connection, _) | Left::Closed(connection, _)) = &mut left;
@@ -184,7 +176,7 @@ impl Connection {
                         Err(error) => self.session.write_failed(error),
                     }
                     if self.session.answered() != before {
-                        drive.commands.0.fetch_add(1, Ordering::Relaxed);
+                        drive.commands.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Action::Read if draining => match self.receive(RecvFlags::DONTWAIT) {
@@ -205,7 +197,7 @@ impl Connection {
                             due.saturating_duration_since(Instant::now())
                                 .min(drive.idle),
                         ),
-                        None if self.keeps_thread(drive) => None,
+                        None if self.try_keep_thread(drive) => None,
                         None => Some(drive.idle),
                     };
                     self.set_recv_timeout(wait);
@@ -307,7 +299,7 @@ impl Connection {
     /// a measurable part of a command's cost). The other half of the cap is always
     /// there for the other connections; the shutdown's `shutdown(SHUT_RD)` ends
     /// these waits like any other.
-    fn keeps_thread(&mut self, drive: &Drive) -> bool {
+    fn try_keep_thread(&mut self, drive: &Drive) -> bool {
         if !self.keeps_thread && self.session.answered() > 0 && self.session.is_idle() {
             self.keeps_thread = drive
                 .kept_threads_left

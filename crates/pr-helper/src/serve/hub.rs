@@ -204,7 +204,7 @@ impl Hub {
             connections_accepted: self.accepted.load(Ordering::Relaxed),
             connections_over_cap: self.over_cap.load(Ordering::Relaxed),
             connections_refused: self.refused.load(Ordering::Relaxed),
-            commands: self.drive.commands.0.load(Ordering::Relaxed),
+            commands: self.drive.commands.load(Ordering::Relaxed),
             forced_connections: u64::try_from(forced).unwrap_or(u64::MAX),
         }
     }

@@ -84,7 +84,7 @@ pub fn serve(
         shutdown: Arc::clone(&shutdown),
         idle: IDLE_PARK,
         busy_poll: settings.busy_poll,
-        commands: connection::OwnLine(AtomicU64::new(0)),
+        commands: AtomicU64::new(0),
         kept_threads_left: AtomicUsize::new(settings.blocking_threads / 2),
     };
     let hub = Arc::new(hub::Hub::new(listener, settings, drive)?);
