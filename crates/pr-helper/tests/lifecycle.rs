@@ -40,21 +40,10 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// Connects, negotiates and sends PR IN READ KEYS on /dev/null; the daemon
-/// answers CHECK CONDITION, ABORTED COMMAND / I/O PROCESS TERMINATED without
-/// an ioctl. Proves the socket is served end to end.
+/// A fresh client is served end to end (0B/00/06 for READ KEYS on a regular
+/// file, answered without an ioctl).
 fn assert_served(socket: &Path) {
-    let mut client = RawClient::connect(socket).expect("connect");
-    client.handshake().expect("handshake");
-    let null = File::open("/dev/null").unwrap();
-    client
-        .send_request(&cdb::read_keys(64), null.as_fd(), &[])
-        .expect("send request");
-    let response = client.read_response().expect("response");
-    assert!(
-        response.is_check_condition(0x0B, 0x00, 0x06),
-        "{response:?}"
-    );
+    pr_testkit::checks::expect_served_at(socket).expect("served end to end");
 }
 
 /// A field of /proc/PID/status, e.g. "CapEff".

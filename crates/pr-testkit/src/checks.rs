@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::{Daemon, cdb, descriptors, fd_count, proc::fd_targets};
@@ -52,7 +53,13 @@ pub fn idle_fd_baseline(daemon: &Daemon) -> io::Result<usize> {
 /// regular file (CHECK CONDITION, ABORTED COMMAND / I/O PROCESS TERMINATED: no ioctl
 /// is sent to a regular file without the emulated backend).
 pub fn expect_served(daemon: &Daemon) -> io::Result<()> {
-    let mut client = daemon.client()?;
+    expect_served_at(daemon.socket())
+}
+
+/// [`expect_served`] for a daemon the test started itself, by its socket.
+pub fn expect_served_at(socket: &Path) -> io::Result<()> {
+    let mut client = crate::RawClient::connect(socket)?;
+    client.handshake()?;
     let file = descriptors::regular_file(4096)?;
     let response = client.call(&cdb::read_keys(64), file.as_file().as_fd(), &[])?;
     if response.is_check_condition(0x0b, 0x00, 0x06) {
