@@ -12,7 +12,7 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::client::{Config, error_chain};
+use crate::client::{Config, ConnectAttempts, error_chain};
 use crate::command::{DataTransfer, Reply, prepare};
 use crate::conn::{CHUNK, ReplyHeader, ReplyReader, idle_alive, next_id, send_with_fd};
 use crate::error::{ConnectError, Error, InvalidCommand, TransportError};
@@ -162,26 +162,15 @@ impl AsyncClient {
 
     async fn connect_with_retries(&self) -> Result<AsyncConn, TransportError> {
         let config = &self.shared.config;
-        let attempts = config.connect_attempts.max(1);
-        let mut attempt = 0u32;
+        let mut attempts = ConnectAttempts::new(config, &self.shared.status);
         loop {
-            attempt = attempt.saturating_add(1);
             match AsyncConn::connect(&config.socket_path, config.requested_features).await {
                 Ok(conn) => {
-                    self.shared.status.mark_connected();
+                    attempts.succeeded();
                     return Ok(conn);
                 }
                 Err(source) => {
-                    self.shared
-                        .status
-                        .mark_disconnected(|| error_chain(&source));
-                    if attempt >= attempts {
-                        return Err(TransportError::Connect {
-                            path: config.socket_path.clone(),
-                            attempts: attempt,
-                            source,
-                        });
-                    }
+                    attempts.failed(source)?;
                     tokio::time::sleep(config.retry_interval).await;
                 }
             }

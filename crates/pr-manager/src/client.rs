@@ -215,30 +215,19 @@ impl Client {
 
     fn connect_with_retries(&self) -> Result<Conn, TransportError> {
         let config = &self.shared.config;
-        let attempts = config.connect_attempts.max(1);
-        let mut attempt = 0u32;
+        let mut attempts = ConnectAttempts::new(config, &self.shared.status);
         loop {
-            attempt = attempt.saturating_add(1);
             match Conn::connect(
                 &config.socket_path,
                 config.requested_features,
                 config.io_timeout,
             ) {
                 Ok(conn) => {
-                    self.shared.status.mark_connected();
+                    attempts.succeeded();
                     return Ok(conn);
                 }
                 Err(source) => {
-                    self.shared
-                        .status
-                        .mark_disconnected(|| connect_reason(&source));
-                    if attempt >= attempts {
-                        return Err(TransportError::Connect {
-                            path: config.socket_path.clone(),
-                            attempts: attempt,
-                            source,
-                        });
-                    }
+                    attempts.failed(source)?;
                     thread::sleep(config.retry_interval);
                 }
             }
@@ -266,8 +255,44 @@ pub(crate) fn report_probe(config: &Config, status: &StatusHub) {
     }
 }
 
-fn connect_reason(e: &ConnectError) -> String {
-    error_chain(e)
+/// The connection attempts of one command, counted against
+/// [`Config::connect_attempts`] (the blocking and the async client share it):
+/// each outcome goes to the status hub, and the last failure becomes the
+/// command's error.
+pub(crate) struct ConnectAttempts<'a> {
+    config: &'a Config,
+    status: &'a StatusHub,
+    made: u32,
+}
+
+impl<'a> ConnectAttempts<'a> {
+    pub(crate) fn new(config: &'a Config, status: &'a StatusHub) -> Self {
+        Self {
+            config,
+            status,
+            made: 0,
+        }
+    }
+
+    /// An attempt connected.
+    pub(crate) fn succeeded(&self) {
+        self.status.mark_connected();
+    }
+
+    /// An attempt failed with `source`: `Ok` if another one may be made (after
+    /// [`Config::retry_interval`]), the error to return once none may.
+    pub(crate) fn failed(&mut self, source: ConnectError) -> Result<(), TransportError> {
+        self.made = self.made.saturating_add(1);
+        self.status.mark_disconnected(|| error_chain(&source));
+        if self.made >= self.config.connect_attempts.max(1) {
+            return Err(TransportError::Connect {
+                path: self.config.socket_path.clone(),
+                attempts: self.made,
+                source,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// An error and its sources on one line (`outer: inner: root cause`).
