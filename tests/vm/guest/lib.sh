@@ -241,13 +241,14 @@ capability_facts() {
         END { printf "%smask=%s\n", bits, mask }'
 }
 
-# expect_same_as_sg CHECK PRTOOL_COMMAND SG_PERSIST_OPTION DEVICE: runs
-# prtool's PR IN command and sg_persist on the device directly, compares
-# the facts both print.
+# expect_same_as_sg CHECK PRTOOL_COMMAND SG_PERSIST_OPTION DEVICE [SG_DEVICE]:
+# runs prtool's PR IN command on DEVICE (through our helper) and sg_persist
+# directly on SG_DEVICE (DEVICE unless given: a multipath map's path, say),
+# and compares the facts both print.
 expect_same_as_sg() {
-    local check=$1 command=$2 option=$3 dev=$4
+    local check=$1 command=$2 option=$3 dev=$4 sg_dev=${5:-$4}
     prt "$command" "$dev" >"$WORK/prt.out" 2>&1
-    sg_persist -n --in "$option" "$dev" >"$WORK/sg.out" 2>&1
+    sg_persist -n --in "$option" "$sg_dev" >"$WORK/sg.out" 2>&1
     local theirs ours
     if [ "$command" = report-capabilities ]; then
         theirs=$(capability_facts <"$WORK/sg.out")
@@ -259,7 +260,7 @@ expect_same_as_sg() {
     if [ -n "$theirs" ] && [ "$theirs" = "$ours" ]; then
         pass "$check" "$ours"
     else
-        fail "$check" "sg_persist: '$theirs' prtool: '$ours'"
+        fail "$check" "sg_persist $sg_dev: '$theirs' prtool $dev: '$ours'"
     fi
 }
 

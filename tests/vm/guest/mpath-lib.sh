@@ -105,19 +105,5 @@ wait_for_path_reg() {
 # map_facts CHECK PRTOOL_COMMAND SG_OPTION MAP PATH: a PR IN through the map
 # (prtool, our helper) against sg_persist on one path, fact for fact.
 map_facts() {
-    local check=$1 command=$2 option=$3 map=$4 path=$5 theirs ours
-    prt "$command" "$map" >"$WORK/prt.out" 2>&1
-    sg_persist -n --in "$option" "$path" >"$WORK/sg.out" 2>&1
-    if [ "$command" = report-capabilities ]; then
-        theirs=$(capability_facts <"$WORK/sg.out")
-        ours=$(capability_facts <"$WORK/prt.out")
-    else
-        theirs=$(pr_facts <"$WORK/sg.out")
-        ours=$(pr_facts <"$WORK/prt.out")
-    fi
-    if [ -n "$theirs" ] && [ "$theirs" = "$ours" ]; then
-        pass "$check" "$ours"
-    else
-        fail "$check" "sg_persist $path: '$theirs' prtool $map: '$ours'"
-    fi
+    expect_same_as_sg "$1" "$2" "$3" "$4" "$5"
 }
