@@ -1,26 +1,19 @@
 #!/usr/bin/env bash
 # The regression gate of the fuzz targets: builds every target with the
-# stable libFuzzer instrumentation (as run-stable.sh does, --locked against
-# fuzz/Cargo.lock) and runs each for a few seconds starting from its seed
-# corpus in fuzz/seeds/TARGET (committed; copied, so runs never change it).
+# stable libFuzzer instrumentation (build-instrumented.sh, as run-stable.sh)
+# and runs each for a few seconds starting from its seed corpus in
+# fuzz/seeds/TARGET (committed; copied, so runs never change it).
 # A crash or failed assertion stops with its input saved under
 # fuzz/artifacts/TARGET/ and a non-zero exit.
 # Usage: fuzz/run-seeds.sh [seconds per target]     (default 3)
 set -euo pipefail
 
 seconds=${1:-3}
-here=$(cd "$(dirname "$0")" && pwd)
-triple=$(rustc -vV | sed -n 's/^host: //p')
+. "$(dirname "${BASH_SOURCE[0]}")/build-instrumented.sh"
+here=$fuzz_dir
 targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$here/Cargo.toml" | grep -v '^pr-fuzz$')
 
-RUSTFLAGS="-Cpasses=sancov-module \
- -Cllvm-args=-sanitizer-coverage-level=4 \
- -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
- -Cllvm-args=-sanitizer-coverage-pc-table \
- -Cllvm-args=-sanitizer-coverage-trace-compares \
- --cfg fuzzing -Cdebug-assertions -Coverflow-checks" \
-    cargo build --quiet --locked --release --manifest-path "$here/Cargo.toml" \
-    --target "$triple" --target-dir "$here/target/stable-fuzz" --bins
+build_instrumented --quiet --bins
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -32,7 +25,7 @@ for target in $targets; do
     fi
     mkdir -p "$work/$target" "$here/artifacts/$target"
     cp "$seeds"/* "$work/$target/"
-    if ! "$here/target/stable-fuzz/$triple/release/$target" "$work/$target" \
+    if ! "$fuzz_bin_dir/$target" "$work/$target" \
         -artifact_prefix="$here/artifacts/$target/" \
         -max_total_time="$seconds" >"$work/$target.log" 2>&1; then
         tail -40 "$work/$target.log" >&2

@@ -134,17 +134,23 @@ fn man_for(command: clap::Command) -> Man {
     Man::new(command).section(SECTION).manual(MANUAL)
 }
 
+/// The sections every page starts with, from clap: title, name, synopsis,
+/// description, options.
+fn render_head(man: &Man, out: &mut Vec<u8>) -> io::Result<()> {
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)
+}
+
 /// pr-helper(8): NAME, SYNOPSIS, DESCRIPTION and OPTIONS from clap, then
 /// the hand-written sections.
 fn pr_helper_man(command: clap::Command) -> Result<Vec<u8>, DistError> {
     let page = "pr-helper(8)";
     let render = |out: &mut Vec<u8>| -> io::Result<()> {
         let man = man_for(command);
-        man.render_title(out)?;
-        man.render_name_section(out)?;
-        man.render_synopsis_section(out)?;
-        man.render_description_section(out)?;
-        man.render_options_section(out)?;
+        render_head(&man, out)?;
         out.extend_from_slice(PR_HELPER_SECTIONS.as_bytes());
         man.render_version_section(out)
     };
@@ -168,11 +174,7 @@ fn prtool_man(command: clap::Command) -> Result<Vec<u8>, DistError> {
             .cloned()
             .collect();
         let man = man_for(command);
-        man.render_title(out)?;
-        man.render_name_section(out)?;
-        man.render_synopsis_section(out)?;
-        man.render_description_section(out)?;
-        man.render_options_section(out)?;
+        render_head(&man, out)?;
         out.extend_from_slice(b".SH COMMANDS\n");
         for sub in subcommands {
             render_subcommand(out, sub)?;

@@ -383,17 +383,22 @@ pub struct LoopDevice {
     _backing: tempfile::NamedTempFile,
 }
 
+/// A temporary file of `size` bytes with no blocks allocated, to back a loop device.
+fn sparse_backing_file(size: u64) -> Result<tempfile::NamedTempFile, ReferenceError> {
+    let backing =
+        tempfile::NamedTempFile::new().map_err(|source| ReferenceError::BackingFile { source })?;
+    backing
+        .as_file()
+        .set_len(size)
+        .map_err(|source| ReferenceError::BackingFile { source })?;
+    Ok(backing)
+}
+
 impl LoopDevice {
     /// Creates a sparse backing file of `size` bytes and attaches it to the
     /// first free loop device (needs root and the loop driver).
     pub fn attach(size: u64) -> Result<Self, ReferenceError> {
-        let backing = tempfile::NamedTempFile::new()
-            .map_err(|source| ReferenceError::BackingFile { source })?;
-        backing
-            .as_file()
-            .set_len(size)
-            .map_err(|source| ReferenceError::BackingFile { source })?;
-        Self::losetup(backing, &[])
+        Self::losetup(sparse_backing_file(size)?, &[])
     }
 
     /// Like [`attach`](Self::attach), but the backing file carries an MBR
@@ -401,12 +406,7 @@ impl LoopDevice {
     /// the kernel scans it (`losetup -P`): [`partition`](Self::partition)
     /// is then a partition device, e.g. `/dev/loop0p1`.
     pub fn attach_partitioned(size: u64) -> Result<Self, ReferenceError> {
-        let backing = tempfile::NamedTempFile::new()
-            .map_err(|source| ReferenceError::BackingFile { source })?;
-        backing
-            .as_file()
-            .set_len(size)
-            .map_err(|source| ReferenceError::BackingFile { source })?;
+        let backing = sparse_backing_file(size)?;
         let sectors = u32::try_from(size / 512).unwrap_or(u32::MAX);
         let mbr = mbr_with_one_partition(2048, sectors.saturating_sub(2048));
         std::os::unix::fs::FileExt::write_all_at(backing.as_file(), &mbr, 0)
