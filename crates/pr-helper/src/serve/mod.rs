@@ -37,8 +37,10 @@
 //! beyond the kept half of the cap, hold no thread, only their session (about 2.8 KiB
 //! each, RSS included), so thousands of idle VMs cost little. The numbers against
 //! qemu-pr-helper and the yardstick at 1, 4 and 16 connections are in the README; the
-//! remaining gap to the yardstick is the `fstat` (without it: 0.99x at 4
-//! connections). At 1 connection every server pays for waking halted virtual CPUs
+//! remaining gap to the yardstick is the two checks it does not make: the `fstat`
+//! (without it: 0.99x at 4 connections) and the seccomp filter (about 60 ns on every
+//! system call, more on `ioctl`; 0.92x against 0.89x without and with it, 4
+//! connections, 20 interleaved rounds). At 1 connection every server pays for waking halted virtual CPUs
 //! (about 55 us per round trip on this machine); busy polling (`--busy-poll-us`, off
 //! by default) made it worse on two CPUs. The previous design (tokio tasks for idle
 //! connections, a busy connection lent to a blocking thread, a pool for queued
