@@ -45,7 +45,8 @@ pub(super) struct Drive {
     pub idle: Duration,
     /// How long to poll for the next request before blocking (0: never poll).
     pub busy_poll: Duration,
-    /// Commands answered, all connections together.
+    /// Commands answered, all connections together, added when a connection leaves
+    /// its thread.
     pub commands: AtomicU64,
     /// Threads that may still be kept by connections between their commands (see
     /// [`Connection::try_keep_thread`]).
@@ -138,9 +139,17 @@ impl Connection {
     /// longer than [`Drive::idle`], and a longer one sets the connection aside, except
     /// a kept thread's wait for the next command (see [`Self::try_keep_thread`]).
     pub(super) fn run(self, drive: &Drive) -> Left {
+        let answered_before = self.session.answered();
         let mut left = self.serve(drive);
         let (Left::Waiting(connection, _) | Left::Closed(connection, _)) = &mut left;
         connection.release_thread(drive);
+        // Counted once per turn on a thread, not per command: the shared counter's
+        // cache line then does not move between CPUs with every reply.
+        let answered = connection
+            .session
+            .answered()
+            .saturating_sub(answered_before);
+        drive.commands.fetch_add(answered, Ordering::Relaxed);
         left
     }
 
@@ -165,7 +174,6 @@ impl Connection {
                         Step::Write(bytes) => send(&self.stream, bytes),
                         _ => continue,
                     };
-                    let before = self.session.answered();
                     match sent {
                         Ok(written) => self.session.wrote(written),
                         Err(error) if is_timeout(&error) => {
@@ -174,9 +182,6 @@ impl Connection {
                             }
                         }
                         Err(error) => self.session.write_failed(error),
-                    }
-                    if self.session.answered() != before {
-                        drive.commands.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 Action::Read if draining => match self.receive(RecvFlags::DONTWAIT) {

@@ -49,7 +49,8 @@ pub struct ServeSummary {
     pub connections_over_cap: u64,
     /// Connections refused by the uid/gid allowlist.
     pub connections_refused: u64,
-    /// Commands executed and answered.
+    /// Commands executed and answered (on connections cut off after the grace
+    /// period, those answered before their last turn on a thread).
     pub commands: u64,
     /// Connections still open when the grace period ran out (dropped by force).
     pub forced_connections: u64,
