@@ -709,19 +709,6 @@ fn sighup_and_sigint_also_shut_down_cleanly() {
     }
 }
 
-/// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
-/// start-up and serving code with a backend that waits `PR_HELPER_TEST_LATENCY_MS`
-/// before every command, so commands stay in flight.
-fn slow_daemon() -> DaemonOptions {
-    let program = pr_testkit::workspace_bin("pr-helper-slow");
-    assert!(
-        program.exists(),
-        "{} is missing: build it with `cargo build -p pr-helper-testbin`",
-        program.display()
-    );
-    DaemonOptions::new(program)
-}
-
 /// Threads of `pid` sleeping in the test backend's wait (`clock_nanosleep` or
 /// `nanosleep` per /proc/PID/task/TID/syscall): commands in flight.
 fn sleeping_threads(pid: u32) -> usize {
@@ -742,14 +729,10 @@ fn sleeping_threads(pid: u32) -> usize {
 #[test]
 fn sigterm_answers_every_command_in_flight() {
     const IN_FLIGHT: usize = 6;
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("t.pid");
-    let mut daemon = Daemon::start_with(
-        slow_daemon()
-            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
-            .env("PR_HELPER_TEST_LATENCY_MS", "3000"),
-    )
-    .expect("daemon starts");
+    let options = DaemonOptions::slow(3000).with_pid_file();
+    let mut daemon =
+        Daemon::start_with(options.args(["--shutdown-grace", "120"])).expect("daemon starts");
+    let pidfile = daemon.pid_file().expect("a pid file").to_owned();
     let pid = daemon.pid();
 
     // One image file per command, so no per-device limit queues any of them.
@@ -808,15 +791,11 @@ impl StreamRead for RawClient {
 
 #[test]
 fn grace_period_bounds_a_stuck_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("g.pid");
-    let mut daemon = Daemon::start_with(
-        slow_daemon()
-            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "0.5"])
-            // Far longer than the test waits for anything.
-            .env("PR_HELPER_TEST_LATENCY_MS", "600000"),
-    )
-    .expect("daemon starts");
+    // A latency far longer than the test waits for anything.
+    let options = DaemonOptions::slow(600_000).with_pid_file();
+    let mut daemon =
+        Daemon::start_with(options.args(["--shutdown-grace", "0.5"])).expect("daemon starts");
+    let pidfile = daemon.pid_file().expect("a pid file").to_owned();
     let pid = daemon.pid();
     let file = pr_testkit::descriptors::regular_file(4096).unwrap();
     let mut client = daemon.client().unwrap();
