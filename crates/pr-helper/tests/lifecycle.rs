@@ -64,6 +64,29 @@ fn kill(pid: u32, signal: Signal) {
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
+/// Runs `command` (the daemon, or a wrapper that execs it) with `-k sock` appended
+/// and its standard streams on /dev/null; returns once it serves on `sock`. Waits for a
+/// connection rather than for the socket file, which may be a stale one.
+fn spawn_serving(mut command: Command, sock: &Path) -> Child {
+    let child = command
+        .arg("-k")
+        .arg(sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("run {:?}: {error}", command.get_program()));
+    wait_until("the daemon serves", || RawClient::connect(sock).is_ok());
+    assert_served(sock);
+    child
+}
+
+/// Sends `signal` to a daemon the test spawned; it must exit 0.
+fn stop(mut child: Child, signal: Signal) {
+    kill(child.id(), signal);
+    assert!(child.wait().unwrap().success());
+}
+
 /// Descriptors the process has open, as /proc shows their targets.
 fn fd_targets(pid: u32) -> Vec<String> {
     pr_testkit::proc::fd_targets(pid).unwrap()
@@ -192,6 +215,14 @@ fn child_output(child: Child) -> (Option<i32>, String) {
     )
 }
 
+/// A socket-activated start that must fail: exit status 1, `message` in its output.
+fn assert_activation_fails(fd3: BorrowedFd<'_>, listen_fds: &str, args: &[&str], message: &str) {
+    let child = spawn_activated(fd3, listen_fds, &[], args);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains(message), "{log}");
+}
+
 #[test]
 fn socket_activation_serves_the_passed_socket() {
     let dir = tempfile::tempdir().unwrap();
@@ -244,34 +275,27 @@ fn socket_activation_refuses_k_and_several_sockets() {
     let listener = UnixListener::bind(&sock).unwrap();
     let other = dir.path().join("other.sock");
 
-    let child = spawn_activated(listener.as_fd(), "1", &[], &["-k", other.to_str().unwrap()]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(
-        log.contains("-k is not allowed with socket activation"),
-        "{log}"
+    assert_activation_fails(
+        listener.as_fd(),
+        "1",
+        &["-k", other.to_str().unwrap()],
+        "-k is not allowed with socket activation",
     );
     assert!(!other.exists());
-
-    let child = spawn_activated(listener.as_fd(), "2", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("systemd passed 2 sockets"), "{log}");
-
-    let child = spawn_activated(listener.as_fd(), "many", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("LISTEN_FDS=many is not a number"), "{log}");
+    assert_activation_fails(listener.as_fd(), "2", &[], "systemd passed 2 sockets");
+    assert_activation_fails(
+        listener.as_fd(),
+        "many",
+        &[],
+        "LISTEN_FDS=many is not a number",
+    );
 }
 
 #[test]
 fn socket_activation_refuses_a_descriptor_that_is_not_a_listener() {
     let dir = tempfile::tempdir().unwrap();
     let file = File::create(dir.path().join("not-a-socket")).unwrap();
-    let child = spawn_activated(file.as_fd(), "1", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("not a listening Unix stream socket"), "{log}");
+    assert_activation_fails(file.as_fd(), "1", &[], "not a listening Unix stream socket");
 }
 
 #[test]
@@ -297,27 +321,19 @@ fn inherited_descriptors_are_closed() {
     let marker = dir.path().join("inherited-marker");
     std::fs::write(&marker, b"x").unwrap();
     let sock = dir.path().join("h.sock");
-    let mut child = Command::new("sh")
+    let mut with_marker = Command::new("sh");
+    with_marker
         .arg("-c")
         .arg("exec \"$0\" \"$@\" 7<\"$MARKER\" 9<\"$MARKER\"")
         .arg(bin())
-        .arg("-k")
-        .arg(&sock)
-        .env("MARKER", &marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("socket appears", || sock.exists());
-    assert_served(&sock);
+        .env("MARKER", &marker);
+    let child = spawn_serving(with_marker, &sock);
     let targets = fd_targets(child.id());
     assert!(
         !targets.iter().any(|t| t.contains("inherited-marker")),
         "inherited descriptors still open: {targets:?}"
     );
-    kill(child.id(), Signal::TERM);
-    assert!(child.wait().unwrap().success());
+    stop(child, Signal::TERM);
 }
 
 #[test]
@@ -350,18 +366,10 @@ fn closed_standard_streams_do_not_swallow_the_socket() {
 fn soft_descriptor_limit_is_raised_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("l.sock");
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=256:4096", "--"])
-        .arg(bin())
-        .arg("-k")
-        .arg(&sock)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run prlimit (util-linux)");
-    wait_until("socket appears", || sock.exists());
-    assert_served(&sock);
+    // util-linux prlimit sets the limits, then execs the daemon.
+    let mut with_limits = Command::new("prlimit");
+    with_limits.args(["--nofile=256:4096", "--"]).arg(bin());
+    let child = spawn_serving(with_limits, &sock);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files = limits
         .lines()
@@ -369,8 +377,7 @@ fn soft_descriptor_limit_is_raised_to_the_hard_one() {
         .unwrap();
     let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["4096", "4096"], "{open_files}");
-    kill(child.id(), Signal::TERM);
-    assert!(child.wait().unwrap().success());
+    stop(child, Signal::TERM);
 }
 
 #[test]
@@ -433,19 +440,8 @@ fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
     // A stale socket (nobody listening) is replaced.
     drop(UnixListener::bind(daemon.socket()).unwrap());
     assert!(daemon.socket().exists());
-    let mut again = Command::new(bin())
-        .args(["-k", &sock])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("restarted daemon serves", || {
-        RawClient::connect(Path::new(&sock)).is_ok()
-    });
-    assert_served(Path::new(&sock));
-    kill(again.id(), Signal::INT);
-    assert!(again.wait().unwrap().success());
+    let again = spawn_serving(Command::new(bin()), Path::new(&sock));
+    stop(again, Signal::INT);
 }
 
 // ---------------------------------------------------------------------------
