@@ -11,18 +11,15 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
+use pr_testkit::activation::ActivationSockets;
 use pr_testkit::daemon::{Daemon, DaemonOptions};
 use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
-
-/// Bounds every wait for the daemon to do something (a hang guard only).
-const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pr-helper")
@@ -225,27 +222,19 @@ fn assert_activation_fails(fd3: BorrowedFd<'_>, listen_fds: &str, args: &[&str],
 
 #[test]
 fn socket_activation_serves_the_passed_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("activated.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let notify_path = dir.path().join("notify");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-
+    let sockets = ActivationSockets::bind().unwrap();
     let child = spawn_activated(
-        listener.as_fd(),
+        sockets.listener().as_fd(),
         "1",
-        &[("NOTIFY_SOCKET", notify_path.as_os_str())],
+        &[("NOTIFY_SOCKET", sockets.notify_path())],
         &[],
     );
     let pid = child.id();
 
     // Readiness reaches the notify socket.
-    let mut buf = [0u8; 64];
-    let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
-    assert_eq!(&buf[..n], b"READY=1\n");
+    sockets.expect_ready();
 
-    assert_served(&sock);
+    assert_served(sockets.socket());
 
     // Descriptor 3 is the socket, now close-on-exec.
     let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap();
@@ -265,7 +254,7 @@ fn socket_activation_serves_the_passed_socket() {
     let (code, log) = child_output(child);
     assert_eq!(code, Some(0), "{log}");
     // The socket belongs to systemd: we leave it.
-    assert!(sock.exists());
+    assert!(sockets.socket().exists());
 }
 
 #[test]
