@@ -17,6 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use pr_testkit::activation::ActivationSockets;
 use pr_testkit::daemon::{Daemon, DaemonOptions};
+use pr_testkit::detached::{Detached, read_pid};
 use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
@@ -328,26 +329,17 @@ fn inherited_descriptors_are_closed() {
 #[test]
 fn closed_standard_streams_do_not_swallow_the_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("c.sock");
-    let pidfile = dir.path().join("c.pid");
     // Started with 0, 1 and 2 closed: the socket must not land on them and
     // be replaced by /dev/null when -d redirects the standard streams.
-    let status = Command::new("sh")
+    let mut streams_closed = Command::new("sh");
+    streams_closed
         .arg("-c")
         .arg("exec \"$0\" \"$@\" <&- >&- 2>&-")
-        .arg(bin())
-        .args(["-d", "-k"])
-        .arg(&sock)
-        .arg("-f")
-        .arg(&pidfile)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let pid = read_pid(&pidfile);
-    let _guard = KillOnDrop(pid);
-    assert_served(&sock);
-    kill(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
+        .arg(bin());
+    let daemon = Detached::start(&mut streams_closed, dir.path());
+    let (sock, pidfile) = (daemon.socket(), daemon.pid_file());
+    assert_served(sock);
+    daemon.stop();
     assert!(!sock.exists() && !pidfile.exists());
 }
 
@@ -436,42 +428,15 @@ fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
 // ---------------------------------------------------------------------------
 // -d and the pid file
 
-/// Kills a detached daemon (and so its janitor) if the test fails before stopping it:
-/// a `-d` daemon is no child of the test, so nothing else would.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if !has_exited(self.0) {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
-                let _ = rustix::process::kill_process(pid, Signal::KILL);
-            }
-        }
-    }
-}
-
-fn read_pid(path: &Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn daemonize_writes_locked_pidfile_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-    let (sock_s, pid_s) = (sock.to_str().unwrap(), pidfile.to_str().unwrap());
-
     // The foreground process returns 0 once the daemon serves.
-    let output = run(&["-d", "-f", pid_s, "-k", sock_s]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let pid = read_pid(&pidfile);
-    let _guard = KillOnDrop(pid);
+    let daemon = Detached::start(&mut Command::new(bin()), dir.path());
+    let (sock, pidfile, pid) = (daemon.socket(), daemon.pid_file(), daemon.pid());
+    let pid_s = pidfile.to_str().unwrap();
     assert!(!has_exited(pid));
-    assert_served(&sock);
+    assert_served(sock);
 
     // Detached: own session, standard streams on /dev/null.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -506,11 +471,10 @@ fn daemonize_writes_locked_pidfile_and_cleans_up() {
         );
         assert!(!other.exists());
     }
-    assert_eq!(read_pid(&pidfile), pid);
-    assert_served(&sock);
+    assert_eq!(read_pid(pidfile), pid);
+    assert_served(sock);
 
-    kill(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
+    daemon.stop();
     assert!(!sock.exists(), "socket left behind");
     assert!(!pidfile.exists(), "pid file left behind");
 }

@@ -22,7 +22,7 @@ use pr_helper::sandbox::SeccompMode;
 use pr_helper::sandbox::seccomp;
 use pr_testkit::activation::{ActivationSockets, expect_ready};
 use pr_testkit::daemon::Daemon;
-use pr_testkit::wait::{has_exited, wait_until};
+use pr_testkit::detached::Detached;
 use rustix::process::Signal;
 
 const HANG_LIMIT: Duration = Duration::from_secs(60);
@@ -144,29 +144,11 @@ fn user_switched_daemon_is_confined() {
 fn detached_daemon_is_confined() {
     assert!(is_root(), "needs root (the test machine runs as root)");
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-    let output = Command::new(bin())
-        .args(["-d", "-f", pidfile.to_str().unwrap()])
-        .args(["-k", sock.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_served(&sock);
-    assert_confined(pid, Some("0\t0\t0\t0"));
-    kill(pid, Signal::TERM);
-    wait_until("detached daemon exits", || has_exited(pid));
-    assert!(!sock.exists() && !pidfile.exists());
+    let daemon = Detached::start(&mut Command::new(bin()), dir.path());
+    assert_served(daemon.socket());
+    assert_confined(daemon.pid(), Some("0\t0\t0\t0"));
+    daemon.stop();
+    assert!(!daemon.socket().exists() && !daemon.pid_file().exists());
 }
 
 /// systemd's protocol: the socket on descriptor 3, LISTEN_PID, LISTEN_FDS,
