@@ -479,21 +479,21 @@ fn daemonize_writes_locked_pidfile_and_cleans_up() {
     assert!(!pidfile.exists(), "pid file left behind");
 }
 
+/// Runs `pr-helper -d -f DIR/d.pid -k DIR/d.sock EXTRA...` to completion: for a
+/// start-up that fails, whose foreground process reports why.
+fn run_detached(dir: &Path, extra: &[&str]) -> Output {
+    let (sock, pidfile) = (dir.join("d.sock"), dir.join("d.pid"));
+    let mut args = vec!["-d", "-f", pidfile.to_str().unwrap()];
+    args.extend(["-k", sock.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 #[test]
 fn daemonize_reports_start_up_errors_in_the_foreground() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
     // Logging fails only after the fork: the foreground process prints it.
-    let output = run(&[
-        "-d",
-        "-f",
-        pidfile.to_str().unwrap(),
-        "-k",
-        sock.to_str().unwrap(),
-        "-T",
-        "file=/nonexistent-dir-xyz/log",
-    ]);
+    let output = run_detached(dir.path(), &["-T", "file=/nonexistent-dir-xyz/log"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("cannot open the log file"),
@@ -505,6 +505,7 @@ fn daemonize_reports_start_up_errors_in_the_foreground() {
 #[test]
 fn daemonize_hands_errors_after_the_fork_to_the_foreground() {
     let dir = tempfile::tempdir().unwrap();
+    // Where run_detached puts them.
     let sock = dir.path().join("d.sock");
     let pidfile = dir.path().join("d.pid");
     // The backends are prepared after the fork; a state directory under a
@@ -513,15 +514,10 @@ fn daemonize_hands_errors_after_the_fork_to_the_foreground() {
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, b"x").unwrap();
     let state = not_a_dir.join("state");
-    let output = run(&[
-        "-d",
-        "-f",
-        pidfile.to_str().unwrap(),
-        "-k",
-        sock.to_str().unwrap(),
-        "--emulated-state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let output = run_detached(
+        dir.path(),
+        &["--emulated-state-dir", state.to_str().unwrap()],
+    );
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(text.contains("preparing the backends"), "{text}");
