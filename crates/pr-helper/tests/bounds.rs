@@ -6,43 +6,31 @@
 //! The children are this test binary again, running only the ignored
 //! [`child_registers_once`] with socket, image and key in its environment.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use pr_target::{MAX_REGISTRATIONS, build};
+use pr_testkit::cdb::padded;
+use pr_testkit::descriptors::open_read_write;
 use pr_testkit::{Daemon, DaemonOptions, RawClient};
 
 const CHILD_SOCKET: &str = "PR_BOUNDS_TEST_SOCKET";
 const CHILD_IMAGE: &str = "PR_BOUNDS_TEST_IMAGE";
 const CHILD_KEY: &str = "PR_BOUNDS_TEST_KEY";
 
-fn cdb16(cdb: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..cdb.len()].copy_from_slice(cdb);
-    out
-}
-
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
-}
-
 #[test]
 #[ignore = "run by a_peer_that_keeps_registering_gets_05_55_04_and_memory_stays_flat, in children"]
 fn child_registers_once() {
     let socket = std::env::var(CHILD_SOCKET).unwrap();
-    let image = open_rw(Path::new(&std::env::var(CHILD_IMAGE).unwrap()));
+    let image = open_read_write(Path::new(&std::env::var(CHILD_IMAGE).unwrap())).unwrap();
     let key: u64 = std::env::var(CHILD_KEY).unwrap().parse().unwrap();
     let mut client = RawClient::connect(Path::new(&socket)).unwrap();
     client.handshake().unwrap();
     let (cdb, list) = build::register(0, key, false);
     client
-        .send_request(&cdb16(&cdb), image.as_fd(), &list)
+        .send_request(&padded(&cdb), image.as_fd(), &list)
         .unwrap();
     let response = client.read_response().unwrap();
     let answer = if response.status == 0 {
@@ -117,7 +105,7 @@ fn resident_kib(pid: u32) -> u64 {
 fn keys_registered(daemon: &Daemon, image: &File) -> usize {
     let mut client = daemon.client().unwrap();
     client
-        .send_request(&cdb16(&build::read_keys(8192)), image.as_fd(), &[])
+        .send_request(&padded(&build::read_keys(8192)), image.as_fd(), &[])
         .unwrap();
     let response = client.read_response().unwrap();
     assert_eq!(response.status, 0, "{response:?}");
@@ -135,7 +123,7 @@ fn a_peer_that_keeps_registering_gets_05_55_04_and_memory_stays_flat() {
     )
     .expect("daemon starts");
     let image = tempfile::NamedTempFile::new().unwrap();
-    let fd = open_rw(image.path());
+    let fd = open_read_write(image.path()).unwrap();
     let socket = daemon.socket().to_owned();
     let table = u64::try_from(MAX_REGISTRATIONS).unwrap();
 

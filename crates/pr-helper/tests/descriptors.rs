@@ -118,11 +118,7 @@ fn a_loop_device_gets_its_sg_io_and_the_failure_is_mapped() {
     let device = pr_testkit::reference::LoopDevice::attach(1 << 20).expect(
         "a loop device: the tests run as root with the loop driver (scripts/setup.sh loads it)",
     );
-    let fd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device.path())
-        .expect("open loop device");
+    let fd = pr_testkit::descriptors::open_read_write(device.path()).expect("open loop device");
     // The loop driver does not implement SG_IO; the daemon must send it anyway (a whole
     // block device) and map the errno as protocol.md says.
     assert_sg_io_fails_with_einval(fd.as_fd());
@@ -174,11 +170,7 @@ fn on_a_partition(args: &[&str]) -> (WireResponse, WireResponse) {
     let daemon = Daemon::start_with(DaemonOptions::new(env!("CARGO_BIN_EXE_pr-helper")).args(args))
         .expect("daemon starts");
     let baseline = idle_fd_baseline(&daemon).expect("baseline");
-    let fd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(device.partition())
-        .expect("open partition");
+    let fd = pr_testkit::descriptors::open_read_write(device.partition()).expect("open partition");
     assert_sg_io_fails_with_einval(fd.as_fd());
     let (pr_in, pr_out) = in_and_out(&daemon, fd.as_fd());
     drop(fd);

@@ -5,7 +5,7 @@
 //! command in a child process: this test binary again, running only
 //! [`peer_process_entry`] with the request in its environment.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pr_target::{LogicalUnit, PrOutAction, build};
+use pr_testkit::cdb::padded;
+use pr_testkit::descriptors::open_read_write;
 use pr_testkit::{Daemon, DaemonOptions, RawClient, WireResponse};
 use rustix::process::Signal;
 
@@ -46,22 +48,8 @@ fn new_image() -> tempfile::NamedTempFile {
     file
 }
 
-fn open_rw(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap()
-}
-
-fn cdb16(cdb: &[u8]) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out[..cdb.len()].copy_from_slice(cdb);
-    out
-}
-
 fn call(client: &mut RawClient, image: &File, cdb: &[u8], list: &[u8]) -> WireResponse {
-    client.call(&cdb16(cdb), image.as_fd(), list).unwrap()
+    client.call(&padded(cdb), image.as_fd(), list).unwrap()
 }
 
 fn keys_of(response: &WireResponse) -> Vec<u64> {
@@ -115,7 +103,7 @@ fn peer_process_entry() {
     let Ok(socket) = std::env::var(PEER_SOCKET) else {
         return;
     };
-    let image = open_rw(Path::new(&std::env::var(PEER_IMAGE).unwrap()));
+    let image = open_read_write(Path::new(&std::env::var(PEER_IMAGE).unwrap())).unwrap();
     let cdb = unhex(&std::env::var(PEER_CDB).unwrap());
     let list = unhex(&std::env::var(PEER_LIST).unwrap());
     let mut client = RawClient::connect(Path::new(&socket)).unwrap();
@@ -129,7 +117,7 @@ fn register_reserve_and_read_keys_on_an_image_file_through_the_socket() {
     let state = tempfile::tempdir().unwrap();
     let daemon = start(state.path());
     let image = new_image();
-    let fd = open_rw(image.path());
+    let fd = open_read_write(image.path()).unwrap();
     let mut client = daemon.client().unwrap();
 
     let (cdb, list) = build::register(0, 0x1234, false);
@@ -153,14 +141,14 @@ fn register_reserve_and_read_keys_on_an_image_file_through_the_socket() {
     assert_eq!(rr.data[21], EXCLUSIVE_ACCESS);
 
     // A second descriptor on the same file (another open) is the same logical unit.
-    let again = open_rw(image.path());
+    let again = open_read_write(image.path()).unwrap();
     assert_eq!(
         keys_of(&call(&mut client, &again, &build::read_keys(512), &[])),
         vec![0x1234]
     );
     // Another image is another logical unit.
     let other = new_image();
-    let other_fd = open_rw(other.path());
+    let other_fd = open_read_write(other.path()).unwrap();
     assert_eq!(
         keys_of(&call(&mut client, &other_fd, &build::read_keys(512), &[])),
         Vec::<u64>::new()
@@ -172,7 +160,7 @@ fn refusals_come_back_with_status_and_fixed_format_sense() {
     let state = tempfile::tempdir().unwrap();
     let daemon = start(state.path());
     let image = new_image();
-    let fd = open_rw(image.path());
+    let fd = open_read_write(image.path()).unwrap();
     let mut client = daemon.client().unwrap();
 
     // RESERVE from an unregistered initiator: RESERVATION CONFLICT.
@@ -205,7 +193,7 @@ fn two_peer_processes_are_two_initiators_and_see_conflicts() {
     let state = tempfile::tempdir().unwrap();
     let daemon = start(state.path());
     let image = new_image();
-    let fd = open_rw(image.path());
+    let fd = open_read_write(image.path()).unwrap();
     let mut client = daemon.client().unwrap();
 
     // This process registers 0xA and holds Exclusive Access.
@@ -283,7 +271,7 @@ fn a_second_daemon_on_the_same_state_directory_refuses_to_start() {
 /// Sends APTPL REGISTERs that change this initiator's key `k` to `k + 1`, counting
 /// the acknowledged ones in `acked`, until the connection breaks.
 fn register_stream(socket: &Path, image: &Path, first_key: u64, acked: &AtomicU64) {
-    let fd = open_rw(image);
+    let fd = open_read_write(image).unwrap();
     let Ok(mut client) = RawClient::connect(socket) else {
         return;
     };
@@ -293,7 +281,7 @@ fn register_stream(socket: &Path, image: &Path, first_key: u64, acked: &AtomicU6
     let mut key = first_key;
     loop {
         let (cdb, list) = build::register(key, key + 1, true);
-        match client.call(&cdb16(&cdb), fd.as_fd(), &list) {
+        match client.call(&padded(&cdb), fd.as_fd(), &list) {
             Ok(response) if response.status == GOOD => {
                 key += 1;
                 acked.store(key, Ordering::SeqCst);
@@ -348,7 +336,7 @@ fn sigkill_during_a_stream_of_aptpl_registers_loses_no_acknowledged_command() {
 
         // Restart: the key is the last acknowledged one, or the one in flight.
         let daemon = start(state.path());
-        let fd = open_rw(image.path());
+        let fd = open_read_write(image.path()).unwrap();
         let mut client = daemon.client().unwrap();
         let keys = keys_of(&call(&mut client, &fd, &build::read_keys(512), &[]));
         assert_eq!(keys.len(), 1, "round {round}: {keys:?}");
@@ -369,13 +357,13 @@ fn state_without_aptpl_does_not_survive_a_restart() {
     let image = new_image();
     {
         let daemon = start(state.path());
-        let fd = open_rw(image.path());
+        let fd = open_read_write(image.path()).unwrap();
         let mut client = daemon.client().unwrap();
         let (cdb, list) = build::register(0, 0x99, false);
         assert_eq!(call(&mut client, &fd, &cdb, &list).status, GOOD);
     }
     let daemon = start(state.path());
-    let fd = open_rw(image.path());
+    let fd = open_read_write(image.path()).unwrap();
     let mut client = daemon.client().unwrap();
     assert_eq!(
         keys_of(&call(&mut client, &fd, &build::read_keys(512), &[])),

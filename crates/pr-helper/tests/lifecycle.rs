@@ -11,18 +11,16 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
+use pr_testkit::activation::ActivationSockets;
 use pr_testkit::daemon::{Daemon, DaemonOptions};
+use pr_testkit::detached::{Detached, read_pid};
 use pr_testkit::wait::{has_exited, wait_until};
 use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
-
-/// Bounds every wait for the daemon to do something (a hang guard only).
-const HANG_LIMIT: Duration = Duration::from_secs(60);
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pr-helper")
@@ -62,6 +60,29 @@ fn status_field_of(path: &str, field: &str) -> String {
 fn kill(pid: u32, signal: Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Runs `command` (the daemon, or a wrapper that execs it) with `-k sock` appended
+/// and its standard streams on /dev/null; returns once it serves on `sock`. Waits for a
+/// connection rather than for the socket file, which may be a stale one.
+fn spawn_serving(mut command: Command, sock: &Path) -> Child {
+    let child = command
+        .arg("-k")
+        .arg(sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("run {:?}: {error}", command.get_program()));
+    wait_until("the daemon serves", || RawClient::connect(sock).is_ok());
+    assert_served(sock);
+    child
+}
+
+/// Sends `signal` to a daemon the test spawned; it must exit 0.
+fn stop(mut child: Child, signal: Signal) {
+    kill(child.id(), signal);
+    assert!(child.wait().unwrap().success());
 }
 
 /// Descriptors the process has open, as /proc shows their targets.
@@ -192,29 +213,29 @@ fn child_output(child: Child) -> (Option<i32>, String) {
     )
 }
 
+/// A socket-activated start that must fail: exit status 1, `message` in its output.
+fn assert_activation_fails(fd3: BorrowedFd<'_>, listen_fds: &str, args: &[&str], message: &str) {
+    let child = spawn_activated(fd3, listen_fds, &[], args);
+    let (code, log) = child_output(child);
+    assert_eq!(code, Some(1), "{log}");
+    assert!(log.contains(message), "{log}");
+}
+
 #[test]
 fn socket_activation_serves_the_passed_socket() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("activated.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let notify_path = dir.path().join("notify");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-
+    let sockets = ActivationSockets::bind().unwrap();
     let child = spawn_activated(
-        listener.as_fd(),
+        sockets.listener().as_fd(),
         "1",
-        &[("NOTIFY_SOCKET", notify_path.as_os_str())],
+        &[("NOTIFY_SOCKET", sockets.notify_path())],
         &[],
     );
     let pid = child.id();
 
     // Readiness reaches the notify socket.
-    let mut buf = [0u8; 64];
-    let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
-    assert_eq!(&buf[..n], b"READY=1\n");
+    sockets.expect_ready();
 
-    assert_served(&sock);
+    assert_served(sockets.socket());
 
     // Descriptor 3 is the socket, now close-on-exec.
     let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap();
@@ -234,7 +255,7 @@ fn socket_activation_serves_the_passed_socket() {
     let (code, log) = child_output(child);
     assert_eq!(code, Some(0), "{log}");
     // The socket belongs to systemd: we leave it.
-    assert!(sock.exists());
+    assert!(sockets.socket().exists());
 }
 
 #[test]
@@ -244,34 +265,27 @@ fn socket_activation_refuses_k_and_several_sockets() {
     let listener = UnixListener::bind(&sock).unwrap();
     let other = dir.path().join("other.sock");
 
-    let child = spawn_activated(listener.as_fd(), "1", &[], &["-k", other.to_str().unwrap()]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(
-        log.contains("-k is not allowed with socket activation"),
-        "{log}"
+    assert_activation_fails(
+        listener.as_fd(),
+        "1",
+        &["-k", other.to_str().unwrap()],
+        "-k is not allowed with socket activation",
     );
     assert!(!other.exists());
-
-    let child = spawn_activated(listener.as_fd(), "2", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("systemd passed 2 sockets"), "{log}");
-
-    let child = spawn_activated(listener.as_fd(), "many", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("LISTEN_FDS=many is not a number"), "{log}");
+    assert_activation_fails(listener.as_fd(), "2", &[], "systemd passed 2 sockets");
+    assert_activation_fails(
+        listener.as_fd(),
+        "many",
+        &[],
+        "LISTEN_FDS=many is not a number",
+    );
 }
 
 #[test]
 fn socket_activation_refuses_a_descriptor_that_is_not_a_listener() {
     let dir = tempfile::tempdir().unwrap();
     let file = File::create(dir.path().join("not-a-socket")).unwrap();
-    let child = spawn_activated(file.as_fd(), "1", &[], &[]);
-    let (code, log) = child_output(child);
-    assert_eq!(code, Some(1), "{log}");
-    assert!(log.contains("not a listening Unix stream socket"), "{log}");
+    assert_activation_fails(file.as_fd(), "1", &[], "not a listening Unix stream socket");
 }
 
 #[test]
@@ -297,52 +311,35 @@ fn inherited_descriptors_are_closed() {
     let marker = dir.path().join("inherited-marker");
     std::fs::write(&marker, b"x").unwrap();
     let sock = dir.path().join("h.sock");
-    let mut child = Command::new("sh")
+    let mut with_marker = Command::new("sh");
+    with_marker
         .arg("-c")
         .arg("exec \"$0\" \"$@\" 7<\"$MARKER\" 9<\"$MARKER\"")
         .arg(bin())
-        .arg("-k")
-        .arg(&sock)
-        .env("MARKER", &marker)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("socket appears", || sock.exists());
-    assert_served(&sock);
+        .env("MARKER", &marker);
+    let child = spawn_serving(with_marker, &sock);
     let targets = fd_targets(child.id());
     assert!(
         !targets.iter().any(|t| t.contains("inherited-marker")),
         "inherited descriptors still open: {targets:?}"
     );
-    kill(child.id(), Signal::TERM);
-    assert!(child.wait().unwrap().success());
+    stop(child, Signal::TERM);
 }
 
 #[test]
 fn closed_standard_streams_do_not_swallow_the_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("c.sock");
-    let pidfile = dir.path().join("c.pid");
     // Started with 0, 1 and 2 closed: the socket must not land on them and
     // be replaced by /dev/null when -d redirects the standard streams.
-    let status = Command::new("sh")
+    let mut streams_closed = Command::new("sh");
+    streams_closed
         .arg("-c")
         .arg("exec \"$0\" \"$@\" <&- >&- 2>&-")
-        .arg(bin())
-        .args(["-d", "-k"])
-        .arg(&sock)
-        .arg("-f")
-        .arg(&pidfile)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let pid = read_pid(&pidfile);
-    let _guard = KillOnDrop(pid);
-    assert_served(&sock);
-    kill(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
+        .arg(bin());
+    let daemon = Detached::start(&mut streams_closed, dir.path());
+    let (sock, pidfile) = (daemon.socket(), daemon.pid_file());
+    assert_served(sock);
+    daemon.stop();
     assert!(!sock.exists() && !pidfile.exists());
 }
 
@@ -350,18 +347,10 @@ fn closed_standard_streams_do_not_swallow_the_socket() {
 fn soft_descriptor_limit_is_raised_to_the_hard_one() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("l.sock");
-    let mut child = Command::new("prlimit")
-        .args(["--nofile=256:4096", "--"])
-        .arg(bin())
-        .arg("-k")
-        .arg(&sock)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run prlimit (util-linux)");
-    wait_until("socket appears", || sock.exists());
-    assert_served(&sock);
+    // util-linux prlimit sets the limits, then execs the daemon.
+    let mut with_limits = Command::new("prlimit");
+    with_limits.args(["--nofile=256:4096", "--"]).arg(bin());
+    let child = spawn_serving(with_limits, &sock);
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
     let open_files = limits
         .lines()
@@ -369,8 +358,7 @@ fn soft_descriptor_limit_is_raised_to_the_hard_one() {
         .unwrap();
     let numbers: Vec<&str> = open_files.split_whitespace().skip(3).take(2).collect();
     assert_eq!(numbers, ["4096", "4096"], "{open_files}");
-    kill(child.id(), Signal::TERM);
-    assert!(child.wait().unwrap().success());
+    stop(child, Signal::TERM);
 }
 
 #[test]
@@ -433,60 +421,22 @@ fn second_daemon_on_a_live_socket_is_refused_and_a_stale_one_replaced() {
     // A stale socket (nobody listening) is replaced.
     drop(UnixListener::bind(daemon.socket()).unwrap());
     assert!(daemon.socket().exists());
-    let mut again = Command::new(bin())
-        .args(["-k", &sock])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("restarted daemon serves", || {
-        RawClient::connect(Path::new(&sock)).is_ok()
-    });
-    assert_served(Path::new(&sock));
-    kill(again.id(), Signal::INT);
-    assert!(again.wait().unwrap().success());
+    let again = spawn_serving(Command::new(bin()), Path::new(&sock));
+    stop(again, Signal::INT);
 }
 
 // ---------------------------------------------------------------------------
 // -d and the pid file
 
-/// Kills a detached daemon (and so its janitor) if the test fails before stopping it:
-/// a `-d` daemon is no child of the test, so nothing else would.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if !has_exited(self.0) {
-            if let Some(pid) = rustix::process::Pid::from_raw(self.0 as i32) {
-                let _ = rustix::process::kill_process(pid, Signal::KILL);
-            }
-        }
-    }
-}
-
-fn read_pid(path: &Path) -> u32 {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn daemonize_writes_locked_pidfile_and_cleans_up() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-    let (sock_s, pid_s) = (sock.to_str().unwrap(), pidfile.to_str().unwrap());
-
     // The foreground process returns 0 once the daemon serves.
-    let output = run(&["-d", "-f", pid_s, "-k", sock_s]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let pid = read_pid(&pidfile);
-    let _guard = KillOnDrop(pid);
+    let daemon = Detached::start(&mut Command::new(bin()), dir.path());
+    let (sock, pidfile, pid) = (daemon.socket(), daemon.pid_file(), daemon.pid());
+    let pid_s = pidfile.to_str().unwrap();
     assert!(!has_exited(pid));
-    assert_served(&sock);
+    assert_served(sock);
 
     // Detached: own session, standard streams on /dev/null.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -521,30 +471,29 @@ fn daemonize_writes_locked_pidfile_and_cleans_up() {
         );
         assert!(!other.exists());
     }
-    assert_eq!(read_pid(&pidfile), pid);
-    assert_served(&sock);
+    assert_eq!(read_pid(pidfile), pid);
+    assert_served(sock);
 
-    kill(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
+    daemon.stop();
     assert!(!sock.exists(), "socket left behind");
     assert!(!pidfile.exists(), "pid file left behind");
+}
+
+/// Runs `pr-helper -d -f DIR/d.pid -k DIR/d.sock EXTRA...` to completion: for a
+/// start-up that fails, whose foreground process reports why.
+fn run_detached(dir: &Path, extra: &[&str]) -> Output {
+    let (sock, pidfile) = (dir.join("d.sock"), dir.join("d.pid"));
+    let mut args = vec!["-d", "-f", pidfile.to_str().unwrap()];
+    args.extend(["-k", sock.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 #[test]
 fn daemonize_reports_start_up_errors_in_the_foreground() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
     // Logging fails only after the fork: the foreground process prints it.
-    let output = run(&[
-        "-d",
-        "-f",
-        pidfile.to_str().unwrap(),
-        "-k",
-        sock.to_str().unwrap(),
-        "-T",
-        "file=/nonexistent-dir-xyz/log",
-    ]);
+    let output = run_detached(dir.path(), &["-T", "file=/nonexistent-dir-xyz/log"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("cannot open the log file"),
@@ -556,6 +505,7 @@ fn daemonize_reports_start_up_errors_in_the_foreground() {
 #[test]
 fn daemonize_hands_errors_after_the_fork_to_the_foreground() {
     let dir = tempfile::tempdir().unwrap();
+    // Where run_detached puts them.
     let sock = dir.path().join("d.sock");
     let pidfile = dir.path().join("d.pid");
     // The backends are prepared after the fork; a state directory under a
@@ -564,15 +514,10 @@ fn daemonize_hands_errors_after_the_fork_to_the_foreground() {
     let not_a_dir = dir.path().join("file");
     std::fs::write(&not_a_dir, b"x").unwrap();
     let state = not_a_dir.join("state");
-    let output = run(&[
-        "-d",
-        "-f",
-        pidfile.to_str().unwrap(),
-        "-k",
-        sock.to_str().unwrap(),
-        "--emulated-state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let output = run_detached(
+        dir.path(),
+        &["--emulated-state-dir", state.to_str().unwrap()],
+    );
     assert_eq!(output.status.code(), Some(1));
     let text = stderr(&output);
     assert!(text.contains("preparing the backends"), "{text}");
@@ -709,19 +654,6 @@ fn sighup_and_sigint_also_shut_down_cleanly() {
     }
 }
 
-/// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
-/// start-up and serving code with a backend that waits `PR_HELPER_TEST_LATENCY_MS`
-/// before every command, so commands stay in flight.
-fn slow_daemon() -> DaemonOptions {
-    let program = pr_testkit::workspace_bin("pr-helper-slow");
-    assert!(
-        program.exists(),
-        "{} is missing: build it with `cargo build -p pr-helper-testbin`",
-        program.display()
-    );
-    DaemonOptions::new(program)
-}
-
 /// Threads of `pid` sleeping in the test backend's wait (`clock_nanosleep` or
 /// `nanosleep` per /proc/PID/task/TID/syscall): commands in flight.
 fn sleeping_threads(pid: u32) -> usize {
@@ -742,14 +674,10 @@ fn sleeping_threads(pid: u32) -> usize {
 #[test]
 fn sigterm_answers_every_command_in_flight() {
     const IN_FLIGHT: usize = 6;
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("t.pid");
-    let mut daemon = Daemon::start_with(
-        slow_daemon()
-            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
-            .env("PR_HELPER_TEST_LATENCY_MS", "3000"),
-    )
-    .expect("daemon starts");
+    let options = DaemonOptions::slow(3000).with_pid_file();
+    let mut daemon =
+        Daemon::start_with(options.args(["--shutdown-grace", "120"])).expect("daemon starts");
+    let pidfile = daemon.pid_file().expect("a pid file").to_owned();
     let pid = daemon.pid();
 
     // One image file per command, so no per-device limit queues any of them.
@@ -808,15 +736,11 @@ impl StreamRead for RawClient {
 
 #[test]
 fn grace_period_bounds_a_stuck_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("g.pid");
-    let mut daemon = Daemon::start_with(
-        slow_daemon()
-            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "0.5"])
-            // Far longer than the test waits for anything.
-            .env("PR_HELPER_TEST_LATENCY_MS", "600000"),
-    )
-    .expect("daemon starts");
+    // A latency far longer than the test waits for anything.
+    let options = DaemonOptions::slow(600_000).with_pid_file();
+    let mut daemon =
+        Daemon::start_with(options.args(["--shutdown-grace", "0.5"])).expect("daemon starts");
+    let pidfile = daemon.pid_file().expect("a pid file").to_owned();
     let pid = daemon.pid();
     let file = pr_testkit::descriptors::regular_file(4096).unwrap();
     let mut client = daemon.client().unwrap();

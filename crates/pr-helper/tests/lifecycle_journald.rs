@@ -22,8 +22,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pr_testkit::wait::{has_exited, signal, wait_until};
-use pr_testkit::{RawClient, cdb};
+use pr_testkit::checks::expect_served_with;
+use pr_testkit::detached::Detached;
+use pr_testkit::wait::{KillOnDrop, has_exited, signal, wait_until};
 use rustix::process::Signal;
 
 /// Bounds every wait (a hang guard only).
@@ -109,16 +110,8 @@ fn namespace_command(journal_socket: &Path, args: &[&str]) -> Command {
 /// Connects, sends PR IN READ KEYS on /dev/null (answered 0B/00/06 without
 /// an ioctl) and disconnects.
 fn one_command(socket: &Path) {
-    let mut client = RawClient::connect(socket).expect("connect");
-    client.handshake().expect("handshake");
     let null = File::open("/dev/null").unwrap();
-    let response = client
-        .call(&cdb::read_keys(64), null.as_fd(), &[])
-        .expect("a reply");
-    assert!(
-        response.is_check_condition(0x0B, 0x00, 0x06),
-        "{response:?}"
-    );
+    expect_served_with(socket, null.as_fd()).expect("one command answered");
 }
 
 fn field<'a>(entry: &'a Entry, name: &str) -> &'a str {
@@ -186,35 +179,10 @@ fn detached_daemon_logs_structured_entries_to_the_journal() {
     let dir = tempfile::tempdir().unwrap();
     let journal_path = dir.path().join("journal.sock");
     let journal = bind_journal(&journal_path);
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-    let output = namespace_command(
-        &journal_path,
-        &[
-            "-d",
-            "-v",
-            "-f",
-            pidfile.to_str().unwrap(),
-            "-k",
-            sock.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .expect("run unshare (util-linux)");
-    assert!(
-        output.status.success(),
-        "unshare + pr-helper -d failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _guard = KillOnDrop(pid);
+    let daemon = Detached::start(&mut namespace_command(&journal_path, &["-v"]), dir.path());
+    let pid = daemon.pid();
 
-    one_command(&sock);
+    one_command(daemon.socket());
     let entries = receive_until(&journal, |e| e.contains_key("PR_REASON"));
     check_structured(&entries);
     // The start-up entry names the daemon's pid in a field.
@@ -225,8 +193,7 @@ fn detached_daemon_logs_structured_entries_to_the_journal() {
         "no entry with PR_PID={pid}: {entries:#?}"
     );
 
-    signal(pid, Signal::TERM);
-    wait_until("daemon exits", || has_exited(pid));
+    daemon.stop();
 }
 
 /// A foreground daemon as systemd starts it: stderr is a stream whose
@@ -298,15 +265,4 @@ fn journal_stream_of_another_descriptor_keeps_the_log_on_stderr() {
     let (entries, stderr) = run_foreground(false);
     assert!(entries.is_empty(), "sent to the journal: {entries:#?}");
     assert!(stderr.contains("latency_us"), "not on stderr: {stderr}");
-}
-
-/// Kills a daemon a failing test leaves running.
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if !has_exited(self.0) {
-            signal(self.0, Signal::KILL);
-        }
-    }
 }

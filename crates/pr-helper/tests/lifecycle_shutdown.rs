@@ -109,29 +109,12 @@ fn closed_loop(
     tally
 }
 
-/// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
-/// start-up and serving code with a backend that waits `PR_HELPER_TEST_LATENCY_MS`
-/// before every command, so commands stay in flight.
-fn slow_daemon() -> DaemonOptions {
-    let program = pr_testkit::workspace_bin("pr-helper-slow");
-    assert!(
-        program.exists(),
-        "{} is missing: build it with `cargo build -p pr-helper-testbin`",
-        program.display()
-    );
-    DaemonOptions::new(program)
-}
-
 #[test]
 fn sigterm_ends_busy_connections_after_what_was_already_sent() {
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("busy.pid");
-    let mut daemon = Daemon::start_with(
-        slow_daemon()
-            .args(["-f", pidfile.to_str().unwrap(), "--shutdown-grace", "120"])
-            .env("PR_HELPER_TEST_LATENCY_MS", "20"),
-    )
-    .expect("daemon starts");
+    let options = DaemonOptions::slow(20).with_pid_file();
+    let mut daemon =
+        Daemon::start_with(options.args(["--shutdown-grace", "120"])).expect("daemon starts");
+    let pidfile = daemon.pid_file().expect("a pid file").to_owned();
 
     let signalled = Arc::new(AtomicBool::new(false));
     let replies = Arc::new(AtomicU64::new(0));

@@ -17,12 +17,12 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use pr_testkit::wait::{has_exited, signal, wait_until};
-use pr_testkit::{RawClient, cdb};
-use rustix::process::Signal;
+use pr_testkit::checks::expect_served_with;
+use pr_testkit::detached::Detached;
+use pr_testkit::wait::has_exited;
 
 /// Bounds every wait for the daemon to do something (a hang guard only).
 const HANG_LIMIT: Duration = Duration::from_secs(60);
@@ -40,19 +40,16 @@ shift
 exec "$@"
 "#;
 
-/// Starts `pr-helper ARGS` detached inside the namespace; returns when the
-/// foreground process has exited (the daemon then serves).
-fn start_in_namespace(syslog_socket: &Path, args: &[&str]) -> Output {
-    Command::new("unshare")
+/// `pr-helper` inside the namespace, its arguments still to be added.
+fn namespace_command(syslog_socket: &Path) -> Command {
+    let mut command = Command::new("unshare");
+    command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(NAMESPACE_SCRIPT)
         .arg("sh")
         .arg(syslog_socket)
-        .arg(env!("CARGO_BIN_EXE_pr-helper"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run unshare (util-linux)")
+        .arg(env!("CARGO_BIN_EXE_pr-helper"));
+    command
 }
 
 /// Datagrams received until one contains `needle`; all of them, as text.
@@ -71,11 +68,6 @@ fn receive_until(syslog: &UnixDatagram, needle: &str) -> Vec<String> {
     lines
 }
 
-fn read_pid(path: &Path) -> u32 {
-    let text = std::fs::read_to_string(path).expect("read the pid file");
-    text.trim().parse().expect("a pid in the pid file")
-}
-
 /// The session id of `pid`, from /proc/PID/stat.
 fn session_of(pid: u32) -> u32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read stat");
@@ -86,83 +78,48 @@ fn session_of(pid: u32) -> u32 {
         .unwrap_or_else(|| panic!("no session in {stat}"))
 }
 
-/// A daemon started with `-d` in the namespace, and the files around it.
-/// Dropping it kills a daemon still running, so nothing outlives a test.
-struct Detached {
+/// A daemon started with `-d` in the namespace, and the syslog socket it logs to.
+struct InNamespace {
+    /// Killed when dropped, so nothing outlives a test; dropped before `_dir`.
+    daemon: Detached,
+    syslog_path: PathBuf,
     /// Holds the socket, pid file and syslog socket; removed last.
     _dir: tempfile::TempDir,
-    syslog_path: PathBuf,
-    sock: PathBuf,
-    pidfile: PathBuf,
-    pid: u32,
 }
 
-impl Detached {
+impl InNamespace {
     /// Binds the test's syslog socket, then starts the daemon; returns
     /// once the foreground process has exited 0 (the daemon serves).
     fn start() -> (Self, UnixDatagram) {
         let dir = tempfile::tempdir().unwrap();
         let syslog_path = dir.path().join("syslog.sock");
         let syslog = bind_syslog(&syslog_path);
-        let sock = dir.path().join("d.sock");
-        let pidfile = dir.path().join("d.pid");
-        let output = start_in_namespace(
-            &syslog_path,
-            &[
-                "-d",
-                "-f",
-                pidfile.to_str().unwrap(),
-                "-k",
-                sock.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            output.status.success(),
-            "unshare + pr-helper -d failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let pid = read_pid(&pidfile);
-        assert!(!has_exited(pid));
-        let daemon = Self {
-            _dir: dir,
+        let daemon = Detached::start(&mut namespace_command(&syslog_path), dir.path());
+        assert!(!has_exited(daemon.pid()));
+        let started = Self {
+            daemon,
             syslog_path,
-            sock,
-            pidfile,
-            pid,
+            _dir: dir,
         };
-        (daemon, syslog)
+        (started, syslog)
+    }
+
+    fn pid(&self) -> u32 {
+        self.daemon.pid()
     }
 
     /// Connects, sends PR IN READ KEYS on /dev/null (answered 0B/00/06
     /// without an ioctl) and disconnects: one connection opened and closed.
     fn one_command(&self) {
-        let mut client = RawClient::connect(&self.sock).expect("connect");
-        client.handshake().expect("handshake");
         let null = File::open("/dev/null").unwrap();
-        let response = client
-            .call(&cdb::read_keys(64), null.as_fd(), &[])
-            .expect("a reply");
-        assert!(
-            response.is_check_condition(0x0B, 0x00, 0x06),
-            "{response:?}"
-        );
+        expect_served_with(self.daemon.socket(), null.as_fd()).expect("one command answered");
     }
 
     /// SIGTERM: the daemon exits and removes its socket and pid file.
     fn terminate(self) {
-        signal(self.pid, Signal::TERM);
-        wait_until("daemon exits", || has_exited(self.pid));
-        assert!(!self.sock.exists(), "socket left behind");
-        assert!(!self.pidfile.exists(), "pid file left behind");
-    }
-}
-
-impl Drop for Detached {
-    fn drop(&mut self) {
-        if !has_exited(self.pid) {
-            signal(self.pid, Signal::KILL);
-        }
+        self.daemon.stop();
+        assert!(!self.daemon.socket().exists(), "socket left behind");
+        assert!(!self.daemon.pid_file().exists(), "pid file left behind");
     }
 }
 
@@ -174,8 +131,8 @@ fn bind_syslog(path: &Path) -> UnixDatagram {
 
 #[test]
 fn detached_daemon_logs_connections_to_syslog() {
-    let (daemon, syslog) = Detached::start();
-    let pid = daemon.pid;
+    let (daemon, syslog) = InNamespace::start();
+    let pid = daemon.pid();
 
     // Detached: its own session, standard streams on /dev/null (the
     // namespace's node is the same device as the host's).
@@ -222,7 +179,7 @@ fn detached_daemon_logs_connections_to_syslog() {
 
 #[test]
 fn a_syslog_that_stops_reading_or_restarts_does_not_stop_the_daemon() {
-    let (daemon, syslog) = Detached::start();
+    let (daemon, syslog) = InNamespace::start();
     receive_until(&syslog, "serving");
 
     // The reader stalls: far more lines than a datagram socket queues
@@ -242,7 +199,7 @@ fn a_syslog_that_stops_reading_or_restarts_does_not_stop_the_daemon() {
     // after that client left, possibly after the restart.
     let lines = receive_until(&restarted, "connection opened");
     let opened = lines.last().unwrap();
-    let header = format!("<30>pr-helper[{}]: ", daemon.pid);
+    let header = format!("<30>pr-helper[{}]: ", daemon.pid());
     assert!(opened.starts_with(&header), "{opened}");
     let conn = opened
         .split(' ')

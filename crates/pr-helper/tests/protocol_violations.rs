@@ -9,11 +9,38 @@ use std::thread;
 use std::time::Duration;
 
 use pr_testkit::checks::{expect_served, idle_fd_baseline, wait_for_fd_count};
-use pr_testkit::{Daemon, DaemonOptions, RawClient, cdb, descriptors};
+use pr_testkit::{Daemon, DaemonOptions, RawClient, WireResponse, cdb, descriptors};
 
 fn start(args: &[&str]) -> Daemon {
     Daemon::start_with(DaemonOptions::new(env!("CARGO_BIN_EXE_pr-helper")).args(args))
         .expect("daemon starts")
+}
+
+/// The answer to a well-formed command on a regular file: CHECK CONDITION, ABORTED
+/// COMMAND / I/O PROCESS TERMINATED (no ioctl is sent to a regular file).
+fn assert_aborted(response: &WireResponse) {
+    assert!(
+        response.is_check_condition(0x0b, 0x00, 0x06),
+        "{response:?}"
+    );
+}
+
+/// Polls `done` every 10 ms, 3000 times at most (a hang guard, not a timing check),
+/// and panics with `failure` and the daemon's log if it never holds. The daemon acts on
+/// what a peer did (closing, logging, freeing a slot) asynchronously.
+fn poll_until(daemon: &Daemon, failure: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..3000 {
+        if done() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{failure}; log:\n{}", daemon.log_text());
+}
+
+/// Retries a fresh client until one is served.
+fn eventually_served(daemon: &Daemon, failure: &str) {
+    poll_until(daemon, failure, || expect_served(daemon).is_ok());
 }
 
 /// A daemon, its idle descriptor count, and a client already connected before the bad
@@ -43,10 +70,7 @@ impl Setup {
             .bystander
             .call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
             .expect("bystander served");
-        assert!(
-            response.is_check_condition(0x0b, 0x00, 0x06),
-            "{response:?}"
-        );
+        assert_aborted(&response);
         expect_served(&self.daemon).expect("a new client is served");
     }
 
@@ -67,18 +91,22 @@ impl Setup {
         self.daemon.client().expect("client connects")
     }
 
+    /// A fresh client sends `bytes` with `fds`; the daemon closes the connection and
+    /// logs why (`needle`).
+    fn refused(&self, bytes: &[u8], fds: &[BorrowedFd<'_>], needle: &str) {
+        let mut bad = self.client();
+        bad.send_with_fds(bytes, fds).expect("send");
+        bad.expect_closed().expect("closed");
+        self.logged(needle);
+    }
+
     /// The daemon wrote a closing line naming `needle`. The line follows the close the
     /// peer sees, so it is polled for.
     fn logged(&self, needle: &str) {
-        for _ in 0..3000 {
-            if self.has_close_line(needle) {
-                return;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        panic!(
-            "no closing log line containing {needle:?} in:\n{}",
-            self.daemon.log_text()
+        poll_until(
+            &self.daemon,
+            &format!("no closing log line containing {needle:?}"),
+            || self.has_close_line(needle),
         );
     }
 
@@ -109,11 +137,8 @@ fn request_without_descriptor_closes_the_connection() {
 fn two_descriptors_close_the_connection_and_both_descriptors() {
     let setup = Setup::new(&[]);
     let (a, b) = (file(), file());
-    let mut bad = setup.client();
     let fds: [BorrowedFd<'_>; 2] = [a.as_file().as_fd(), b.as_file().as_fd()];
-    bad.send_with_fds(&cdb::read_keys(64), &fds).expect("send");
-    bad.expect_closed().expect("closed");
-    setup.logged("2 descriptors");
+    setup.refused(&cdb::read_keys(64), &fds, "2 descriptors");
     setup.back_to_baseline();
 }
 
@@ -122,10 +147,7 @@ fn more_descriptors_than_the_control_buffer_holds_is_a_truncated_control_message
     let setup = Setup::new(&[]);
     let files: Vec<_> = (0..12).map(|_| file()).collect();
     let fds: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_file().as_fd()).collect();
-    let mut bad = setup.client();
-    bad.send_with_fds(&cdb::read_keys(64), &fds).expect("send");
-    bad.expect_closed().expect("closed");
-    setup.logged("truncated control message");
+    setup.refused(&cdb::read_keys(64), &fds, "truncated control message");
     setup.back_to_baseline();
 }
 
@@ -164,11 +186,11 @@ fn wrong_opcodes_close_the_connection() {
     for opcode in [0x00u8, 0x12, 0x5d, 0x60, 0xa3, 0xff] {
         let mut command = cdb::read_keys(64);
         command[0] = opcode;
-        let mut bad = setup.client();
-        bad.send_with_fds(&command, &[a.as_file().as_fd()])
-            .expect("send");
-        bad.expect_closed().expect("closed");
-        setup.logged(&format!("opcode {opcode:#04x}"));
+        setup.refused(
+            &command,
+            &[a.as_file().as_fd()],
+            &format!("opcode {opcode:#04x}"),
+        );
     }
     setup.back_to_baseline();
 }
@@ -181,18 +203,12 @@ fn transfer_length_8192_is_served() {
     let response = client
         .call(&cdb::read_keys(8192), a.as_file().as_fd(), &[])
         .expect("PR IN 8192");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    assert_aborted(&response);
     let list = vec![0u8; 8192];
     let response = client
         .call(&cdb::register(8192), a.as_file().as_fd(), &list)
         .expect("PR OUT 8192");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    assert_aborted(&response);
     drop(client);
     setup.back_to_baseline();
 }
@@ -203,11 +219,11 @@ fn transfer_lengths_above_8192_close_the_connection() {
     let a = file();
     for length in [8193u16, 65535] {
         for command in [cdb::read_keys(length), cdb::register(length)] {
-            let mut bad = setup.client();
-            bad.send_with_fds(&command, &[a.as_file().as_fd()])
-                .expect("send");
-            bad.expect_closed().expect("closed");
-            setup.logged(&format!("transfer length {length} refused"));
+            setup.refused(
+                &command,
+                &[a.as_file().as_fd()],
+                &format!("transfer length {length} refused"),
+            );
         }
     }
     setup.back_to_baseline();
@@ -233,10 +249,7 @@ fn cdb_bytes_5_and_6_are_refused_without_closing() {
     let response = client
         .call(&cdb::read_keys(64), a.as_file().as_fd(), &[])
         .expect("next");
-    assert!(
-        response.is_check_condition(0x0b, 0x00, 0x06),
-        "{response:?}"
-    );
+    assert_aborted(&response);
     drop(client);
     setup.back_to_baseline();
 }
@@ -343,7 +356,7 @@ fn pipelined_requests_are_answered_in_order() {
     let first = client.read_response().expect("1");
     let second = client.read_response().expect("2");
     let third = client.read_response().expect("3");
-    assert!(first.is_check_condition(0x0b, 0x00, 0x06), "{first:?}");
+    assert_aborted(&first);
     assert!(second.is_check_condition(0x05, 0x20, 0x00), "{second:?}");
     assert!(third.is_check_condition(0x05, 0x24, 0x00), "{third:?}");
     drop(client);
@@ -399,15 +412,10 @@ fn connections_beyond_the_cap_are_closed_at_once() {
     let response = second
         .call(&cdb::read_keys(8), a.as_file().as_fd(), &[])
         .expect("served");
-    assert!(response.is_check_condition(0x0b, 0x00, 0x06));
+    assert_aborted(&response);
     // A slot frees when a client leaves (asynchronously: retry until it is reused).
     drop(first);
-    let mut retries = 0;
-    while expect_served(&daemon).is_err() {
-        retries += 1;
-        assert!(retries < 3000, "slot never freed");
-        thread::sleep(Duration::from_millis(10));
-    }
+    eventually_served(&daemon, "slot never freed");
     drop((second, third));
     wait_for_fd_count(daemon.pid(), baseline).expect("baseline");
 }
@@ -433,17 +441,10 @@ fn a_full_descriptor_table_backs_off_and_recovers() {
         );
     }
     wait_for_fd_count(pid, usize::try_from(LIMIT).expect("limit")).expect("table full");
-    let log_contains = |needle: &str| daemon.log_text().contains(needle);
-    for _ in 0..3000 {
-        if log_contains("cannot accept connections") {
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        log_contains("cannot accept connections"),
-        "{}",
-        daemon.log_text()
+    poll_until(
+        &daemon,
+        "no \"cannot accept connections\" in the log",
+        || daemon.log_text().contains("cannot accept connections"),
     );
     // While full, the daemon waits instead of spinning on accept: over two seconds of
     // wall time it uses a small fraction of one CPU (a spinning accept loop uses all).
@@ -457,16 +458,7 @@ fn a_full_descriptor_table_backs_off_and_recovers() {
     );
     // Peers leave: the daemon accepts again and serves.
     drop(clients);
-    let mut retries = 0;
-    while expect_served(&daemon).is_err() {
-        retries += 1;
-        assert!(
-            retries < 3000,
-            "daemon did not recover:\n{}",
-            daemon.log_text()
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    eventually_served(&daemon, "daemon did not recover");
     assert!(daemon.log_text().contains("accepting connections again"));
     wait_for_fd_count(pid, baseline).expect("baseline");
 }

@@ -10,8 +10,8 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use pr_testkit::checks::expect_served_with;
 use pr_testkit::wait::wait_until;
-use pr_testkit::{RawClient, cdb};
 use rustix::process::Signal;
 
 /// Runs `setpriv LIMITS pr-helper -k SOCK -f PIDFILE`, sends one command,
@@ -43,17 +43,9 @@ fn serve_once_under(limits: &[&str], dir: &Path) -> String {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let mut client = RawClient::connect(&sock).expect("connect");
-    client.handshake().expect("handshake");
+    // READ KEYS on /dev/null: answered 0B/00/06 without an ioctl.
     let null = File::open("/dev/null").unwrap();
-    let response = client
-        .call(&cdb::read_keys(64), null.as_fd(), &[])
-        .expect("a reply");
-    assert!(
-        response.is_check_condition(0x0B, 0x00, 0x06),
-        "{response:?}"
-    );
-    drop(client);
+    expect_served_with(&sock, null.as_fd()).expect("one command answered");
 
     // setpriv execs: the child is the daemon.
     let target = rustix::process::Pid::from_raw(pid as i32).unwrap();

@@ -15,13 +15,14 @@ use std::os::fd::AsFd;
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pr_helper::sandbox::SeccompMode;
 use pr_helper::sandbox::seccomp;
+use pr_testkit::activation::{ActivationSockets, expect_ready};
 use pr_testkit::daemon::Daemon;
-use pr_testkit::wait::{has_exited, wait_until};
+use pr_testkit::detached::Detached;
 use rustix::process::Signal;
 
 const HANG_LIMIT: Duration = Duration::from_secs(60);
@@ -32,7 +33,7 @@ fn bin() -> &'static str {
 
 /// The daemon socket-activated on `listener`, reporting readiness to
 /// `notify_socket`.
-fn spawn_activated(listener: &UnixListener, notify_socket: &OsStr) -> std::process::Child {
+fn spawn_activated(listener: &UnixListener, notify_socket: &OsStr) -> Child {
     pr_testkit::activation::spawn_activated(
         Path::new(bin()),
         listener.as_fd(),
@@ -41,6 +42,17 @@ fn spawn_activated(listener: &UnixListener, notify_socket: &OsStr) -> std::proce
         &[],
     )
     .expect("spawn through sh")
+}
+
+/// SIGTERM to a socket-activated daemon: it must exit 0.
+fn stop_activated(child: Child) {
+    kill(child.id(), Signal::TERM);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 }
 
 fn is_root() -> bool {
@@ -132,29 +144,11 @@ fn user_switched_daemon_is_confined() {
 fn detached_daemon_is_confined() {
     assert!(is_root(), "needs root (the test machine runs as root)");
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("d.sock");
-    let pidfile = dir.path().join("d.pid");
-    let output = Command::new(bin())
-        .args(["-d", "-f", pidfile.to_str().unwrap()])
-        .args(["-k", sock.to_str().unwrap()])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let pid: u32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert_served(&sock);
-    assert_confined(pid, Some("0\t0\t0\t0"));
-    kill(pid, Signal::TERM);
-    wait_until("detached daemon exits", || has_exited(pid));
-    assert!(!sock.exists() && !pidfile.exists());
+    let daemon = Detached::start(&mut Command::new(bin()), dir.path());
+    assert_served(daemon.socket());
+    assert_confined(daemon.pid(), Some("0\t0\t0\t0"));
+    daemon.stop();
+    assert!(!daemon.socket().exists() && !daemon.pid_file().exists());
 }
 
 /// systemd's protocol: the socket on descriptor 3, LISTEN_PID, LISTEN_FDS,
@@ -162,25 +156,12 @@ fn detached_daemon_is_confined() {
 #[test]
 fn socket_activated_daemon_is_confined_and_notifies_readiness() {
     assert!(is_root(), "needs root (the test machine runs as root)");
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("activated.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let notify_path = dir.path().join("notify");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
-    let child = spawn_activated(&listener, notify_path.as_os_str());
-    let mut buf = [0u8; 64];
-    let n = notify.recv(&mut buf).expect("READY=1 on NOTIFY_SOCKET");
-    assert_eq!(&buf[..n], b"READY=1\n");
-    assert_served(&sock);
+    let sockets = ActivationSockets::bind().unwrap();
+    let child = spawn_activated(sockets.listener(), sockets.notify_path());
+    sockets.expect_ready();
+    assert_served(sockets.socket());
     assert_confined(child.id(), Some("0\t0\t0\t0"));
-    kill(child.id(), Signal::TERM);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    stop_activated(child);
 }
 
 /// Landlock's abstract-socket scope would stop readiness from reaching an
@@ -196,19 +177,9 @@ fn readiness_reaches_an_abstract_notify_socket_under_landlock() {
     let notify = UnixDatagram::bind_addr(&address).unwrap();
     notify.set_read_timeout(Some(HANG_LIMIT)).unwrap();
     let child = spawn_activated(&listener, OsStr::new(&format!("@{name}")));
-    let mut buf = [0u8; 64];
-    let n = notify
-        .recv(&mut buf)
-        .expect("READY=1 on the abstract NOTIFY_SOCKET");
-    assert_eq!(&buf[..n], b"READY=1\n");
+    expect_ready(&notify);
     assert_served(&sock);
-    kill(child.id(), Signal::TERM);
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    stop_activated(child);
 }
 
 #[test]

@@ -5,6 +5,14 @@ pub const PR_IN: u8 = 0x5E;
 /// PERSISTENT RESERVE OUT opcode.
 pub const PR_OUT: u8 = 0x5F;
 
+/// `cdb` (a 10-byte PR IN/OUT CDB, say, as `pr_target::build` makes them)
+/// zero-padded to 16 bytes. Panics if it is longer.
+pub fn padded(cdb: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..cdb.len()].copy_from_slice(cdb);
+    out
+}
+
 /// PR IN READ KEYS with `allocation` bytes allowed for the answer.
 pub fn read_keys(allocation: u16) -> [u8; 16] {
     pr_in(0x00, allocation)

@@ -2,7 +2,7 @@
 //! descriptor count is back to its baseline".
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -58,10 +58,16 @@ pub fn expect_served(daemon: &Daemon) -> io::Result<()> {
 
 /// [`expect_served`] for a daemon the test started itself, by its socket.
 pub fn expect_served_at(socket: &Path) -> io::Result<()> {
+    let file = descriptors::regular_file(4096)?;
+    expect_served_with(socket, file.as_file().as_fd())
+}
+
+/// [`expect_served_at`] with the PR IN sent on `fd`, which must not be a SCSI device
+/// (such as `/dev/null`): the answer is the same, and no ioctl is sent.
+pub fn expect_served_with(socket: &Path, fd: BorrowedFd<'_>) -> io::Result<()> {
     let mut client = crate::RawClient::connect(socket)?;
     client.handshake()?;
-    let file = descriptors::regular_file(4096)?;
-    let response = client.call(&cdb::read_keys(64), file.as_file().as_fd(), &[])?;
+    let response = client.call(&cdb::read_keys(64), fd, &[])?;
     if response.is_check_condition(0x0b, 0x00, 0x06) {
         Ok(())
     } else {

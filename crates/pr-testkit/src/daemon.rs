@@ -27,6 +27,8 @@ pub struct DaemonOptions {
     pub env: Vec<(OsString, OsString)>,
     /// RLIMIT_NOFILE (soft and hard) for the daemon, set before it starts.
     pub max_open_files: Option<u64>,
+    /// Whether the daemon writes a pid file (`-f`) in its temporary directory.
+    pub pid_file: bool,
 }
 
 impl DaemonOptions {
@@ -36,6 +38,19 @@ impl DaemonOptions {
             program: Some(program.into()),
             ..Self::default()
         }
+    }
+
+    /// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
+    /// start-up and serving code with a backend that waits `latency_ms` before every
+    /// command, so commands stay in flight. Panics if that binary was not built.
+    pub fn slow(latency_ms: u64) -> Self {
+        let program = crate::workspace_bin("pr-helper-slow");
+        assert!(
+            program.exists(),
+            "{} is missing: build it with `cargo build -p pr-helper-testbin`",
+            program.display()
+        );
+        Self::new(program).env("PR_HELPER_TEST_LATENCY_MS", latency_ms.to_string())
     }
 
     /// Appends arguments.
@@ -54,6 +69,12 @@ impl DaemonOptions {
         self
     }
 
+    /// Has the daemon write a pid file in its directory (see [`Daemon::pid_file`]).
+    pub fn with_pid_file(mut self) -> Self {
+        self.pid_file = true;
+        self
+    }
+
     /// Runs the daemon with at most `limit` open descriptors.
     pub fn max_open_files(mut self, limit: u64) -> Self {
         self.max_open_files = Some(limit);
@@ -68,6 +89,7 @@ pub struct Daemon {
     dir: TempDir,
     socket: PathBuf,
     log: PathBuf,
+    pid_file: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -101,6 +123,7 @@ impl Daemon {
             .tempdir()?;
         let socket = dir.path().join("helper.sock");
         let log = dir.path().join("helper.log");
+        let pid_file = options.pid_file.then(|| dir.path().join("helper.pid"));
         let notify = NotifySocket::bind()?;
         // One open file description for both streams, so their lines interleave.
         let log_file = File::create(&log)?;
@@ -120,6 +143,7 @@ impl Daemon {
         command
             .arg("-k")
             .arg(&socket)
+            .args(pid_file.iter().flat_map(|path| [Path::new("-f"), path]))
             .args(&options.args)
             .envs(options.env.iter().map(|(k, v)| (k, v)))
             .env(NOTIFY_SOCKET, notify.env_value())
@@ -132,6 +156,7 @@ impl Daemon {
             dir,
             socket,
             log,
+            pid_file,
         };
         daemon.wait_until_ready(&notify)?;
         Ok(daemon)
@@ -162,6 +187,11 @@ impl Daemon {
     /// The socket it listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Its pid file, if [`DaemonOptions::with_pid_file`] asked for one.
+    pub fn pid_file(&self) -> Option<&Path> {
+        self.pid_file.as_deref()
     }
 
     /// Its temporary directory (socket and log live there).

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 
 use tempfile::NamedTempFile;
 
@@ -23,9 +24,14 @@ pub fn read_only_file() -> io::Result<(File, NamedTempFile)> {
     Ok((read_only, backing))
 }
 
+/// `path` opened read-write (an image file, a device node).
+pub fn open_read_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).write(true).open(path)
+}
+
 /// `/dev/null` opened read-write: a character device that is not a SCSI device.
 pub fn dev_null() -> io::Result<File> {
-    OpenOptions::new().read(true).write(true).open("/dev/null")
+    open_read_write(Path::new("/dev/null"))
 }
 
 /// Both ends of a pipe (read end, write end).

@@ -5,13 +5,15 @@
 //! - [`RawClient`]: a protocol peer that sends exactly the bytes and descriptors a test
 //!   asks for, well-formed or not;
 //! - [`descriptors`]: files, pipes, sockets and devices to send;
+//! - [`detached`]: a daemon started with `-d`, known by its pid file;
 //! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
 //! - [`checks`]: "another client is still served", "descriptor count back to baseline";
 //! - [`cdb`]: PR IN / PR OUT CDBs as 16-byte arrays;
 //! - [`reference`]: Debian's `qemu-pr-helper`, QEMU and loop devices;
 //! - [`ready`]: waiting for a daemon's `READY=1` on a notify socket of the test's own.
 //! - [`qmp`]: a QMP session with a running QEMU;
-//! - [`wait`]: bounded waits, exit checks and signals for processes a test started.
+//! - [`wait`]: bounded waits, exit checks, signals and a kill-on-drop guard for
+//!   processes a test started.
 #![forbid(unsafe_code)]
 
 pub mod activation;
@@ -20,6 +22,7 @@ pub mod cdb;
 pub mod checks;
 pub mod daemon;
 pub mod descriptors;
+pub mod detached;
 pub mod proc;
 pub mod qmp;
 pub mod raw;

@@ -37,6 +37,25 @@ pub fn signal(pid: u32, signal: Signal) {
     rustix::process::kill_process(pid, signal).expect("signal the process");
 }
 
+/// Kills process `pid` with SIGKILL when dropped, unless it has exited: a guard for
+/// a process a failing test would otherwise leave running.
+#[derive(Debug)]
+pub struct KillOnDrop(pub u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Never panics: a drop may run while a failing test already panics.
+        if !has_exited(self.0) {
+            if let Some(pid) = i32::try_from(self.0)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! of a loop device. Loop devices need root (the test machine runs as root).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,22 +64,20 @@ fn read_pr_in_cdb() -> [u8; 10] {
     [0x5E, 0x00, 0, 0, 0, 0, 0, 0x20, 0x00, 0]
 }
 
-#[test]
-fn regular_file_is_regular_and_sg_io_fails_with_enotty() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = image(dir.path(), 4096);
-    let file = OpenOptions::new()
+fn open_read_write(path: &Path) -> File {
+    OpenOptions::new()
         .read(true)
         .write(true)
-        .open(&path)
-        .unwrap();
-    assert_eq!(classify(file.as_fd()).unwrap(), DescriptorKind::RegularFile);
-    assert_eq!(access_mode(file.as_fd()).unwrap(), AccessMode::ReadWrite);
+        .open(path)
+        .unwrap()
+}
 
+/// [`read_pr_in_cdb`] through SG_IO on `fd`: the report, and the sense buffer.
+fn read_keys_through_sg_io(fd: BorrowedFd<'_>) -> (SgIoReport, [u8; 96]) {
     let mut buf = [0u8; 8192];
     let mut sense = [0u8; 96];
     let report = send(
-        file.as_fd(),
+        fd,
         &read_pr_in_cdb(),
         Direction::FromDevice,
         &mut buf,
@@ -87,6 +85,18 @@ fn regular_file_is_regular_and_sg_io_fails_with_enotty() {
         Duration::from_secs(30),
     )
     .unwrap();
+    (report, sense)
+}
+
+#[test]
+fn regular_file_is_regular_and_sg_io_fails_with_enotty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = image(dir.path(), 4096);
+    let file = open_read_write(&path);
+    assert_eq!(classify(file.as_fd()).unwrap(), DescriptorKind::RegularFile);
+    assert_eq!(access_mode(file.as_fd()).unwrap(), AccessMode::ReadWrite);
+
+    let (report, _) = read_keys_through_sg_io(file.as_fd());
     assert_eq!(report.outcome.errno, Some(libc::ENOTTY));
     assert_eq!(report.sense_len, 0);
 }
@@ -151,11 +161,7 @@ fn loop_device_is_whole_block_device_and_fails_sg_io() {
     let dir = tempfile::tempdir().unwrap();
     let img = image(dir.path(), 1 << 20);
     let lo = Loop::attach(&img, false);
-    let dev = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&lo.dev)
-        .unwrap();
+    let dev = open_read_write(&lo.dev);
     let kind = classify(dev.as_fd()).unwrap();
     assert_eq!(
         kind,
@@ -167,17 +173,7 @@ fn loop_device_is_whole_block_device_and_fails_sg_io() {
 
     // The loop driver is not SCSI: the ioctl fails, and the failure is an
     // outcome, not an error.
-    let mut buf = [0u8; 8192];
-    let mut sense = [0u8; 96];
-    let report = send(
-        dev.as_fd(),
-        &read_pr_in_cdb(),
-        Direction::FromDevice,
-        &mut buf,
-        &mut sense,
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let (report, sense) = read_keys_through_sg_io(dev.as_fd());
     assert!(report.outcome.errno.is_some(), "{report:?}");
     // Written out: EINVAL, no statuses, no sense, nothing transferred (the
     // daemon's tests expect the 05/24/00 reply that this errno maps to).
@@ -281,27 +277,19 @@ fn sg_char_device_is_recognised_by_major() {
 fn misuse_is_refused_before_the_ioctl() {
     let null = File::open("/dev/null").unwrap();
     let mut sense = [0u8; 96];
-    let long_cdb = [0u8; 17];
-    let err = send(
-        null.as_fd(),
-        &long_cdb,
-        Direction::None,
-        &mut [],
-        &mut sense,
-        Duration::from_secs(1),
-    )
-    .unwrap_err();
-    assert_eq!(err, SendError::CdbLength(17));
-    let err = send(
-        null.as_fd(),
-        &[],
-        Direction::None,
-        &mut [],
-        &mut sense,
-        Duration::from_secs(1),
-    )
-    .unwrap_err();
-    assert_eq!(err, SendError::CdbLength(0));
+    let mut refused = |cdb: &[u8]| {
+        send(
+            null.as_fd(),
+            cdb,
+            Direction::None,
+            &mut [],
+            &mut sense,
+            Duration::from_secs(1),
+        )
+        .unwrap_err()
+    };
+    assert_eq!(refused(&[0u8; 17]), SendError::CdbLength(17));
+    assert_eq!(refused(&[]), SendError::CdbLength(0));
 }
 
 /// A fake sysfs in which the loop device `lo` is a device-mapper device of
