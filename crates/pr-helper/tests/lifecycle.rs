@@ -612,6 +612,47 @@ fn files_are_removed_even_when_the_daemon_is_killed() {
     });
 }
 
+/// The janitor: the one child process of the daemon's main thread (forked
+/// while the daemon was single-threaded).
+fn janitor_of(daemon: u32) -> u32 {
+    let children = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
+        .expect("read the daemon's children");
+    let pids: Vec<u32> = children
+        .split_whitespace()
+        .map(|pid| pid.parse().expect("a pid"))
+        .collect();
+    assert_eq!(pids.len(), 1, "the daemon's children: {children:?}");
+    pids[0]
+}
+
+#[test]
+fn the_janitor_runs_under_its_own_seccomp_filter_unless_seccomp_is_off() {
+    for (args, seccomp) in [(&["-u", "nobody"][..], "2"), (&["--seccomp=none"][..], "0")] {
+        let mut daemon = Daemon::start(args.iter().copied()).expect("daemon starts");
+        // Served means start-up is complete: the janitor exists and has confined itself.
+        assert_served(daemon.socket());
+        let janitor = janitor_of(daemon.pid());
+        wait_until("the janitor has confined itself", || {
+            status_field(janitor, "NoNewPrivs") == "1"
+                && status_field(janitor, "Seccomp") == seccomp
+        });
+        assert_eq!(
+            status_field(janitor, "CapEff"),
+            "0000000000000002",
+            "{args:?}"
+        );
+        // Still able to do its one job.
+        daemon.signal(Signal::TERM).unwrap();
+        assert!(daemon.wait().unwrap().success(), "{}", daemon.log_text());
+        assert!(!daemon.socket().exists(), "{args:?}: socket left behind");
+        assert!(
+            !daemon.log_text().contains("could not remove"),
+            "{}",
+            daemon.log_text()
+        );
+    }
+}
+
 #[test]
 fn without_user_switch_capabilities_are_still_reduced() {
     assert!(

@@ -137,11 +137,31 @@ fn restrict_this_thread(plan: &LandlockPlan) -> Result<LandlockOutcome, Landlock
         .add_rules(path_beneath_rules(&plan.devices, devices))?
         .add_rules(path_beneath_rules(&plan.state_dirs, state))?
         .restrict_self()?;
-    Ok(match status.ruleset {
+    Ok(outcome(&status))
+}
+
+/// How much of a ruleset the kernel enforces, from what `restrict_self` said.
+fn outcome(status: &RestrictionStatus) -> LandlockOutcome {
+    match status.ruleset {
         RulesetStatus::FullyEnforced => LandlockOutcome::FullyEnforced,
         RulesetStatus::PartiallyEnforced => LandlockOutcome::PartiallyEnforced,
         _ => LandlockOutcome::NotSupported,
-    })
+    }
+}
+
+/// Restricts the calling process (the janitor, single-threaded) to removing
+/// files beneath `dirs`: it opens, creates and writes nothing, binds and
+/// connects no TCP socket, and signals nothing outside its domain.
+pub fn restrict_janitor(dirs: &[PathBuf]) -> Result<LandlockOutcome, LandlockError> {
+    let status: RestrictionStatus = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(NEWEST))?
+        .handle_access(AccessNet::from_all(NEWEST))?
+        .scope(Scope::from_all(NEWEST))?
+        .create()?
+        .add_rules(path_beneath_rules(dirs, AccessFs::RemoveFile))?
+        .restrict_self()?;
+    Ok(outcome(&status))
 }
 
 #[cfg(test)]
@@ -160,6 +180,37 @@ mod tests {
         let multipath = LandlockPlan::for_daemon(None, true, true);
         assert_eq!(multipath.devices, [PathBuf::from("/dev")]);
         assert!(multipath.state_dirs.is_empty() && multipath.abstract_sockets);
+    }
+
+    // On a thread of its own, as below.
+    #[test]
+    fn the_janitors_ruleset_removes_files_beneath_its_directories_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        std::fs::create_dir(&ours).unwrap();
+        std::fs::write(ours.join("sock"), b"").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"").unwrap();
+        let (outcome, removed, created, removed_elsewhere) = std::thread::spawn({
+            let (ours, elsewhere) = (ours.clone(), elsewhere.clone());
+            move || {
+                let outcome = restrict_janitor(std::slice::from_ref(&ours)).unwrap();
+                let removed = std::fs::remove_file(ours.join("sock")).is_ok();
+                let created = std::fs::write(ours.join("new"), b"x").is_ok();
+                let removed_elsewhere = std::fs::remove_file(&elsewhere).is_ok();
+                (outcome, removed, created, removed_elsewhere)
+            }
+        })
+        .join()
+        .unwrap();
+        if outcome == LandlockOutcome::NotSupported {
+            eprintln!("this kernel has no Landlock: nothing to check");
+            return;
+        }
+        assert!(removed, "cannot remove beneath its directory");
+        assert!(!created, "created a file");
+        assert!(!removed_elsewhere, "removed a file elsewhere");
+        assert!(elsewhere.exists());
     }
 
     #[test]

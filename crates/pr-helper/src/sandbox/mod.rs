@@ -10,6 +10,9 @@
 //!   this file, with one comment per rule saying who needs it. ioctl is
 //!   allowed only for SG_IO, FIONREAD, FIONBIO and the read-only
 //!   device-mapper requests of the multipath backend.
+//! - The janitor (`startup/janitor.rs`), forked before all this, installs its own
+//!   small filter ([`seccomp::compile_janitor`]) and ruleset
+//!   ([`landlock::restrict_janitor`]).
 //! - [`landlock`]: read-only /sys and /proc, the software target's state
 //!   directory, device nodes (for multipath); no TCP, no signals or abstract
 //!   sockets outside the sandbox. Best effort: a kernel without Landlock

@@ -103,9 +103,29 @@ pub fn compile(mode: SeccompMode, multipath: bool) -> Result<Option<BpfProgram>,
         return Ok(None);
     };
     let arch_name = std::env::consts::ARCH;
+    let extras: &[&str] = if multipath { &["multipath"] } else { &[] };
+    build(&joined_policy("common", arch_name, extras, action)?)
+}
+
+/// The janitor's own small filter (see `startup/janitor.rs`), with `mode`'s
+/// action; `None` for [`SeccompMode::None`]. Trap mode kills: the janitor has no
+/// handler to report with, and a janitor killed for a syscall shows as files left
+/// behind and a warning in the daemon's log.
+pub fn compile_janitor(mode: SeccompMode) -> Result<Option<BpfProgram>, SeccompError> {
+    let action = match mode {
+        SeccompMode::None => return Ok(None),
+        SeccompMode::Log => "log",
+        SeccompMode::Kill | SeccompMode::Trap => "kill_process",
+    };
+    let arch = format!("janitor-{}", std::env::consts::ARCH);
+    build(&joined_policy("janitor", &arch, &[], action)?)
+}
+
+/// Compiles one joined policy for the running architecture.
+fn build(joined: &str) -> Result<Option<BpfProgram>, SeccompError> {
+    let arch_name = std::env::consts::ARCH;
     let arch =
         TargetArch::try_from(arch_name).map_err(|_| SeccompError::UnsupportedArch(arch_name))?;
-    let joined = joined_policy(arch_name, action, multipath)?;
     let mut programs =
         seccompiler::compile_from_json(joined.as_bytes(), arch).map_err(SeccompError::Compile)?;
     programs
@@ -114,53 +134,59 @@ pub fn compile(mode: SeccompMode, multipath: bool) -> Result<Option<BpfProgram>,
         .ok_or(SeccompError::MissingFilter(JOINED))
 }
 
-/// `common` and the architecture's rules (and, for `multipath`, the multipath
-/// backend's) as one seccompiler filter.
+/// The policy's filter `base` with the rules of `arch_part` (the running
+/// architecture's, which must exist) and of each of `extras`, as one seccompiler
+/// filter named [`JOINED`] whose syscalls outside it get `action`.
 fn joined_policy(
-    arch_name: &'static str,
+    base: &'static str,
+    arch_part: &str,
+    extras: &[&'static str],
     action: &str,
-    multipath: bool,
 ) -> Result<String, SeccompError> {
     let mut policy: serde_json::Value =
         serde_json::from_str(POLICY_JSON).map_err(SeccompError::PolicyJson)?;
-    let arch_rules = policy
-        .get_mut(arch_name)
-        .and_then(|filter| filter.get_mut("filter"))
-        .map(serde_json::Value::take)
-        .ok_or(SeccompError::UnsupportedArch(arch_name))?;
-    let mut common = policy
-        .get_mut("common")
-        .map(serde_json::Value::take)
-        .ok_or(SeccompError::MissingFilter("common"))?;
-    let rules = common
-        .get_mut("filter")
-        .and_then(serde_json::Value::as_array_mut)
-        .ok_or(SeccompError::MissingFilter("common"))?;
-    if let serde_json::Value::Array(extra) = arch_rules {
-        rules.extend(extra);
-    }
-    if multipath {
-        let multipath_rules = policy
-            .get_mut("multipath")
+    let mut rules_of = |part: &str| {
+        policy
+            .get_mut(part)
             .and_then(|filter| filter.get_mut("filter"))
             .map(serde_json::Value::take)
-            .ok_or(SeccompError::MissingFilter("multipath"))?;
-        if let serde_json::Value::Array(extra) = multipath_rules {
+    };
+    let arch_rules =
+        rules_of(arch_part).ok_or(SeccompError::UnsupportedArch(std::env::consts::ARCH))?;
+    let mut extra_rules = Vec::new();
+    for &extra in extras {
+        extra_rules.push(rules_of(extra).ok_or(SeccompError::MissingFilter(extra))?);
+    }
+    let mut filter = policy
+        .get_mut(base)
+        .map(serde_json::Value::take)
+        .ok_or(SeccompError::MissingFilter(base))?;
+    let rules = filter
+        .get_mut("filter")
+        .and_then(serde_json::Value::as_array_mut)
+        .ok_or(SeccompError::MissingFilter(base))?;
+    for part in std::iter::once(arch_rules).chain(extra_rules) {
+        if let serde_json::Value::Array(extra) = part {
             rules.extend(extra);
         }
     }
-    common["mismatch_action"] = serde_json::Value::from(action);
-    let joined = serde_json::json!({ JOINED: common });
-    Ok(joined.to_string())
+    if let Some(object) = filter.as_object_mut() {
+        // A filter's own comment is ours, not seccompiler's.
+        object.remove("comment");
+    }
+    filter["mismatch_action"] = serde_json::Value::from(action);
+    Ok(serde_json::json!({ JOINED: filter }).to_string())
 }
 
 /// The syscall names the policy allows on this architecture, with or without the
 /// multipath backend's part (for the documentation and tests).
 pub fn allowed_syscalls(multipath: bool) -> Result<Vec<String>, SeccompError> {
+    let extras: &[&str] = if multipath { &["multipath"] } else { &[] };
     let joined: serde_json::Value = serde_json::from_str(&joined_policy(
+        "common",
         std::env::consts::ARCH,
+        extras,
         "kill_process",
-        multipath,
     )?)
     .map_err(SeccompError::PolicyJson)?;
     let mut names: Vec<String> = joined[JOINED]["filter"]
@@ -273,6 +299,42 @@ mod tests {
             "landlock_create_ruleset",
         ] {
             assert!(!allowed.iter().any(|name| name == forbidden), "{forbidden}");
+        }
+    }
+
+    #[test]
+    fn the_janitors_filter_compiles_and_allows_only_its_job() {
+        for mode in [SeccompMode::Kill, SeccompMode::Log, SeccompMode::Trap] {
+            assert!(
+                !compile_janitor(mode).unwrap().unwrap().is_empty(),
+                "{mode:?}"
+            );
+        }
+        assert!(compile_janitor(SeccompMode::None).unwrap().is_none());
+        let joined: serde_json::Value = serde_json::from_str(
+            &joined_policy(
+                "janitor",
+                &format!("janitor-{}", std::env::consts::ARCH),
+                &[],
+                "kill_process",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let allowed: Vec<&str> = joined[JOINED]["filter"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|rule| rule["syscall"].as_str())
+            .collect();
+        for needed in ["read", "statx", "unlinkat", "exit_group"] {
+            assert!(allowed.contains(&needed), "{needed}");
+        }
+        for forbidden in [
+            "openat", "write", "socket", "connect", "execve", "ioctl", "capset", "ptrace", "clone",
+            "kill",
+        ] {
+            assert!(!allowed.contains(&forbidden), "{forbidden}");
         }
     }
 

@@ -12,6 +12,12 @@
 //! removes a successor's socket. On an orderly exit the daemon waits for the
 //! janitor, so both files are gone by the time the daemon's exit status is
 //! visible.
+//!
+//! The janitor confines itself too, before it waits: its own seccomp filter
+//! (the `janitor` part of `seccomp-policy.json`: read, stat, unlink, the
+//! allocator, exit) under `--seccomp`, and unless `--no-landlock` a Landlock
+//! ruleset that lets it remove files beneath the two files' directories and
+//! nothing else.
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -73,6 +79,15 @@ pub enum JanitorError {
     Fork(#[source] io::Error),
 }
 
+/// How the janitor confines itself once it has shed its privileges.
+#[derive(Debug, Default)]
+pub struct JanitorConfinement {
+    /// Its seccomp filter (`None`: `--seccomp=none`).
+    pub seccomp: Option<seccompiler::BpfProgram>,
+    /// Whether to apply its Landlock ruleset (`--no-landlock`: no).
+    pub landlock: bool,
+}
+
 /// The daemon's side: dropping it (or exiting) releases the janitor.
 #[derive(Debug)]
 pub struct Janitor {
@@ -81,14 +96,18 @@ pub struct Janitor {
 }
 
 impl Janitor {
-    /// Forks the janitor for `files`. Must run while single-threaded.
-    pub fn spawn(files: Vec<FileIdentity>) -> Result<Janitor, JanitorError> {
+    /// Forks the janitor for `files`, confined as `confinement` says. Must run
+    /// while single-threaded.
+    pub fn spawn(
+        files: Vec<FileIdentity>,
+        confinement: JanitorConfinement,
+    ) -> Result<Janitor, JanitorError> {
         let (read_end, write_end) =
             pipe_with(PipeFlags::CLOEXEC).map_err(|e| JanitorError::Pipe(e.into()))?;
         match sys::fork().map_err(JanitorError::Fork)? {
             Forked::Child => {
                 drop(write_end);
-                janitor_main(read_end, &files)
+                janitor_main(read_end, &files, &confinement)
             }
             Forked::Parent(pid) => Ok(Janitor {
                 pid,
@@ -116,7 +135,7 @@ impl Janitor {
 }
 
 /// The janitor process: never returns.
-fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
+fn janitor_main(read_end: OwnedFd, files: &[FileIdentity], confinement: &JanitorConfinement) -> ! {
     // Keep only the pipe: the listener and the pid file lock belong to the daemon.
     let _ = sys::close_all_except(read_end.as_raw_fd());
     // Blocked for good (this process never unblocks them): a SIGTERM sent to
@@ -132,6 +151,10 @@ fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
         // for the daemon's lifetime; the files it would have removed are left
         // (the next start replaces a stale socket), and the daemon's orderly
         // exit reports this code.
+        std::process::exit(LIMIT_FAILED);
+    }
+    if confine(files, confinement).is_err() {
+        // As above: no janitor stays around less confined than it was asked to be.
         std::process::exit(LIMIT_FAILED);
     }
     let mut pipe = std::fs::File::from(read_end);
@@ -154,7 +177,40 @@ fn janitor_main(read_end: OwnedFd, files: &[FileIdentity]) -> ! {
     std::process::exit(code)
 }
 
-/// Exit code of a janitor that could not limit its privileges.
+/// Why the janitor could not confine itself.
+#[derive(Debug, thiserror::Error)]
+enum ConfineError {
+    #[error("Landlock")]
+    Landlock(#[from] crate::sandbox::LandlockError),
+    #[error("cannot install the janitor's seccomp filter")]
+    Seccomp(#[from] seccompiler::Error),
+}
+
+/// Landlock first (its syscalls are not in the janitor's filter), then seccomp.
+/// A kernel without Landlock leaves only the filter.
+fn confine(files: &[FileIdentity], confinement: &JanitorConfinement) -> Result<(), ConfineError> {
+    if confinement.landlock {
+        let dirs: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|file| file.path.parent())
+            .map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+            })
+            .map(Path::to_owned)
+            .collect();
+        crate::sandbox::landlock::restrict_janitor(&dirs)?;
+    }
+    if let Some(program) = &confinement.seccomp {
+        seccompiler::apply_filter(program)?;
+    }
+    Ok(())
+}
+
+/// Exit code of a janitor that could not limit its privileges or confine itself.
 const LIMIT_FAILED: i32 = 2;
 
 /// Why the janitor could not limit its privileges.

@@ -13,7 +13,8 @@
 //! 5. [`listener`]: the activation socket, or bind our own;
 //! 6. [`daemonize`] with `-d`; from here errors reach the waiting parent;
 //! 7. [`logging`]; 8. our pid into the pid file;
-//! 9. [`janitor`]: fork the process that removes socket and pid file at exit;
+//! 9. [`janitor`]: fork the process that removes socket and pid file at exit (it
+//!    confines itself with its own seccomp filter and Landlock ruleset);
 //! 10. the backends (state directory opened as root), then [`privileges`]:
 //!     keep CAP_SYS_RAWIO only, switch uid/gid;
 //! 11. the sandbox ([`crate::sandbox`]: Landlock, then the seccomp
@@ -45,7 +46,7 @@ use crate::serve::{self, ServeError, ServeSettings};
 use activation::{ActivationError, Environment};
 use daemonize::{DaemonizeError, Readiness};
 use ids::IdError;
-use janitor::{FileIdentity, Janitor, JanitorError};
+use janitor::{FileIdentity, Janitor, JanitorConfinement, JanitorError};
 use listener::ListenerError;
 use logging::LoggingError;
 use pidfile::{PidFile, PidFileError};
@@ -228,7 +229,10 @@ fn start_and_serve(
     let janitor = if leftovers.is_empty() {
         None
     } else {
-        Some(Janitor::spawn(leftovers.clone())?)
+        Some(Janitor::spawn(
+            leftovers.clone(),
+            janitor_confinement(config)?,
+        )?)
     };
 
     let served = serve_with_reduced_privileges(
@@ -305,6 +309,21 @@ fn serve_with_reduced_privileges(
     );
     let served = serve::serve(listener, &settings, std::sync::Arc::new(backends), shutdown)?;
     Ok(served)
+}
+
+/// How the janitor confines itself: `--seccomp` (with the report variable's
+/// effect) and `--no-landlock`, as for the daemon. Its filter is compiled here, so
+/// that a policy error stops the start-up instead of the janitor.
+fn janitor_confinement(config: &Config) -> Result<JanitorConfinement, StartupError> {
+    use crate::sandbox::{SandboxError, seccomp};
+    let (mode, _) = seccomp::effective_mode(
+        config.seccomp,
+        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
+    );
+    Ok(JanitorConfinement {
+        seccomp: seccomp::compile_janitor(mode).map_err(SandboxError::from)?,
+        landlock: config.landlock,
+    })
 }
 
 /// What to confine; opens trap mode's report file while still root.
