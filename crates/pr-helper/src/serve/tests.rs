@@ -42,6 +42,14 @@ struct Running {
     socket: std::path::PathBuf,
 }
 
+impl Running {
+    /// Triggers the shutdown and waits for `serve` to return its summary.
+    fn shut_down(&self) -> ServeSummary {
+        self.stop.trigger();
+        self.done.recv().expect("serve returned")
+    }
+}
+
 fn start(settings: ServeSettings, latency: Duration) -> Running {
     start_with(settings, latency, None)
 }
@@ -162,8 +170,7 @@ fn peers_outside_the_uid_allowlist_are_refused() {
         refused.read_features().is_err(),
         "refused peer got the feature word"
     );
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.connections_refused, 1);
 }
 
@@ -221,8 +228,7 @@ fn idle_connections_keep_at_most_half_the_threads() {
     for peer in &mut idle {
         read_keys_aborted(peer, file.as_file().as_fd(), "answered after idling");
     }
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.commands, 24);
     assert_eq!(summary.forced_connections, 0);
 }
@@ -246,8 +252,7 @@ fn ten_connections_on_one_device_are_all_answered() {
     for peer in &mut peers {
         read_keys_aborted(peer, file.as_file().as_fd(), "answered again");
     }
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.commands, 20);
     assert_eq!(summary.forced_connections, 0);
 }
@@ -268,8 +273,7 @@ fn a_request_left_incomplete_on_the_connections_thread_ends_it_at_the_deadline()
     peer.send(&partial[..5]).expect("partial request");
     peer.expect_closed()
         .expect("closed once the request deadline passed");
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.commands, 1);
 }
 
@@ -335,8 +339,7 @@ fn a_hung_device_holds_up_only_its_own_commands() {
             .expect("answered once the device is back");
         assert_aborted(&response);
     }
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.commands, 63);
     assert_eq!(summary.forced_connections, 0);
 }
@@ -358,8 +361,7 @@ fn a_peer_that_never_sends_its_feature_word_is_closed_at_the_handshake_deadline(
     let mut peer = client(&running.socket);
     peer.call(&cdb::read_keys(64), file.as_file().as_fd(), &[])
         .expect("answered");
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     assert_eq!(summary.commands, 1);
 }
 
@@ -438,8 +440,7 @@ fn a_peer_that_never_reads_its_replies_holds_no_thread() {
     // peer must be served whenever it comes).
     thread::sleep(IDLE_PARK * 10);
     answered_over_and_over(&running.socket, file.as_file());
-    running.stop.trigger();
-    let summary = running.done.recv().expect("serve returned");
+    let summary = running.shut_down();
     // Its replies backed up (it got far fewer than it asked for) and it was still
     // waiting for one when the grace period cut it off.
     assert!(
