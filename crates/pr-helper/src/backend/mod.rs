@@ -389,6 +389,17 @@ mod tests {
         }
     }
 
+    /// Backends with the software target on, and its state directory.
+    fn with_the_software_target() -> (tempfile::TempDir, Backends) {
+        let state = tempfile::tempdir().expect("state dir");
+        let backends = Backends::new(&BackendSettings {
+            emulated_state_dir: Some(state.path().to_path_buf()),
+            ..BackendSettings::default()
+        })
+        .expect("backends");
+        (state, backends)
+    }
+
     fn me() -> PeerInfo {
         PeerInfo {
             pid: 1,
@@ -401,12 +412,7 @@ mod tests {
     fn a_connections_memo_names_each_file_it_was_given() {
         // Two images on one memo are two logical units: a key registered through one
         // is not seen through the other.
-        let state = tempfile::tempdir().expect("state dir");
-        let backends = Backends::new(&BackendSettings {
-            emulated_state_dir: Some(state.path().to_path_buf()),
-            ..BackendSettings::default()
-        })
-        .expect("backends");
+        let (_state, backends) = with_the_software_target();
         let (first, second) = (
             tempfile::tempfile().expect("image"),
             tempfile::tempfile().expect("image"),
@@ -435,12 +441,7 @@ mod tests {
     fn a_connections_memo_never_routes_another_file_the_way_of_the_last_one() {
         // The emulated target answers a regular file; /dev/null is refused without
         // an ioctl. Alternating them on one memo must give each its own answer.
-        let state = tempfile::tempdir().expect("state dir");
-        let backends = Backends::new(&BackendSettings {
-            emulated_state_dir: Some(state.path().to_path_buf()),
-            ..BackendSettings::default()
-        })
-        .expect("backends");
+        let (_state, backends) = with_the_software_target();
         let image = tempfile::tempfile().expect("image");
         let null = std::fs::File::open("/dev/null").expect("/dev/null");
         let mut memo = DescriptorMemo::default();
