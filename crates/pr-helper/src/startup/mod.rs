@@ -311,15 +311,22 @@ fn serve_with_reduced_privileges(
     Ok(served)
 }
 
+/// `--seccomp` as the report variable in the environment may turn it (see
+/// [`crate::sandbox::seccomp::effective_mode`]), and trap mode's report file.
+fn effective_seccomp(config: &Config) -> (crate::sandbox::SeccompMode, Option<std::path::PathBuf>) {
+    use crate::sandbox::seccomp;
+    seccomp::effective_mode(
+        config.seccomp,
+        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
+    )
+}
+
 /// How the janitor confines itself: `--seccomp` (with the report variable's
 /// effect) and `--no-landlock`, as for the daemon. Its filter is compiled here, so
 /// that a policy error stops the start-up instead of the janitor.
 fn janitor_confinement(config: &Config) -> Result<JanitorConfinement, StartupError> {
     use crate::sandbox::{SandboxError, seccomp};
-    let (mode, _) = seccomp::effective_mode(
-        config.seccomp,
-        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
-    );
+    let (mode, _) = effective_seccomp(config);
     Ok(JanitorConfinement {
         seccomp: seccomp::compile_janitor(mode).map_err(SandboxError::from)?,
         landlock: config.landlock,
@@ -337,10 +344,7 @@ fn sandbox_plan(
     multipath: bool,
 ) -> Result<crate::sandbox::SandboxPlan, StartupError> {
     use crate::sandbox::{LandlockPlan, SandboxError, SandboxPlan, seccomp};
-    let (seccomp_mode, seccomp_report) = seccomp::effective_mode(
-        config.seccomp,
-        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
-    );
+    let (seccomp_mode, seccomp_report) = effective_seccomp(config);
     let abstract_notify = env
         .notify_socket
         .as_ref()
