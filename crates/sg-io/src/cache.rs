@@ -45,9 +45,7 @@ impl NodeKey {
             mode: stat.st_mode,
         }
     }
-}
 
-impl NodeKey {
     /// Which file this is.
     pub fn identity(&self) -> FileIdentity {
         FileIdentity {
