@@ -121,6 +121,16 @@ pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
         reason: "many VMs (re)connect at once after a helper restart",
     },
     Difference {
+        situation: "a client connects as soon as the socket file appears (libvirt polls \
+                    for it, then starts QEMU)",
+        qemu_pr_helper: "binds the path, then listens: in between, a connect is refused",
+        pr_helper: "binds and listens under a temporary name beside the path (.NAME.PID.bind, \
+                    which ss and /proc/net/unix show), then renames it to the path, which \
+                    therefore only ever names a listening socket",
+        reason: "a refused connect fails QEMU's start or a hot-plug; shown by the listener's \
+                 the_socket_appears_only_once_it_listens",
+    },
+    Difference {
         situation: "SG_IO timeout",
         qemu_pr_helper: "1 ms (raised to 7 s by the block layer, but used as is on /dev/sg*)",
         pr_helper: "30 s by default, a long option",
@@ -1083,10 +1093,20 @@ fn listen_backlog(path: &std::path::Path) -> Option<u32> {
         .output()
         .expect("run ss (package iproute2)");
     let wanted = path.to_str()?;
+    // Ours is bound under a staging name beside the path and then renamed
+    // (row "a client connects as soon as the socket file appears").
+    let staging_prefix = format!(
+        "{}/.{}.",
+        path.parent()?.to_str()?,
+        path.file_name()?.to_str()?
+    );
+    let names_the_path = |name: &str| {
+        name == wanted || (name.starts_with(&staging_prefix) && name.ends_with(".bind"))
+    };
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .find(|fields| fields.get(4) == Some(&wanted))
+        .find(|fields| fields.get(4).is_some_and(|name| names_the_path(name)))
         .and_then(|fields| fields.get(3)?.parse().ok())
 }
 

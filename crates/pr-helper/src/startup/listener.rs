@@ -86,6 +86,13 @@ pub struct Bound {
 /// when a live daemon answers there. With `mode`, the socket is created
 /// accessible to its owner only and then given `mode`, so there is no
 /// moment where it is more open than asked.
+///
+/// The socket is bound and made to listen under a temporary name in the same
+/// directory and only then renamed to `path`, so `path` never names a socket
+/// that refuses connections. libvirt polls for the socket file and starts
+/// QEMU as soon as it exists: a socket bound but not yet listening made that
+/// QEMU fail with "Connection refused" (seen in the libvirt start test under
+/// load).
 pub fn bind_socket(
     path: &Path,
     mode: Option<u32>,
@@ -95,6 +102,33 @@ pub fn bind_socket(
         return Err(ListenerError::TooLong(path.to_owned()));
     }
     let removed_stale = clear_stale(path)?;
+    // Where the temporary name would not fit in `sun_path`, bind in place
+    // (the window between bind and listen is then back, and only then).
+    let staging = staging_path(path)
+        .filter(|staging| staging.as_os_str().as_bytes().len() <= MAX_SOCKET_PATH);
+    let bind_at = staging.as_deref().unwrap_or(path);
+    if staging.is_some() {
+        remove_leftover_staging(bind_at);
+    }
+    let listener = bind_and_listen(bind_at, mode, gid).inspect_err(|_| {
+        if staging.is_some() {
+            let _ = std::fs::remove_file(bind_at);
+        }
+    })?;
+    if staging.is_some() {
+        publish(bind_at, path)?;
+    }
+    Ok(Bound {
+        listener,
+        removed_stale,
+    })
+}
+
+fn bind_and_listen(
+    path: &Path,
+    mode: Option<u32>,
+    gid: Option<u32>,
+) -> Result<UnixListener, ListenerError> {
     let address = SocketAddrUnix::new(path).map_err(|e| ListenerError::Bind {
         path: path.to_owned(),
         source: e.into(),
@@ -126,9 +160,46 @@ pub fn bind_socket(
         path: path.to_owned(),
         source: e.into(),
     })?;
-    Ok(Bound {
-        listener: UnixListener::from(fd),
-        removed_stale,
+    Ok(UnixListener::from(fd))
+}
+
+/// `.NAME.PID.bind` beside `path`: ours alone while this process lives.
+fn staging_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?;
+    let mut staging = std::ffi::OsString::from(".");
+    staging.push(name);
+    staging.push(format!(".{}.bind", std::process::id()));
+    Some(path.with_file_name(staging))
+}
+
+/// A staging socket of an earlier process that had our pid and died
+/// between bind and rename; nothing else uses that name.
+fn remove_leftover_staging(staging: &Path) {
+    if std::fs::symlink_metadata(staging).is_ok_and(|meta| meta.file_type().is_socket()) {
+        let _ = std::fs::remove_file(staging);
+    }
+}
+
+/// Moves the listening socket from its staging name to `path`, never over a
+/// socket another daemon put there since the stale check.
+fn publish(staging: &Path, path: &Path) -> Result<(), ListenerError> {
+    let renamed = rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        staging,
+        rustix::fs::CWD,
+        path,
+        rustix::fs::RenameFlags::NOREPLACE,
+    );
+    renamed.map_err(|errno| {
+        let _ = std::fs::remove_file(staging);
+        if errno == rustix::io::Errno::EXIST {
+            ListenerError::InUse(path.to_owned())
+        } else {
+            ListenerError::Bind {
+                path: path.to_owned(),
+                source: errno.into(),
+            }
+        }
     })
 }
 
@@ -249,6 +320,57 @@ mod tests {
         // Live: refused, and the live socket is left alone.
         let err = bind_socket(&path, None, None).unwrap_err();
         assert!(matches!(err, ListenerError::InUse(_)), "{err}");
+        UnixStream::connect(&path).unwrap();
+    }
+
+    /// What libvirt does: poll for the socket file, connect the moment it
+    /// exists. The path must never name a socket that is not listening yet.
+    #[test]
+    fn the_socket_appears_only_once_it_listens() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pr.sock");
+        for round in 0..300 {
+            let stop = AtomicBool::new(false);
+            let refused = std::thread::scope(|scope| {
+                let poller = scope.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        if std::fs::symlink_metadata(&path).is_ok() {
+                            return UnixStream::connect(&path).err();
+                        }
+                        std::hint::spin_loop();
+                    }
+                    None
+                });
+                let bound = bind_socket(&path, Some(0o600), None);
+                stop.store(true, Ordering::Relaxed);
+                let refused = poller.join().unwrap();
+                drop(bound.unwrap());
+                refused
+            });
+            assert!(
+                refused.is_none(),
+                "round {round}: the socket path existed but connect failed: {refused:?}"
+            );
+            std::fs::remove_file(&path).unwrap();
+        }
+        // Nothing is left under the staging name.
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(names.is_empty(), "{names:?}");
+    }
+
+    /// A daemon that bound the path after our stale check wins; ours is
+    /// refused as a second daemon and its staging socket is removed.
+    #[test]
+    fn publishing_never_replaces_a_socket_that_appeared_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pr.sock");
+        let staging = staging_path(&path).unwrap();
+        let _theirs = UnixListener::bind(&path).unwrap();
+        let _ours = UnixListener::bind(&staging).unwrap();
+        let err = publish(&staging, &path).unwrap_err();
+        assert!(matches!(err, ListenerError::InUse(_)), "{err}");
+        assert!(!staging.exists());
         UnixStream::connect(&path).unwrap();
     }
 
