@@ -3,6 +3,9 @@
 pub mod device;
 pub mod devnum;
 pub mod engine;
+#[cfg(test)]
+mod fault_tests;
+pub mod fence;
 pub mod ioctl_data;
 pub mod map;
 pub mod plan;
