@@ -139,7 +139,11 @@ impl NodeLookup {
     /// kernel's copy of the device identification VPD page (`vpd_pg83`). `None` for a
     /// transport it cannot tell.
     pub fn nexus(&self, dev: DevNum) -> Option<NexusId> {
-        let device = self.sysfs.join("dev/block").join(dev.to_string()).join("device");
+        let device = self
+            .sysfs
+            .join("dev/block")
+            .join(dev.to_string())
+            .join("device");
         let real = std::fs::canonicalize(&device).ok()?;
         let hctl = real.file_name()?.to_str()?.to_owned();
         let mut parts = hctl.split(':');
@@ -440,7 +444,10 @@ mod tests {
         );
         assert_eq!(transport_id_of_name("naa.zz"), None);
         assert_eq!(relative_target_port(&[0, 0x83, 0, 0]), None);
-        assert_eq!(relative_target_port(&[0, 0x83, 0, 8, 0x61, 0x94, 0, 4, 0, 0]), None);
+        assert_eq!(
+            relative_target_port(&[0, 0x83, 0, 8, 0x61, 0x94, 0, 4, 0, 0]),
+            None
+        );
     }
 
     #[test]

@@ -205,7 +205,9 @@ pub fn register_paths(
 ) -> Vec<DevNum> {
     let (cdb, data) = register_ignore(key.key, key.aptpl);
     let recheck = AtomicBool::new(false);
-    let replies = in_parallel(paths, |&path| send_once(io, map, path, &cdb, &data, &recheck));
+    let replies = in_parallel(paths, |&path| {
+        send_once(io, map, path, &cdb, &data, &recheck)
+    });
     let mut failed = Vec::new();
     for (path, reply) in paths.iter().zip(replies) {
         if reply.answer.status == Status::GOOD && reply.fault.is_none() {

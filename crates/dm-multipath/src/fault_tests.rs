@@ -133,8 +133,11 @@ impl Device {
         if cdb.first() == Some(&pr_target::PERSISTENT_RESERVE_OUT)
             && matches!(outcome, Outcome::Good(_))
         {
-            self.executed
-                .push((nexus.clone(), cdb.get(..10).unwrap_or(cdb).to_vec(), data.to_vec()));
+            self.executed.push((
+                nexus.clone(),
+                cdb.get(..10).unwrap_or(cdb).to_vec(),
+                data.to_vec(),
+            ));
             for lost in before
                 .iter()
                 .filter(|n| *n != nexus && self.lu.key_of(n).is_none())
@@ -221,11 +224,9 @@ impl World {
             OtherCmd::Clear => commands.push((PrOutAction::Clear, 0, list(b_key, 0))),
             OtherCmd::Reserve => commands.push((PrOutAction::Reserve, WE, list(b_key, 0))),
             OtherCmd::Release => commands.push((PrOutAction::Release, WE, list(b_key, 0))),
-            OtherCmd::Register => commands.push((
-                PrOutAction::RegisterAndIgnoreExistingKey,
-                0,
-                list(0, b_key),
-            )),
+            OtherCmd::Register => {
+                commands.push((PrOutAction::RegisterAndIgnoreExistingKey, 0, list(0, b_key)))
+            }
         }
         let mut all_good = !commands.is_empty();
         for (action, rtype, list) in commands {
@@ -367,13 +368,22 @@ impl PathIo for FakePaths {
 #[derive(Debug, Clone, Copy)]
 enum GuestCmd {
     /// REGISTER with the guest's key (or a wrong one) to a new key.
-    Register { wrong_rk: bool, sak: u64 },
+    Register {
+        wrong_rk: bool,
+        sak: u64,
+    },
     /// REGISTER AND IGNORE EXISTING KEY.
-    Ignore { sak: u64 },
+    Ignore {
+        sak: u64,
+    },
     /// REGISTER to 0.
     Unregister,
-    Reserve { rtype: u8 },
-    Release { rtype: u8 },
+    Reserve {
+        rtype: u8,
+    },
+    Release {
+        rtype: u8,
+    },
     Clear,
     /// PREEMPT of the other host's key.
     PreemptOther,
@@ -386,28 +396,48 @@ enum Step {
     Guest(GuestCmd),
     /// The other host, through its own map and service.
     Other(OtherCmd),
-    Arm { path: usize, armed: Armed, times: u32 },
+    Arm {
+        path: usize,
+        armed: Armed,
+        times: u32,
+    },
     /// dm-multipath fails the path (its transport is down).
-    Fail { path: usize },
+    Fail {
+        path: usize,
+    },
     /// The transport is back and dm-multipath reinstates the path.
-    Reinstate { path: usize },
+    Reinstate {
+        path: usize,
+    },
     /// Failed and reinstated between two looks.
-    Flap { path: usize },
+    Flap {
+        path: usize,
+    },
     /// The path leaves the table (and its device goes away), or comes back.
-    Vanish { path: usize },
-    Return { path: usize },
+    Vanish {
+        path: usize,
+    },
+    Return {
+        path: usize,
+    },
     /// A uevent about A's map: the service looks.
     Look,
     /// A's helper restarts (a new service, no memory), then looks.
     Restart,
     /// Before the `after`-th device command of `step`, the other host does `what`
     /// directly on the device.
-    Interleaved { after: u32, what: OtherCmd, step: Inner },
+    Interleaved {
+        after: u32,
+        what: OtherCmd,
+        step: Inner,
+    },
     /// QEMU's migrate-pr from A to B: B's guest REGISTER (0, K) then PREEMPT (K, K).
     MigrateToOther,
     /// The same on host A itself (cpr-transfer live update): optionally through a
     /// restarted helper.
-    MigrateOnSameHost { restart: bool },
+    MigrateOnSameHost {
+        restart: bool,
+    },
 }
 
 /// The steps an interleaved action may interrupt (not the guest's registrations,
@@ -459,7 +489,11 @@ impl Harness {
             guest_type: None,
             log: Vec::new(),
         };
-        let (cdb, list) = command(PrOutAction::RegisterAndIgnoreExistingKey, 0, rk_sak(0, 0xb1));
+        let (cdb, list) = command(
+            PrOutAction::RegisterAndIgnoreExistingKey,
+            0,
+            rk_sak(0, 0xb1),
+        );
         assert_eq!(harness.on_b(&cdb, &list).status, Status::GOOD);
         harness
     }
@@ -518,7 +552,8 @@ impl Harness {
             Step::Guest(cmd) => self.guest(cmd, mark)?,
             Step::Other(what) => self.other(what),
             Step::Arm { path, armed, times } => {
-                self.world.update(A[path], |s| s.armed = Some((armed, times)));
+                self.world
+                    .update(A[path], |s| s.armed = Some((armed, times)));
             }
             Step::Fail { path } => self.world.update(A[path], |s| {
                 if s.usable {
@@ -606,8 +641,11 @@ impl Harness {
         if good && what == OtherCmd::Clear {
             *self.world.b_key.lock().unwrap() = 0xb1;
             // B registers again (its guest's decision), so that it can act later.
-            let (cdb, list) =
-                command(PrOutAction::RegisterAndIgnoreExistingKey, 0, rk_sak(0, 0xb1));
+            let (cdb, list) = command(
+                PrOutAction::RegisterAndIgnoreExistingKey,
+                0,
+                rk_sak(0, 0xb1),
+            );
             let _ = self.on_b(&cdb, &list);
         }
     }
@@ -639,8 +677,11 @@ impl Harness {
                 self.on_b(&cdb, &list).status == Status::GOOD
             }
             OtherCmd::Register => {
-                let (cdb, list) =
-                    command(PrOutAction::RegisterAndIgnoreExistingKey, 0, rk_sak(0, b_key));
+                let (cdb, list) = command(
+                    PrOutAction::RegisterAndIgnoreExistingKey,
+                    0,
+                    rk_sak(0, b_key),
+                );
                 self.on_b(&cdb, &list).status == Status::GOOD
             }
         };
@@ -705,9 +746,11 @@ impl Harness {
             let lu = self.lu();
             let holder = lu.lu.reservation().map(|r| r.holder.clone());
             let ok = holder.is_some_and(|h| A.iter().any(|p| nexus_of(*p) == h))
-                && lu.lu.registrations().iter().all(|r| {
-                    r.key != key || A.iter().any(|p| nexus_of(*p) == r.nexus)
-                });
+                && lu
+                    .lu
+                    .registrations()
+                    .iter()
+                    .all(|r| r.key != key || A.iter().any(|p| nexus_of(*p) == r.nexus));
             if !ok {
                 return Err(format!("same-host PREEMPT (K, K) GOOD but {:?}", lu.lu));
             }
@@ -784,8 +827,11 @@ impl Harness {
                     drop(lu);
                     self.after_other(OtherCmd::Clear, false);
                     *self.world.b_key.lock().unwrap() = 0xb1;
-                    let (cdb, list) =
-                        command(PrOutAction::RegisterAndIgnoreExistingKey, 0, rk_sak(0, 0xb1));
+                    let (cdb, list) = command(
+                        PrOutAction::RegisterAndIgnoreExistingKey,
+                        0,
+                        rk_sak(0, 0xb1),
+                    );
                     let _ = self.on_b(&cdb, &list);
                 }
             }
@@ -811,8 +857,11 @@ impl Harness {
                     }
                     drop(lu);
                     // B's guest registers again (so that the other host can act later).
-                    let (cdb, list) =
-                        command(PrOutAction::RegisterAndIgnoreExistingKey, 0, rk_sak(0, 0xb1));
+                    let (cdb, list) = command(
+                        PrOutAction::RegisterAndIgnoreExistingKey,
+                        0,
+                        rk_sak(0, 0xb1),
+                    );
                     *self.world.b_key.lock().unwrap() = 0xb1;
                     let _ = self.on_b(&cdb, &list);
                 }
@@ -872,7 +921,10 @@ impl Harness {
             .filter(|(_, c, l)| c == cdb && l == list)
             .count();
         if times > 1 {
-            return Err(format!("{} executed {times} times", crate::engine::command_name(cdb)));
+            return Err(format!(
+                "{} executed {times} times",
+                crate::engine::command_name(cdb)
+            ));
         }
         Ok(())
     }
@@ -968,7 +1020,9 @@ impl Harness {
                 HostKey::Unknown => return Ok(()),
             };
             if keys.iter().any(|k| *k != wanted) {
-                return Err(format!("settled with {key:?} but A's nexuses hold {keys:x?}"));
+                return Err(format!(
+                    "settled with {key:?} but A's nexuses hold {keys:x?}"
+                ));
             }
         }
         Ok(())
@@ -1085,7 +1139,10 @@ proptest! {
 
 fn register_reserve() -> Vec<Step> {
     vec![
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
         Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
     ]
 }
@@ -1124,9 +1181,19 @@ fn release_after_the_holders_path_failed_releases() {
 #[test]
 fn a_partial_register_is_rolled_back() {
     let steps = vec![
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
-        Step::Arm { path: 2, armed: Armed::LostOnTheWay, times: 2 },
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa2 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
+        Step::Arm {
+            path: 2,
+            armed: Armed::LostOnTheWay,
+            times: 2,
+        },
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa2,
+        }),
         Step::Other(OtherCmd::PreemptA),
         Step::Flap { path: 0 },
         Step::Look,
@@ -1138,7 +1205,10 @@ fn a_partial_register_is_rolled_back() {
 fn a_preemption_between_return_and_reregistration_stays() {
     for after in 0..4 {
         let steps = vec![
-            Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
             Step::Fail { path: 1 },
             Step::Look,
             Step::Interleaved {
@@ -1154,7 +1224,10 @@ fn a_preemption_between_return_and_reregistration_stays() {
 #[test]
 fn restart_then_flap_brings_the_path_back_or_not() {
     let steps = vec![
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
         Step::Fail { path: 1 },
         Step::Look,
         Step::Restart,
@@ -1169,7 +1242,10 @@ fn restart_then_flap_brings_the_path_back_or_not() {
     assert_eq!(harness.a_keys(), [Some(0xa1); 3]);
     // Preempted while the path was away and the helper restarted: it stays out.
     let steps = vec![
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
         Step::Fail { path: 1 },
         Step::Look,
         Step::Restart,
@@ -1205,13 +1281,28 @@ fn same_host_migrate_pr_is_good() {
 
 #[test]
 fn a_command_that_may_have_executed_is_not_sent_again() {
-    let mut steps = vec![Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 })];
+    let mut steps = vec![Step::Guest(GuestCmd::Register {
+        wrong_rk: false,
+        sak: 0xa1,
+    })];
     steps.extend([
-        Step::Arm { path: 0, armed: Armed::AfterExecution, times: 1 },
+        Step::Arm {
+            path: 0,
+            armed: Armed::AfterExecution,
+            times: 1,
+        },
         Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
-        Step::Arm { path: 0, armed: Armed::AfterExecution, times: 1 },
+        Step::Arm {
+            path: 0,
+            armed: Armed::AfterExecution,
+            times: 1,
+        },
         Step::Guest(GuestCmd::PreemptOther),
-        Step::Arm { path: 0, armed: Armed::LostOnTheWay, times: 1 },
+        Step::Arm {
+            path: 0,
+            armed: Armed::LostOnTheWay,
+            times: 1,
+        },
         Step::Guest(GuestCmd::Release { rtype: WE_RO }),
     ]);
     run_steps(&steps).unwrap();
@@ -1222,10 +1313,17 @@ fn shrunk_same_host_migration_after_a_returned_path() {
     let steps = vec![
         Step::Fail { path: 1 },
         Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
-        Step::Arm { path: 1, armed: Armed::LostOnTheWay, times: 1 },
+        Step::Arm {
+            path: 1,
+            armed: Armed::LostOnTheWay,
+            times: 1,
+        },
         Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
         Step::Reinstate { path: 1 },
-        Step::Guest(GuestCmd::Register { wrong_rk: true, sak: 0xa2 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: true,
+            sak: 0xa2,
+        }),
         Step::MigrateOnSameHost { restart: false },
     ];
     run_steps(&steps).unwrap();
@@ -1239,7 +1337,11 @@ fn shrunk_a_lost_answer_then_a_preemption() {
         Step::Vanish { path: 2 },
         Step::Fail { path: 0 },
         Step::Return { path: 0 },
-        Step::Arm { path: 0, armed: Armed::AfterExecution, times: 2 },
+        Step::Arm {
+            path: 0,
+            armed: Armed::AfterExecution,
+            times: 2,
+        },
         Step::Other(OtherCmd::PreemptA),
         Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
     ];
@@ -1249,14 +1351,99 @@ fn shrunk_a_lost_answer_then_a_preemption() {
 #[test]
 fn shrunk_registration_retried_while_paths_fail() {
     let steps = vec![
-        Step::Arm { path: 1, armed: Armed::BeforeDelivery, times: 2 },
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+        Step::Arm {
+            path: 1,
+            armed: Armed::BeforeDelivery,
+            times: 2,
+        },
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
         Step::Fail { path: 1 },
         Step::Fail { path: 0 },
-        Step::Guest(GuestCmd::Register { wrong_rk: false, sak: 0xa1 }),
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
         Step::Flap { path: 1 },
         Step::Fail { path: 2 },
-        Step::Interleaved { after: 0, what: OtherCmd::PreemptA, step: Inner::Reserve { rtype: WE_RO } },
+        Step::Interleaved {
+            after: 0,
+            what: OtherCmd::PreemptA,
+            step: Inner::Reserve { rtype: WE_RO },
+        },
+    ];
+    run_steps(&steps).unwrap();
+}
+
+#[test]
+fn shrunk_a_returning_path_whose_answer_was_lost() {
+    let steps = vec![
+        Step::Fail { path: 1 },
+        Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+        Step::Arm {
+            path: 1,
+            armed: Armed::AfterExecution,
+            times: 1,
+        },
+        Step::Arm {
+            path: 0,
+            armed: Armed::LostOnTheWay,
+            times: 1,
+        },
+        Step::Reinstate { path: 1 },
+        Step::Fail { path: 2 },
+        Step::Interleaved {
+            after: 4,
+            what: OtherCmd::PreemptA,
+            step: Inner::Reserve { rtype: WE_RO },
+        },
+    ];
+    run_steps(&steps).unwrap();
+}
+
+#[test]
+fn shrunk_a_preemption_while_a_restarted_helper_learns() {
+    let steps = vec![
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
+        Step::Arm {
+            path: 2,
+            armed: Armed::LostOnTheWay,
+            times: 1,
+        },
+        Step::Arm {
+            path: 0,
+            armed: Armed::AfterExecution,
+            times: 1,
+        },
+        Step::Fail { path: 1 },
+        Step::Interleaved {
+            after: 3,
+            what: OtherCmd::PreemptA,
+            step: Inner::Restart,
+        },
+        Step::Guest(GuestCmd::ReadKeys),
+    ];
+    run_steps(&steps).unwrap();
+}
+
+#[test]
+fn shrunk_release_while_a_gone_paths_nexus_holds_the_reservation() {
+    let steps = vec![
+        Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
+        Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+        Step::Vanish { path: 0 },
+        Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+        Step::Interleaved {
+            after: 2,
+            what: OtherCmd::PreemptA,
+            step: Inner::Release { rtype: WE_RO },
+        },
+        Step::Guest(GuestCmd::Release { rtype: WE_RO }),
     ];
     run_steps(&steps).unwrap();
 }

@@ -58,10 +58,7 @@ impl NexusId {
 /// both sides carry one.
 pub fn same_initiator(a: &TransportId, b: &TransportId) -> bool {
     match (a, b) {
-        (
-            TransportId::Iscsi { name: na, isid: ia },
-            TransportId::Iscsi { name: nb, isid: ib },
-        ) => {
+        (TransportId::Iscsi { name: na, isid: ia }, TransportId::Iscsi { name: nb, isid: ib }) => {
             na.eq_ignore_ascii_case(nb)
                 && match (ia, ib) {
                     (Some(ia), Some(ib)) => ia.eq_ignore_ascii_case(ib),
@@ -71,6 +68,9 @@ pub fn same_initiator(a: &TransportId, b: &TransportId) -> bool {
         _ => a == b,
     }
 }
+
+/// How many nexuses of paths that left a map's table are remembered.
+pub const FORMER_NEXUSES: usize = 64;
 
 /// What the map's nexuses should hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,6 +114,9 @@ pub struct MapMemory {
     pub owed: BTreeSet<DevNum>,
     /// Each path's nexus, once known.
     ids: HashMap<DevNum, NexusId>,
+    /// Nexuses of paths that left the table: a registration or reservation they
+    /// still hold on the device is the host's (at most [`FORMER_NEXUSES`]).
+    former: Vec<NexusId>,
     /// Learning was tried with a readable device (do not ask at every command).
     learn_tried: bool,
     /// A unit attention about registrations or reservations was seen: look again.
@@ -161,8 +164,16 @@ pub fn delivery(fault: Option<&Fault>) -> Delivery {
         None => Delivery::Answered,
         Some(Fault::Unreachable(_)) => Delivery::NotDelivered,
         Some(Fault::Errno(errno)) => match *errno {
-            libc::ENODEV | libc::ENXIO | libc::EBADF | libc::EACCES | libc::EPERM
-            | libc::EINVAL | libc::ENOMEM | libc::EFAULT | libc::ENOTTY | libc::EOPNOTSUPP
+            libc::ENODEV
+            | libc::ENXIO
+            | libc::EBADF
+            | libc::EACCES
+            | libc::EPERM
+            | libc::EINVAL
+            | libc::ENOMEM
+            | libc::EFAULT
+            | libc::ENOTTY
+            | libc::EOPNOTSUPP
             | libc::ENOENT => Delivery::NotDelivered,
             _ => Delivery::MaybeDelivered,
         },
@@ -268,6 +279,10 @@ pub(crate) fn send_once(
             Some(fault) => {
                 tracing::debug!(map, path = %path, command = command_name(cdb), fault = %fault, latency_us, "path command")
             }
+        }
+        if delivery(reply.fault.as_ref()) == Delivery::MaybeDelivered {
+            // The lost answer may have been a unit attention (reported once).
+            recheck.store(true, Ordering::Relaxed);
         }
         if reply.fault.is_none() && reply.answer.is_unit_attention() {
             if let Some(sense) = reply.answer.sense_code()
@@ -477,6 +492,20 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         let all = self.all_paths();
         self.mem.owed.retain(|p| all.contains(p));
+        let gone: Vec<NexusId> = self
+            .mem
+            .ids
+            .iter()
+            .filter(|(p, _)| !all.contains(p))
+            .map(|(_, id)| id.clone())
+            .collect();
+        for id in gone {
+            if !self.mem.former.contains(&id) {
+                self.mem.former.push(id);
+            }
+        }
+        let excess = self.mem.former.len().saturating_sub(FORMER_NEXUSES);
+        self.mem.former.drain(..excess);
         self.mem.ids.retain(|p, _| all.contains(p));
         if self.mem.needs_look(self.paths) {
             self.reconcile();
@@ -486,28 +515,35 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
     /// After a command: a unit attention about registrations seen meanwhile is
     /// looked into now.
     pub fn finish(&mut self) {
-        if self.recheck.swap(false, Ordering::Relaxed) {
-            self.mem.recheck = true;
-        }
-        // A READ FULL STATUS read on the way that shows none of the map's nexuses
-        // holding its key: looked into (and the key forgotten) now.
-        let seen = self.last_view.borrow_mut().take();
-        if let (Some(view), HostKey::Registered(key)) = (seen, self.mem.key) {
-            let mut identified = false;
-            let mut holds = false;
-            for path in self.all_paths() {
-                if let Some(held) = self.held(&view, path) {
-                    identified = true;
-                    holds |= held.key == Some(key.key);
-                }
-            }
-            if identified && !holds {
+        // Also what the look before the command could not do (the device was not
+        // readable then): retried now. A unit attention seen while looking is looked
+        // into once more (a bounded number of times).
+        let mut rounds = 0;
+        loop {
+            if self.recheck.swap(false, Ordering::Relaxed) {
                 self.mem.recheck = true;
             }
-        }
-        // Also what the look before the command could not do (the device was not
-        // readable then): retried now.
-        if self.mem.recheck || self.mem.needs_look(self.paths) {
+            // A READ FULL STATUS read on the way that shows none of the map's nexuses
+            // holding its key: looked into (and the key forgotten) now.
+            let seen = self.last_view.borrow_mut().take();
+            if let (Some(view), HostKey::Registered(key)) = (seen, self.mem.key) {
+                let mut identified = false;
+                let mut holds = false;
+                for path in self.all_paths() {
+                    if let Some(held) = self.held(&view, path) {
+                        identified = true;
+                        holds |= held.key == Some(key.key);
+                    }
+                }
+                if identified && !holds {
+                    self.mem.recheck = true;
+                }
+            }
+            let again = self.mem.recheck || (rounds == 0 && self.mem.needs_look(self.paths));
+            if !again || rounds == 3 {
+                return;
+            }
+            rounds += 1;
             self.reconcile();
         }
     }
@@ -551,7 +587,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             1 => {
                 let key = keys.into_iter().next().unwrap_or_default();
                 let aptpl = self.persisting();
-                tracing::info!(map = self.map, key = format_args!("0x{key:x}"), "learned the map's key from the device (READ FULL STATUS)");
+                tracing::info!(
+                    map = self.map,
+                    key = format_args!("0x{key:x}"),
+                    "learned the map's key from the device (READ FULL STATUS)"
+                );
                 self.mem.key = HostKey::Registered(RememberedKey { key, aptpl });
             }
             0 => {}
@@ -630,7 +670,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             HostKey::Registered(key) => key,
         };
         if !self.anchored(view, key, &targets) {
-            tracing::info!(map = self.map, key = format_args!("0x{:x}", key.key), "none of the map's nexuses holds its key any more (preempted or cleared): forgotten, the paths stay unregistered");
+            tracing::info!(
+                map = self.map,
+                key = format_args!("0x{:x}", key.key),
+                "none of the map's nexuses holds its key any more (preempted or cleared): forgotten, the paths stay unregistered"
+            );
             self.mem.key = HostKey::Unregistered;
             self.unregister(view, &targets);
             return;
@@ -692,9 +736,6 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 registered.push(path);
             }
         }
-        if registered.is_empty() {
-            return;
-        }
         if after.generation == view.generation.wrapping_add(registered.len() as u32) {
             return;
         }
@@ -702,7 +743,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         if self.anchored(&after, key, &registered) {
             return;
         }
-        tracing::info!(map = self.map, key = format_args!("0x{:x}", key.key), "the host lost its key while paths were registered (preempted meanwhile): taken back");
+        tracing::info!(
+            map = self.map,
+            key = format_args!("0x{:x}", key.key),
+            "the host lost its key while paths were registered (preempted meanwhile): taken back"
+        );
         self.mem.key = HostKey::Unregistered;
         self.unregister(&after, &registered);
     }
@@ -713,20 +758,19 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let mut plans = Vec::new();
         for &path in targets {
             match self.held(view, path) {
-                Some(Held { key: Some(from), .. }) => plans.push((path, from)),
+                Some(Held {
+                    key: Some(from), ..
+                }) => plans.push((path, from)),
                 Some(_) => {
                     self.mem.owed.remove(&path);
                 }
                 None => {}
             }
         }
-        let replies = self.send_each(
-            &plans.iter().map(|p| p.0).collect::<Vec<_>>(),
-            |path| {
-                let from = plans.iter().find(|p| p.0 == path).map_or(0, |p| p.1);
-                register(from, 0, false)
-            },
-        );
+        let replies = self.send_each(&plans.iter().map(|p| p.0).collect::<Vec<_>>(), |path| {
+            let from = plans.iter().find(|p| p.0 == path).map_or(0, |p| p.1);
+            register(from, 0, false)
+        });
         for (&(path, from), reply) in plans.iter().zip(replies) {
             if is_good(&reply) {
                 tracing::info!(map = self.map, path = %path, key = format_args!("0x{from:x}"), "path unregistered (the host holds no key)");
@@ -756,15 +800,16 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         };
         let params = PrOutParams::decode_header(data).ok();
         match (out.action, params) {
-            (
-                PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey,
-                Some(params),
-            ) if !params.spec_i_pt => self.register_all(
-                out.action == PrOutAction::RegisterAndIgnoreExistingKey,
-                &params,
-                cdb,
-                data,
-            ),
+            (PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey, Some(params))
+                if !params.spec_i_pt =>
+            {
+                self.register_all(
+                    out.action == PrOutAction::RegisterAndIgnoreExistingKey,
+                    &params,
+                    cdb,
+                    data,
+                )
+            }
             (PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey, Some(params)) => {
                 self.register_specified(&params, cdb, data)
             }
@@ -777,7 +822,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 })
                 .1
             }
-            (PrOutAction::Release, Some(params)) => self.release(&params, out.scope_type.rtype(), cdb, data),
+            (PrOutAction::Release, Some(params)) => {
+                self.release(&params, out.scope_type.rtype(), cdb, data)
+            }
             (PrOutAction::Clear, Some(params)) => {
                 // Whether a CLEAR whose answer was lost executed: every registration
                 // of before is gone (the device's state before it is read first).
@@ -914,7 +961,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let mut holders = Vec::new();
         if wanted.is_none()
             && let Some(view) = self.view()
-            && view.reservation_type().is_some_and(|t| !t.all_registrants())
+            && view
+                .reservation_type()
+                .is_some_and(|t| !t.all_registrants())
         {
             for &path in &usable {
                 if self.held(&view, path).is_some_and(|h| h.holder) {
@@ -961,9 +1010,8 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 // migrate-pr REGISTER (0, K) on the host whose nexuses hold K already
                 // (a same-host live update, a deliberate difference from SPC-4's
                 // RESERVATION CONFLICT). A wrong reservation key still conflicts.
-                let migrate_pr = !ignore
-                    && params.reservation_key == 0
-                    && params.service_action_key != 0;
+                let migrate_pr =
+                    !ignore && params.reservation_key == 0 && params.service_action_key != 0;
                 if held.key == wanted
                     && (proven || migrate_pr || delivered == Delivery::MaybeDelivered)
                 {
@@ -981,8 +1029,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             let map = self.map;
             let recheck = &self.recheck;
             let repaired = in_parallel(&repairs, |&(_, path, from)| {
-                let (cdb, data) =
-                    register(from.unwrap_or(0), wanted.unwrap_or(0), params.aptpl);
+                let (cdb, data) = register(from.unwrap_or(0), wanted.unwrap_or(0), params.aptpl);
                 send_once(io, map, path, &cdb, &data, recheck)
             });
             for (&(i, path, _), reply) in repairs.iter().zip(repaired) {
@@ -1131,7 +1178,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 aptpl: params.aptpl,
             })
         };
-        self.mem.owed = self.all_paths().into_iter().filter(|p| Some(*p) != through).collect();
+        self.mem.owed = self
+            .all_paths()
+            .into_iter()
+            .filter(|p| Some(*p) != through)
+            .collect();
         if let Some(view) = self.view() {
             let targets = self.not_holding(&view);
             self.bring(&view, targets);
@@ -1167,7 +1218,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             .filter(|k| k.key == own)
             .map_or(params.aptpl, |k| k.aptpl);
         self.mem.key = HostKey::Registered(RememberedKey { key: own, aptpl });
-        self.mem.owed = self.all_paths().into_iter().filter(|&p| p != through).collect();
+        self.mem.owed = self
+            .all_paths()
+            .into_iter()
+            .filter(|&p| p != through)
+            .collect();
         if let Some(view) = self.view() {
             let targets = self.not_holding(&view);
             self.bring(&view, targets);
@@ -1206,9 +1261,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         // A holder with the map's key on a nexus not among the map's paths now (its
         // path left the table, or its nexus cannot be told) is the map's too.
-        let held_by_key = rk != 0 && ours_holds(&view, rk);
+        let held_by_key = (rk != 0 && ours_holds(&view, rk))
+            || self.mem.former.iter().any(|id| view.held(id).holder);
         let not_ours = move |run: &mut Self, view: &View, _path: DevNum| {
-            let mut ours = rk != 0 && ours_holds(view, rk);
+            let mut ours = (rk != 0 && ours_holds(view, rk))
+                || run.mem.former.iter().any(|id| view.held(id).holder);
             for path in run.all_paths() {
                 ours |= run.held(view, path).is_some_and(|h| h.holder);
             }
@@ -1239,7 +1296,10 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             return Answer::check_condition(Sense::LUN_COMM_FAILURE);
         };
         if not_ours(self, &after, DevNum::new(0, 0)) != Some(true) {
-            tracing::warn!(map = self.map, "RELEASE answered GOOD but the map still holds the reservation");
+            tracing::warn!(
+                map = self.map,
+                "RELEASE answered GOOD but the map still holds the reservation"
+            );
             return Answer::check_condition(Sense::LUN_COMM_FAILURE);
         }
         answer
@@ -1267,8 +1327,15 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             return Err(Answer::plain(Status::RESERVATION_CONFLICT));
         };
         let own = params.reservation_key;
-        tracing::info!(map = self.map, path = %through, "the reservation holder's path is down: taking the reservation over (PREEMPT of the own key) to release it");
-        let (cdb, data) = out_command(PrOutAction::Preempt, rtype, own, own, false);
+        // The holder's key: the map's own, or an older one a nexus whose path is gone
+        // still holds.
+        let holder_key = view
+            .descriptors
+            .iter()
+            .find(|d| d.r_holder)
+            .map_or(own, |d| d.reservation_key);
+        tracing::info!(map = self.map, path = %through, key = format_args!("0x{holder_key:x}"), "the reservation holder's path is down: taking the reservation over (PREEMPT of the holder's key) to release it");
+        let (cdb, data) = out_command(PrOutAction::Preempt, rtype, own, holder_key, false);
         let reply = self.send(through, &cdb, &data);
         if !is_good(&reply) {
             return Err(reply.answer);
