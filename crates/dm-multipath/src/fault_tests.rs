@@ -1447,3 +1447,57 @@ fn shrunk_release_while_a_gone_paths_nexus_holds_the_reservation() {
     ];
     run_steps(&steps).unwrap();
 }
+
+#[test]
+fn the_key_is_forgotten_when_the_last_connection_closes() {
+    let harness = Harness::new();
+    let first = harness.a.attach(MAP_A.rdev());
+    let second = harness.a.attach(MAP_A.rdev());
+    let (cdb, list) = command(PrOutAction::Register, 0, rk_sak(0, 0xa1));
+    assert_eq!(harness.on_a(&cdb, &list).status, Status::GOOD);
+    drop(first);
+    assert!(matches!(
+        harness.a.remembered(MAP_A.rdev()),
+        Some((HostKey::Registered(_), _))
+    ));
+    drop(second);
+    assert_eq!(harness.a.remembered(MAP_A.rdev()), None);
+    // The next user learns the key from the device again.
+    let _ = harness.on_a(&build::pr_in(scsi::pr::PrInAction::ReadKeys, 1024), &[]);
+    assert!(matches!(
+        harness.a.remembered(MAP_A.rdev()),
+        Some((HostKey::Registered(k), _)) if k.key == 0xa1
+    ));
+}
+
+#[test]
+fn shrunk_release_when_the_registrations_cannot_be_read_first() {
+    let steps = vec![
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
+        Step::Interleaved {
+            after: 0,
+            what: OtherCmd::Release,
+            step: Inner::Reserve { rtype: WE_RO },
+        },
+        Step::Vanish { path: 0 },
+        Step::Arm {
+            path: 2,
+            armed: Armed::BeforeDelivery,
+            times: 1,
+        },
+        Step::Arm {
+            path: 1,
+            armed: Armed::BeforeDelivery,
+            times: 1,
+        },
+        Step::Interleaved {
+            after: 0,
+            what: OtherCmd::Reserve,
+            step: Inner::Release { rtype: WE_RO },
+        },
+    ];
+    run_steps(&steps).unwrap();
+}

@@ -1241,10 +1241,31 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         cdb: &[u8],
         data: &[u8],
     ) -> Answer {
-        let Some(view) = self.view() else {
-            return self.one_path(cdb, data, |_, _, _| None).1;
-        };
         let rk = params.reservation_key;
+        let Some(view) = self.view() else {
+            // The device's registrations cannot be read now: the RELEASE goes to one
+            // path, and GOOD stays only if a READ FULL STATUS afterwards shows no
+            // reservation of the map's key.
+            let answer = self.one_path(cdb, data, |_, _, _| None).1;
+            if answer.status != Status::GOOD {
+                return answer;
+            }
+            return match self.view() {
+                Some(after) if !(rk != 0 && ours_holds(&after, rk)) => {
+                    let mut held = false;
+                    for path in self.all_paths() {
+                        held |= self.held(&after, path).is_some_and(|h| h.holder);
+                    }
+                    held |= self.mem.former.iter().any(|id| after.held(id).holder);
+                    if held {
+                        Answer::check_condition(Sense::LUN_COMM_FAILURE)
+                    } else {
+                        answer
+                    }
+                }
+                _ => Answer::check_condition(Sense::LUN_COMM_FAILURE),
+            };
+        };
         let mut holders = Vec::new();
         let mut registered_usable = Vec::new();
         for path in self.all_paths() {

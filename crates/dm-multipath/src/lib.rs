@@ -15,7 +15,7 @@ pub mod table;
 pub mod uevent;
 
 pub use devnum::DevNum;
-pub use service::{Multipath, Settings};
+pub use service::{MapUse, Multipath, Settings};
 
 /// An error and its sources on one line, for logs.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

@@ -271,6 +271,13 @@ pub struct MapUse<S: System = Host> {
     dev: DevNum,
 }
 
+impl<S: System> MapUse<S> {
+    /// The map's device number, as `st_rdev`.
+    pub fn rdev(&self) -> u64 {
+        self.dev.rdev()
+    }
+}
+
 impl<S: System> Drop for MapUse<S> {
     fn drop(&mut self) {
         let Some(inner) = self.inner.upgrade() else {
