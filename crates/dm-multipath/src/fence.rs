@@ -121,6 +121,8 @@ pub struct MapMemory {
     learn_tried: bool,
     /// A unit attention about registrations or reservations was seen: look again.
     recheck: bool,
+    /// The key before [`MapMemory::forget`] (for the log line if it is gone).
+    forgotten: Option<RememberedKey>,
 }
 
 impl MapMemory {
@@ -132,6 +134,14 @@ impl MapMemory {
             learn_tried: true,
             ..Self::default()
         }
+    }
+
+    /// Forgets the key: the next look learns it from the device.
+    pub fn forget(&mut self) {
+        self.forgotten = self.key.key();
+        self.key = HostKey::Unknown;
+        self.learn_tried = false;
+        self.owed.clear();
     }
 
     /// Whether a look must read the device.
@@ -362,6 +372,8 @@ pub struct Run<'a, I: PathIo + ?Sized> {
     recheck: AtomicBool,
     /// The last READ FULL STATUS this run read.
     last_view: std::cell::RefCell<Option<View>>,
+    /// Paths that came back at this run's look.
+    returning: Vec<DevNum>,
 }
 
 impl<'a, I: PathIo + ?Sized> Run<'a, I> {
@@ -374,6 +386,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             mem,
             recheck: AtomicBool::new(false),
             last_view: std::cell::RefCell::new(None),
+            returning: Vec::new(),
         }
     }
 
@@ -482,6 +495,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
     /// registrations.
     pub fn look(&mut self) {
         let returning = self.mem.last.returning(self.paths);
+        self.returning.clone_from(&returning);
         for &path in &returning {
             // The node may now be another device behind the same number.
             self.io.reset(path);
@@ -566,24 +580,34 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         self.bring(&view, targets);
     }
 
-    /// Restart recovery: the key the map's nexuses hold. When they disagree, the
-    /// usable paths' key (a failed path missed the latest change), if they agree.
+    /// Restart recovery: the key the map's nexuses hold. When they disagree, the key
+    /// of the paths that were usable at the last look and still are (a failed or
+    /// returning path missed the latest change), if they agree.
     fn learn(&mut self, view: &View) {
         let mut all = BTreeSet::new();
-        let mut usable = BTreeSet::new();
+        let mut settled = BTreeSet::new();
         let mut identified = false;
         for path in self.all_paths() {
             if let Some(held) = self.held(view, path) {
                 identified = true;
                 all.extend(held.key);
-                if self.paths.is_usable(path) {
-                    usable.extend(held.key);
+                if self.paths.is_usable(path) && !self.returning.contains(&path) {
+                    settled.extend(held.key);
                 }
             }
         }
-        let keys = if all.len() > 1 { usable } else { all };
+        let keys = if all.len() > 1 { settled } else { all };
         match keys.len() {
-            0 if identified => self.mem.key = HostKey::Unregistered,
+            0 if identified => {
+                if let Some(old) = self.mem.forgotten.take() {
+                    tracing::info!(
+                        map = self.map,
+                        key = format_args!("0x{:x}", old.key),
+                        "the device no longer holds the map's key on any of its nexuses (preempted or cleared): the paths stay unregistered"
+                    );
+                }
+                self.mem.key = HostKey::Unregistered;
+            }
             1 => {
                 let key = keys.into_iter().next().unwrap_or_default();
                 let aptpl = self.persisting();
@@ -599,6 +623,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 tracing::warn!(map = self.map, keys = ?keys, "the map's nexuses hold different keys: left as they are until the guest registers");
             }
         }
+        self.mem.forgotten = None;
     }
 
     /// Usable paths whose nexus does not hold what the map should hold (or is not
@@ -673,7 +698,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             tracing::info!(
                 map = self.map,
                 key = format_args!("0x{:x}", key.key),
-                "none of the map's nexuses holds its key any more (preempted or cleared): forgotten, the paths stay unregistered"
+                "the device no longer holds the map's key on any of its nexuses (preempted or cleared): forgotten, the paths stay unregistered"
             );
             self.mem.key = HostKey::Unregistered;
             self.unregister(view, &targets);
@@ -710,7 +735,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let mut touched = Vec::new();
         for (&(path, _), reply) in plans.iter().zip(&replies) {
             if is_good(reply) {
-                tracing::info!(map = self.map, path = %path, key = format_args!("0x{:x}", key.key), "path registered with the map's key");
+                tracing::info!(map = self.map, path = %path, key = format_args!("0x{:x}", key.key), "path re-registered with the map's key");
             } else {
                 tracing::info!(map = self.map, path = %path, answer = %reply.answer, fault = ?reply.fault, "path registration failed: retried at the next look");
                 self.mem.owed.insert(path);

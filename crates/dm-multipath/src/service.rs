@@ -263,8 +263,9 @@ struct Worker {
 }
 
 /// A connection's use of a map ([`Multipath::attach`]): when the last one is
-/// dropped, the map's memory goes (its key too: the guest that used it has gone,
-/// maybe migrated away; a later user learns it from the device again).
+/// dropped, the map's key is forgotten (the guest that used it has gone, maybe
+/// migrated away); the next look learns it from the device again, so a path that
+/// returns meanwhile is still brought back if the map's nexuses hold a key.
 #[derive(Debug)]
 pub struct MapUse<S: System = Host> {
     inner: Weak<Inner<S>>,
@@ -283,16 +284,15 @@ impl<S: System> Drop for MapUse<S> {
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
-        let mut maps = lock(&inner.maps);
-        let Some(map) = maps.get(&self.dev) else {
+        let Some(map) = lock(&inner.maps).get(&self.dev).cloned() else {
             return;
         };
         let mut users = lock(&map.users);
         *users = users.saturating_sub(1);
         if *users == 0 {
-            tracing::info!(map = %map.name, "the last connection that used the map closed: its key is forgotten");
             drop(users);
-            maps.remove(&self.dev);
+            tracing::info!(map = %map.name, "the last connection that used the map closed: its key is forgotten (learned from the device again at the next look)");
+            lock(&map.memory).forget();
         }
     }
 }
