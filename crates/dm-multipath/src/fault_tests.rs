@@ -107,8 +107,8 @@ struct Device {
     attention: HashMap<Nexus, Vec<Sense>>,
     /// Every PR OUT the device executed: nexus, CDB, list.
     executed: Vec<(Nexus, Vec<u8>, Vec<u8>)>,
-    /// Whether an interleaved action of the other host ran.
-    interleaved: Option<OtherCmd>,
+    /// The interleaved action of the other host that ran, and whether it succeeded.
+    interleaved: Option<(OtherCmd, bool)>,
     /// Answers from the device that reached host A's helper.
     from_a: usize,
 }
@@ -339,8 +339,8 @@ impl PathIo for FakePaths {
             }
         };
         if let Some(what) = fire {
-            world.other_does(&mut lu, what);
-            lu.interleaved = Some(what);
+            let good = world.other_does(&mut lu, what);
+            lu.interleaved = Some((what, good));
         }
         let outcome = lu.execute(&nexus_of(path), cdb, data_out);
         if armed == Some(Armed::AfterExecution) {
@@ -607,8 +607,8 @@ impl Harness {
                 }
                 if self.world.interleave.lock().unwrap().take().is_none() {
                     let fired = self.lu().interleaved;
-                    if let Some(what) = fired {
-                        self.after_other(what, true);
+                    if let Some((what, good)) = fired {
+                        self.after_other(what, good);
                     }
                 }
             }
@@ -885,6 +885,15 @@ impl Harness {
 
     fn after_register(&mut self, sak: u64, answer: &Answer) -> Result<(), String> {
         self.check_register((sak != 0).then_some(sak), answer)?;
+        // A registration the device did not refuse is the guest's decision to come
+        // back even when a path it could not reach made the answer a failure.
+        if answer.status != Status::GOOD
+            && answer.status != Status::RESERVATION_CONFLICT
+            && sak != 0
+            && self.a_keys().contains(&Some(sak))
+        {
+            self.fenced = false;
+        }
         if answer.status == Status::GOOD {
             self.guest_key = (sak != 0).then_some(sak);
             if sak != 0 {
@@ -1500,6 +1509,30 @@ fn shrunk_release_when_the_registrations_cannot_be_read_first() {
             after: 0,
             what: OtherCmd::Reserve,
             step: Inner::Release { rtype: WE_RO },
+        },
+    ];
+    run_steps(&steps).unwrap();
+}
+
+#[test]
+fn shrunk_a_failed_preemption_by_the_other_host_fences_nothing() {
+    let steps = vec![
+        Step::Fail { path: 0 },
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
+        Step::Arm {
+            path: 2,
+            armed: Armed::AfterExecution,
+            times: 2,
+        },
+        Step::Fail { path: 1 },
+        Step::Guest(GuestCmd::PreemptOther),
+        Step::Interleaved {
+            after: 0,
+            what: OtherCmd::PreemptA,
+            step: Inner::Restart,
         },
     ];
     run_steps(&steps).unwrap();

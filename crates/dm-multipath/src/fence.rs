@@ -1093,7 +1093,6 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 None => format!("{path} ({})", reply.answer),
             })
             .collect();
-        tracing::info!(map = self.map, command = command_name(cdb), paths = %failed.join(", "), "registration failed on some paths: rolled back");
         let answer = replies
             .iter()
             .zip(&done)
@@ -1101,6 +1100,37 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             .or_else(|| replies.iter().zip(&done).find(|(_, d)| !**d))
             .map(|(r, _)| r.answer.clone())
             .unwrap_or_else(|| Answer::check_condition(NO_PATH_SENSE));
+        // Paths the command never reached (their node cannot be opened, the
+        // transport refused it before sending) hold what they held: the new key stays
+        // on the others and is remembered, and those paths are owed it (brought in
+        // line when they work, or unregistered if the key is preempted meanwhile).
+        // Anything the device refused, or that may have executed, is rolled back.
+        let unreached = replies.iter().zip(&done).all(|(r, d)| {
+            *d || (r.fault.is_some() && delivery(r.fault.as_ref()) == Delivery::NotDelivered)
+        });
+        if let (Some(key), true, true) = (wanted, unreached, done.iter().any(|&d| d)) {
+            tracing::info!(map = self.map, command = command_name(cdb), paths = %failed.join(", "), "registration did not reach some paths: they are owed the key");
+            self.mem.key = HostKey::Registered(RememberedKey {
+                key,
+                aptpl: params.aptpl,
+            });
+            self.mem.owed = self
+                .paths
+                .paths
+                .iter()
+                .filter(|p| !p.usable)
+                .map(|p| p.dev)
+                .chain(
+                    usable
+                        .iter()
+                        .zip(&done)
+                        .filter(|(_, d)| !**d)
+                        .map(|(p, _)| *p),
+                )
+                .collect();
+            return answer;
+        }
+        tracing::info!(map = self.map, command = command_name(cdb), paths = %failed.join(", "), "registration failed on some paths: rolled back");
         self.roll_back(before, wanted, &usable, &done);
         answer
     }
