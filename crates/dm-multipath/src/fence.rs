@@ -121,8 +121,6 @@ pub struct MapMemory {
     learn_tried: bool,
     /// A unit attention about registrations or reservations was seen: look again.
     recheck: bool,
-    /// The key before [`MapMemory::forget`] (for the log line if it is gone).
-    forgotten: Option<RememberedKey>,
 }
 
 impl MapMemory {
@@ -136,12 +134,10 @@ impl MapMemory {
         }
     }
 
-    /// Forgets the key: the next look learns it from the device.
-    pub fn forget(&mut self) {
-        self.forgotten = self.key.key();
-        self.key = HostKey::Unknown;
-        self.learn_tried = false;
-        self.owed.clear();
+    /// Makes the next look read the device (and forget the key if the map's
+    /// nexuses no longer hold it).
+    pub fn recheck_soon(&mut self) {
+        self.recheck = true;
     }
 
     /// Whether a look must read the device.
@@ -598,16 +594,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         let keys = if all.len() > 1 { settled } else { all };
         match keys.len() {
-            0 if identified => {
-                if let Some(old) = self.mem.forgotten.take() {
-                    tracing::info!(
-                        map = self.map,
-                        key = format_args!("0x{:x}", old.key),
-                        "the device no longer holds the map's key on any of its nexuses (preempted or cleared): the paths stay unregistered"
-                    );
-                }
-                self.mem.key = HostKey::Unregistered;
-            }
+            0 if identified => self.mem.key = HostKey::Unregistered,
             1 => {
                 let key = keys.into_iter().next().unwrap_or_default();
                 let aptpl = self.persisting();
@@ -623,7 +610,6 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 tracing::warn!(map = self.map, keys = ?keys, "the map's nexuses hold different keys: left as they are until the guest registers");
             }
         }
-        self.mem.forgotten = None;
     }
 
     /// Usable paths whose nexus does not hold what the map should hold (or is not

@@ -263,9 +263,10 @@ struct Worker {
 }
 
 /// A connection's use of a map ([`Multipath::attach`]): when the last one is
-/// dropped, the map's key is forgotten (the guest that used it has gone, maybe
-/// migrated away); the next look learns it from the device again, so a path that
-/// returns meanwhile is still brought back if the map's nexuses hold a key.
+/// dropped, the map's worker checks the key on the device at once and forgets it
+/// if the map's nexuses no longer hold it (the guest migrated away and its
+/// destination preempted it). A key the nexuses still hold stays: a path that
+/// returns later is brought back, as the device's state says it should be.
 #[derive(Debug)]
 pub struct MapUse<S: System = Host> {
     inner: Weak<Inner<S>>,
@@ -291,8 +292,12 @@ impl<S: System> Drop for MapUse<S> {
         *users = users.saturating_sub(1);
         if *users == 0 {
             drop(users);
-            tracing::info!(map = %map.name, "the last connection that used the map closed: its key is forgotten (learned from the device again at the next look)");
-            lock(&map.memory).forget();
+            // The guest that used the map has gone (stopped, or migrated away and
+            // preempted by its destination): the map's worker reads the device now,
+            // and the key is forgotten if the map's nexuses no longer hold it.
+            tracing::debug!(map = %map.name, "the last connection that used the map closed: checking its key on the device");
+            lock(&map.memory).recheck_soon();
+            inner.on_event(&MapEvent::Changed { map: self.dev });
         }
     }
 }
