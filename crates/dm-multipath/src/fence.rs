@@ -1346,10 +1346,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let answer = if !usable_holders.is_empty() {
             self.one_path_on(&usable_holders, cdb, data, not_ours).1
         } else {
-            match self.take_over(params, rtype, &view, &registered_usable) {
-                Ok(answer) => answer,
-                Err(answer) => return answer,
-            }
+            self.take_over(params, rtype, &view, &registered_usable)
         };
         if answer.status != Status::GOOD {
             return answer;
@@ -1376,17 +1373,15 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         rtype: Option<ReservationType>,
         view: &View,
         registered_usable: &[DevNum],
-    ) -> Result<Answer, Answer> {
+    ) -> Answer {
         let held_type = view.reservation_type();
         if held_type.is_some() && held_type != rtype {
             // What the holder would answer to a RELEASE of another type.
-            return Err(Answer::check_condition(
-                Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
-            ));
+            return Answer::check_condition(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION);
         }
         let Some(&through) = registered_usable.first() else {
             // No live path holds the key: the device's answer to a non-registrant.
-            return Err(Answer::plain(Status::RESERVATION_CONFLICT));
+            return Answer::plain(Status::RESERVATION_CONFLICT);
         };
         let own = params.reservation_key;
         // The holder's key: the map's own, or an older one a nexus whose path is gone
@@ -1400,7 +1395,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let (cdb, data) = out_command(PrOutAction::Preempt, rtype, own, holder_key, false);
         let reply = self.send(through, &cdb, &data);
         if !is_good(&reply) {
-            return Err(reply.answer);
+            return reply.answer;
         }
         if let Some(after) = self.view() {
             // The map's other nexuses lost the key with the PREEMPT.
@@ -1414,7 +1409,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         let (cdb, data) = out_command(PrOutAction::Release, rtype, own, 0, false);
         let reply = self.send(through, &cdb, &data);
-        Ok(reply.answer)
+        reply.answer
     }
 
     /// REGISTER AND MOVE: from the holder's nexus, once. With UNREG the host keeps no
