@@ -1318,146 +1318,6 @@ fn a_command_that_may_have_executed_is_not_sent_again() {
 }
 
 #[test]
-fn shrunk_same_host_migration_after_a_returned_path() {
-    let steps = vec![
-        Step::Fail { path: 1 },
-        Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
-        Step::Arm {
-            path: 1,
-            armed: Armed::LostOnTheWay,
-            times: 1,
-        },
-        Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
-        Step::Reinstate { path: 1 },
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: true,
-            sak: 0xa2,
-        }),
-        Step::MigrateOnSameHost { restart: false },
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
-fn shrunk_a_lost_answer_then_a_preemption() {
-    let steps = vec![
-        Step::Fail { path: 1 },
-        Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
-        Step::Vanish { path: 2 },
-        Step::Fail { path: 0 },
-        Step::Return { path: 0 },
-        Step::Arm {
-            path: 0,
-            armed: Armed::AfterExecution,
-            times: 2,
-        },
-        Step::Other(OtherCmd::PreemptA),
-        Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
-fn shrunk_registration_retried_while_paths_fail() {
-    let steps = vec![
-        Step::Arm {
-            path: 1,
-            armed: Armed::BeforeDelivery,
-            times: 2,
-        },
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: false,
-            sak: 0xa1,
-        }),
-        Step::Fail { path: 1 },
-        Step::Fail { path: 0 },
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: false,
-            sak: 0xa1,
-        }),
-        Step::Flap { path: 1 },
-        Step::Fail { path: 2 },
-        Step::Interleaved {
-            after: 0,
-            what: OtherCmd::PreemptA,
-            step: Inner::Reserve { rtype: WE_RO },
-        },
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
-fn shrunk_a_returning_path_whose_answer_was_lost() {
-    let steps = vec![
-        Step::Fail { path: 1 },
-        Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
-        Step::Arm {
-            path: 1,
-            armed: Armed::AfterExecution,
-            times: 1,
-        },
-        Step::Arm {
-            path: 0,
-            armed: Armed::LostOnTheWay,
-            times: 1,
-        },
-        Step::Reinstate { path: 1 },
-        Step::Fail { path: 2 },
-        Step::Interleaved {
-            after: 4,
-            what: OtherCmd::PreemptA,
-            step: Inner::Reserve { rtype: WE_RO },
-        },
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
-fn shrunk_a_preemption_while_a_restarted_helper_learns() {
-    let steps = vec![
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: false,
-            sak: 0xa1,
-        }),
-        Step::Arm {
-            path: 2,
-            armed: Armed::LostOnTheWay,
-            times: 1,
-        },
-        Step::Arm {
-            path: 0,
-            armed: Armed::AfterExecution,
-            times: 1,
-        },
-        Step::Fail { path: 1 },
-        Step::Interleaved {
-            after: 3,
-            what: OtherCmd::PreemptA,
-            step: Inner::Restart,
-        },
-        Step::Guest(GuestCmd::ReadKeys),
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
-fn shrunk_release_while_a_gone_paths_nexus_holds_the_reservation() {
-    let steps = vec![
-        Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
-        Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
-        Step::Vanish { path: 0 },
-        Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
-        Step::Interleaved {
-            after: 2,
-            what: OtherCmd::PreemptA,
-            step: Inner::Release { rtype: WE_RO },
-        },
-        Step::Guest(GuestCmd::Release { rtype: WE_RO }),
-    ];
-    run_steps(&steps).unwrap();
-}
-
-#[test]
 fn the_key_is_checked_when_the_last_connection_closes() {
     let mut harness = Harness::new();
     let first = harness.a.attach(MAP_A.rdev());
@@ -1484,58 +1344,196 @@ fn the_key_is_checked_when_the_last_connection_closes() {
     }
 }
 
-#[test]
-fn shrunk_release_when_the_registrations_cannot_be_read_first() {
-    let steps = vec![
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: false,
-            sak: 0xa1,
-        }),
-        Step::Interleaved {
-            after: 0,
-            what: OtherCmd::Release,
-            step: Inner::Reserve { rtype: WE_RO },
-        },
-        Step::Vanish { path: 0 },
-        Step::Arm {
-            path: 2,
-            armed: Armed::BeforeDelivery,
-            times: 1,
-        },
-        Step::Arm {
-            path: 1,
-            armed: Armed::BeforeDelivery,
-            times: 1,
-        },
-        Step::Interleaved {
-            after: 0,
-            what: OtherCmd::Reserve,
-            step: Inner::Release { rtype: WE_RO },
-        },
-    ];
-    run_steps(&steps).unwrap();
-}
+/// Shrunk failures of the random test, each a bug it found: what it was, and the
+/// steps.
+const SHRUNK: &[(&str, &[Step])] = &[
+    (
+        "same host migration after a returned path",
+        &[
+            Step::Fail { path: 1 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
+            Step::Arm {
+                path: 1,
+                armed: Armed::LostOnTheWay,
+                times: 1,
+            },
+            Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+            Step::Reinstate { path: 1 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: true,
+                sak: 0xa2,
+            }),
+            Step::MigrateOnSameHost { restart: false },
+        ],
+    ),
+    (
+        "a lost answer then a preemption",
+        &[
+            Step::Fail { path: 1 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Vanish { path: 2 },
+            Step::Fail { path: 0 },
+            Step::Return { path: 0 },
+            Step::Arm {
+                path: 0,
+                armed: Armed::AfterExecution,
+                times: 2,
+            },
+            Step::Other(OtherCmd::PreemptA),
+            Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+        ],
+    ),
+    (
+        "registration retried while paths fail",
+        &[
+            Step::Arm {
+                path: 1,
+                armed: Armed::BeforeDelivery,
+                times: 2,
+            },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Fail { path: 1 },
+            Step::Fail { path: 0 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Flap { path: 1 },
+            Step::Fail { path: 2 },
+            Step::Interleaved {
+                after: 0,
+                what: OtherCmd::PreemptA,
+                step: Inner::Reserve { rtype: WE_RO },
+            },
+        ],
+    ),
+    (
+        "a returning path whose answer was lost",
+        &[
+            Step::Fail { path: 1 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Arm {
+                path: 1,
+                armed: Armed::AfterExecution,
+                times: 1,
+            },
+            Step::Arm {
+                path: 0,
+                armed: Armed::LostOnTheWay,
+                times: 1,
+            },
+            Step::Reinstate { path: 1 },
+            Step::Fail { path: 2 },
+            Step::Interleaved {
+                after: 4,
+                what: OtherCmd::PreemptA,
+                step: Inner::Reserve { rtype: WE_RO },
+            },
+        ],
+    ),
+    (
+        "a preemption while a restarted helper learns",
+        &[
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Arm {
+                path: 2,
+                armed: Armed::LostOnTheWay,
+                times: 1,
+            },
+            Step::Arm {
+                path: 0,
+                armed: Armed::AfterExecution,
+                times: 1,
+            },
+            Step::Fail { path: 1 },
+            Step::Interleaved {
+                after: 3,
+                what: OtherCmd::PreemptA,
+                step: Inner::Restart,
+            },
+            Step::Guest(GuestCmd::ReadKeys),
+        ],
+    ),
+    (
+        "release while a gone paths nexus holds the reservation",
+        &[
+            Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
+            Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+            Step::Vanish { path: 0 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Interleaved {
+                after: 2,
+                what: OtherCmd::PreemptA,
+                step: Inner::Release { rtype: WE_RO },
+            },
+            Step::Guest(GuestCmd::Release { rtype: WE_RO }),
+        ],
+    ),
+    (
+        "release when the registrations cannot be read first",
+        &[
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Interleaved {
+                after: 0,
+                what: OtherCmd::Release,
+                step: Inner::Reserve { rtype: WE_RO },
+            },
+            Step::Vanish { path: 0 },
+            Step::Arm {
+                path: 2,
+                armed: Armed::BeforeDelivery,
+                times: 1,
+            },
+            Step::Arm {
+                path: 1,
+                armed: Armed::BeforeDelivery,
+                times: 1,
+            },
+            Step::Interleaved {
+                after: 0,
+                what: OtherCmd::Reserve,
+                step: Inner::Release { rtype: WE_RO },
+            },
+        ],
+    ),
+    (
+        "a failed preemption by the other host fences nothing",
+        &[
+            Step::Fail { path: 0 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Arm {
+                path: 2,
+                armed: Armed::AfterExecution,
+                times: 2,
+            },
+            Step::Fail { path: 1 },
+            Step::Guest(GuestCmd::PreemptOther),
+            Step::Interleaved {
+                after: 0,
+                what: OtherCmd::PreemptA,
+                step: Inner::Restart,
+            },
+        ],
+    ),
+];
 
 #[test]
-fn shrunk_a_failed_preemption_by_the_other_host_fences_nothing() {
-    let steps = vec![
-        Step::Fail { path: 0 },
-        Step::Guest(GuestCmd::Register {
-            wrong_rk: false,
-            sak: 0xa1,
-        }),
-        Step::Arm {
-            path: 2,
-            armed: Armed::AfterExecution,
-            times: 2,
-        },
-        Step::Fail { path: 1 },
-        Step::Guest(GuestCmd::PreemptOther),
-        Step::Interleaved {
-            after: 0,
-            what: OtherCmd::PreemptA,
-            step: Inner::Restart,
-        },
-    ];
-    run_steps(&steps).unwrap();
+fn shrunk_failures_stay_fixed() {
+    for (what, steps) in SHRUNK {
+        if let Err(error) = run_steps(steps) {
+            panic!("{what}: {error}");
+        }
+    }
 }

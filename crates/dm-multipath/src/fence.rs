@@ -1219,14 +1219,8 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 aptpl: params.aptpl,
             })
         };
-        self.mem.owed = self
-            .all_paths()
-            .into_iter()
-            .filter(|p| Some(*p) != through)
-            .collect();
-        if let Some(view) = self.view() {
-            let targets = self.not_holding(&view);
-            self.bring(&view, targets);
+        if let Some(through) = through {
+            self.spread_from(through);
         }
         answer
     }
@@ -1259,6 +1253,13 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             .filter(|k| k.key == own)
             .map_or(params.aptpl, |k| k.aptpl);
         self.mem.key = HostKey::Registered(RememberedKey { key: own, aptpl });
+        self.spread_from(through);
+        answer
+    }
+
+    /// After a one-path command that gave `through`'s nexus the map's key: the
+    /// map's other paths are owed it and brought in line now.
+    fn spread_from(&mut self, through: DevNum) {
         self.mem.owed = self
             .all_paths()
             .into_iter()
@@ -1268,7 +1269,6 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             let targets = self.not_holding(&view);
             self.bring(&view, targets);
         }
-        answer
     }
 
     /// RELEASE: sent where the reservation is held. When the holder's path is not

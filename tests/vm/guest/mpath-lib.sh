@@ -107,3 +107,14 @@ wait_for_path_reg() {
 map_facts() {
     expect_same_as_sg "$1" "$2" "$3" "$4" "$5"
 }
+
+# keys_with KEY: how many registrations hold KEY on the LUN.
+keys_with() {
+    sg_full_status /dev/sdb | grep -c "^key=$1 "
+}
+
+# restart_helper: stops our helper and starts a fresh one on the same socket.
+restart_helper() {
+    stop_helper "$OUR_HELPER_PID"
+    start_our_helper_for_prtool
+}

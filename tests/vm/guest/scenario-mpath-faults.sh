@@ -9,11 +9,6 @@ drain_unit_attentions
 make_host_maps || exit 0
 start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
 
-# keys_with KEY: how many registrations hold KEY on the LUN.
-keys_with() {
-    sg_full_status /dev/sdb | grep -c "^key=$1 "
-}
-
 # 1. Migration away, then a path of the source flaps: the source must stay out.
 expect_status migrate-source-registers 0 prt register --sa-key 0x4b "$MAP_A"
 expect_status migrate-source-reserves 0 prt reserve --key 0x4b --type we-ro "$MAP_A"

@@ -9,17 +9,6 @@ drain_unit_attentions
 make_host_maps || exit 0
 start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
 
-# keys_with KEY: how many registrations hold KEY on the LUN.
-keys_with() {
-    sg_full_status /dev/sdb | grep -c "^key=$1 "
-}
-
-# restart_helper: stops our helper and starts a fresh one on the same socket.
-restart_helper() {
-    stop_helper "$OUR_HELPER_PID"
-    start_our_helper_for_prtool
-}
-
 # 1. The other host's PREEMPT between a path's return and its re-registration
 # (as close as the VM allows: the reinstate and the preemption at once, looped;
 # which one wins varies, the outcome must not).
