@@ -1344,6 +1344,60 @@ fn the_key_is_checked_when_the_last_connection_closes() {
     }
 }
 
+#[test]
+fn register_and_move_with_unreg_leaves_the_whole_host_unregistered() {
+    let mut harness = Harness::new();
+    for step in register_reserve() {
+        harness.step(step).unwrap();
+    }
+    let b = nexus_of(B[1]);
+    let list = build::move_list(0xa1, 0xb9, true, false, b.target_port, &b.initiator);
+    let cdb = build::pr_out(PrOutAction::RegisterAndMove, WE_RO, list.len() as u32);
+    assert_eq!(harness.on_a(&cdb, &list).status, Status::GOOD);
+    assert_eq!(harness.a_keys(), [None; 3]);
+    assert!(harness.lu().lu.is_holder(&b));
+    assert_eq!(
+        harness.a.remembered(MAP_A.rdev()).map(|r| r.0),
+        Some(HostKey::Unregistered)
+    );
+}
+
+#[test]
+fn spec_i_pt_and_all_tg_pt_registrations_reach_every_path() {
+    let harness = Harness::new();
+    let other = TransportId::Sas {
+        address: 0x500140500000ff01,
+    };
+    let flags = build::Flags {
+        spec_i_pt: true,
+        ..build::Flags::default()
+    };
+    let list = build::basic_list(0, 0xa5, flags, std::slice::from_ref(&other));
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
+    assert_eq!(harness.on_a(&cdb, &list).status, Status::GOOD);
+    assert_eq!(harness.a_keys(), [Some(0xa5); 3]);
+    assert!(
+        harness
+            .lu()
+            .lu
+            .registrations()
+            .iter()
+            .any(|r| r.nexus.initiator == other && r.key == 0xa5)
+    );
+    // ALL_TG_PT: a01 through port 1 registers a01 on port 2 as well; that path's
+    // REGISTER then conflicts and counts as done (its nexus holds the key).
+    let harness = Harness::new();
+    let flags = build::Flags {
+        all_tg_pt: true,
+        ..build::Flags::default()
+    };
+    let list = build::basic_list(0, 0xa6, flags, &[]);
+    let cdb = build::pr_out(PrOutAction::Register, 0, list.len() as u32);
+    assert_eq!(harness.on_a(&cdb, &list).status, Status::GOOD);
+    assert_eq!(harness.a_keys(), [Some(0xa6); 3]);
+    harness.check(0, true).unwrap();
+}
+
 /// Shrunk failures of the random test, each a bug it found: what it was, and the
 /// steps.
 const SHRUNK: &[(&str, &[Step])] = &[
