@@ -5,6 +5,7 @@
 . /vm/lib.sh
 . /vm/mpath-lib.sh
 
+scenario_start=$(now_ms)
 drain_unit_attentions
 make_host_maps || exit 0
 start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
@@ -17,7 +18,7 @@ expect_status migrate-destination-preempts 0 prt preempt --key 0x4b --sa-key 0x4
 expect_path_regs migrate-source-gone "sda=none sdc=none sdb=key=0x4b sdd=key=0x4b"
 dmsetup message mpatha 0 "fail_path $SDC"
 dmsetup message mpatha 0 "reinstate_path $SDC"
-sleep 2
+sleep 1
 expect_path_regs migrate-flap-source-stays-out "sda=none sdc=none"
 expect_eq migrate-flap-two-registrations-with-k 2 "$(keys_with 0x4b)"
 # The source's next command (its QEMU is gone; a straggler) changes nothing.
@@ -67,3 +68,4 @@ drain_unit_attentions
 
 stop_helper "$OUR_HELPER_PID"
 remove_maps mpatha mpathb
+info scenario-ms "$(($(now_ms) - scenario_start))"
