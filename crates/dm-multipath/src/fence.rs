@@ -397,6 +397,11 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         usable
     }
 
+    /// The map's paths that are not usable now.
+    fn failed_paths(&self) -> impl Iterator<Item = DevNum> + '_ {
+        self.paths.paths.iter().filter(|p| !p.usable).map(|p| p.dev)
+    }
+
     fn all_paths(&self) -> Vec<DevNum> {
         self.paths.paths.iter().map(|p| p.dev).collect()
     }
@@ -1060,13 +1065,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             };
             // Paths that are failed now missed it: they are brought in line when they
             // return.
-            self.mem.owed = self
-                .paths
-                .paths
-                .iter()
-                .filter(|p| !p.usable)
-                .map(|p| p.dev)
-                .collect();
+            self.mem.owed = self.failed_paths().collect();
             return Answer::good(Vec::new());
         }
         let failed: Vec<String> = usable
@@ -1101,11 +1100,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 aptpl: params.aptpl,
             });
             self.mem.owed = self
-                .paths
-                .paths
-                .iter()
-                .filter(|p| !p.usable)
-                .map(|p| p.dev)
+                .failed_paths()
                 .chain(
                     usable
                         .iter()
@@ -1272,8 +1267,8 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
     }
 
     /// RELEASE: sent where the reservation is held. When the holder's path is not
-    /// usable, the reservation is taken over through a live path (PREEMPT of the own
-    /// key), the other paths registered again, and released there. GOOD only when
+    /// usable, the reservation is taken over through a live path (PREEMPT of the
+    /// holder's key), the other paths registered again, and released there. GOOD only when
     /// READ FULL STATUS shows none of the map's nexuses holding it.
     fn release(
         &mut self,

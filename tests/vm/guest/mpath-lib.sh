@@ -118,3 +118,12 @@ restart_helper() {
     stop_helper "$OUR_HELPER_PID"
     start_our_helper_for_prtool
 }
+
+# start_fault_scenario: both hosts' maps and our helper, from a drained LUN;
+# sets scenario_start (milliseconds). Returns 1 (after reporting) if either fails.
+start_fault_scenario() {
+    scenario_start=$(now_ms)
+    drain_unit_attentions
+    make_host_maps || return 1
+    start_our_helper_for_prtool || { remove_maps mpatha mpathb; return 1; }
+}

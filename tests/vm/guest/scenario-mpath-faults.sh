@@ -5,10 +5,7 @@
 . /vm/lib.sh
 . /vm/mpath-lib.sh
 
-scenario_start=$(now_ms)
-drain_unit_attentions
-make_host_maps || exit 0
-start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
+start_fault_scenario || exit 0
 
 # 1. Migration away, then a path of the source flaps: the source must stay out.
 expect_status migrate-source-registers 0 prt register --sa-key 0x4b "$MAP_A"

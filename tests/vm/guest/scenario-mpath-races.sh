@@ -5,10 +5,7 @@
 . /vm/lib.sh
 . /vm/mpath-lib.sh
 
-scenario_start=$(now_ms)
-drain_unit_attentions
-make_host_maps || exit 0
-start_our_helper_for_prtool || { remove_maps mpatha mpathb; exit 0; }
+start_fault_scenario || exit 0
 
 # 1. The other host's PREEMPT between a path's return and its re-registration
 # (as close as the VM allows: the reinstate and the preemption at once, looped;
