@@ -7,7 +7,7 @@
 #   PR_BIN_DIR   where the release binaries are (default: <repo>/target/release,
 #                or $CARGO_TARGET_DIR/release)
 #   VM_CACHE     cache folder (default: <repo>/.cache/vm)
-#   VM_TIMEOUT   hard limit for the boot, in seconds (default 240)
+#   VM_TIMEOUT   hard limit for the boot, in seconds (default 330)
 # Exit status: 0 when the guest ran to the end (check the lines for FAILs),
 # non-zero when the harness itself failed or timed out.
 set -euo pipefail
@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export VM_CACHE=${VM_CACHE:-$repo/.cache/vm}
 bin_dir=${PR_BIN_DIR:-${CARGO_TARGET_DIR:-$repo/target}/release}
-deadline=${VM_TIMEOUT:-240}
+deadline=${VM_TIMEOUT:-330}
 # depmod and modprobe live in sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 

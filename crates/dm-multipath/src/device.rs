@@ -26,7 +26,10 @@ use rustix::thread::CapabilitySet;
 use scsi::sense::Sense;
 
 use crate::devnum::DevNum;
+use scsi::pr::TransportId;
+
 use crate::engine::{Answer, Fault, PathIo, PathReply, fault_of};
+use crate::fence::NexusId;
 use crate::sys;
 
 /// Why a path's node could not be used.
@@ -128,6 +131,125 @@ impl NodeLookup {
     }
 }
 
+impl NodeLookup {
+    /// The I_T nexus of the SCSI disk `dev`, from sysfs alone (no I/O on the path, so
+    /// a failed path is still known): the initiator port from the SCSI host's
+    /// transport (tcm_loop's configfs `nexus`, a Fibre Channel host's `port_name`, an
+    /// iSCSI session's `initiatorname` and `isid`), the relative target port from the
+    /// kernel's copy of the device identification VPD page (`vpd_pg83`). `None` for a
+    /// transport it cannot tell.
+    pub fn nexus(&self, dev: DevNum) -> Option<NexusId> {
+        let device = self
+            .sysfs
+            .join("dev/block")
+            .join(dev.to_string())
+            .join("device");
+        let real = std::fs::canonicalize(&device).ok()?;
+        let hctl = real.file_name()?.to_str()?.to_owned();
+        let mut parts = hctl.split(':');
+        let (host, channel, target) = (parts.next()?, parts.next()?, parts.next()?);
+        let target_port = std::fs::read(device.join("vpd_pg83"))
+            .ok()
+            .and_then(|page| relative_target_port(&page));
+        let initiator = self
+            .loopback_initiator(host, channel, target)
+            .or_else(|| self.fc_initiator(host))
+            .or_else(|| self.iscsi_initiator(&real))?;
+        Some(NexusId {
+            initiator,
+            target_port,
+        })
+    }
+
+    fn loopback_initiator(&self, host: &str, channel: &str, target: &str) -> Option<TransportId> {
+        let address = format!("{host}:{channel}:{target}");
+        let fabric = self.sysfs.join("kernel/config/target/loopback");
+        for wwn in std::fs::read_dir(fabric).ok()?.flatten() {
+            let Ok(tpgs) = std::fs::read_dir(wwn.path()) else {
+                continue;
+            };
+            for tpg in tpgs.flatten() {
+                let here = std::fs::read_to_string(tpg.path().join("address")).unwrap_or_default();
+                if here.trim() != address {
+                    continue;
+                }
+                let nexus = std::fs::read_to_string(tpg.path().join("nexus")).ok()?;
+                return transport_id_of_name(nexus.trim());
+            }
+        }
+        None
+    }
+
+    fn fc_initiator(&self, host: &str) -> Option<TransportId> {
+        let name = std::fs::read_to_string(
+            self.sysfs
+                .join("class/fc_host")
+                .join(format!("host{host}"))
+                .join("port_name"),
+        )
+        .ok()?;
+        let hex = name.trim().trim_start_matches("0x");
+        Some(TransportId::FibreChannel {
+            n_port_name: u64::from_str_radix(hex, 16).ok()?,
+        })
+    }
+
+    fn iscsi_initiator(&self, device: &Path) -> Option<TransportId> {
+        let session = device.components().find_map(|c| {
+            let c = c.as_os_str().to_str()?;
+            (c.starts_with("session") && c[7..].bytes().all(|b| b.is_ascii_digit()))
+                .then(|| c.to_owned())
+        })?;
+        let dir = self.sysfs.join("class/iscsi_session").join(session);
+        let name = std::fs::read_to_string(dir.join("initiatorname")).ok()?;
+        let isid = std::fs::read_to_string(dir.join("isid")).ok();
+        Some(TransportId::Iscsi {
+            name: name.trim().to_owned(),
+            isid: isid.map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()),
+        })
+    }
+}
+
+/// The TransportID a target names an initiator port by, from the port's name as LIO
+/// writes it (`naa.` + 16 hex digits: a SAS address; `fc.`: a Fibre Channel port
+/// name; an iSCSI name as is).
+pub fn transport_id_of_name(name: &str) -> Option<TransportId> {
+    if let Some(hex) = name.strip_prefix("naa.") {
+        return Some(TransportId::Sas {
+            address: u64::from_str_radix(hex, 16).ok()?,
+        });
+    }
+    if let Some(hex) = name.strip_prefix("fc.") {
+        return Some(TransportId::FibreChannel {
+            n_port_name: u64::from_str_radix(&hex.replace(':', ""), 16).ok()?,
+        });
+    }
+    if name.starts_with("iqn.") || name.starts_with("eui.") {
+        return Some(TransportId::iscsi(name));
+    }
+    None
+}
+
+/// The RELATIVE TARGET PORT IDENTIFIER of a device identification VPD page (0x83):
+/// the designator of type 4 associated with the target port.
+pub fn relative_target_port(page: &[u8]) -> Option<u16> {
+    let length = usize::from(u16::from_be_bytes([*page.get(2)?, *page.get(3)?]));
+    let body = page.get(4..)?;
+    let body = body.get(..length.min(body.len()))?;
+    let mut at = 0;
+    while let Some(header) = body.get(at..at + 4) {
+        let association = (header[1] >> 4) & 0x3;
+        let designator_type = header[1] & 0x0f;
+        let len = usize::from(header[3]);
+        let value = body.get(at + 4..at + 4 + len)?;
+        if association == 1 && designator_type == 4 && len == 4 {
+            return Some(u16::from_be_bytes([value[2], value[3]]));
+        }
+        at += 4 + len;
+    }
+    None
+}
+
 /// `DEVNAME=` of a sysfs `uevent` file.
 pub fn devname(uevent: &str) -> Option<&str> {
     uevent
@@ -201,6 +323,14 @@ impl OpenPaths {
 }
 
 impl PathIo for OpenPaths {
+    fn identity(&self, path: DevNum) -> Option<NexusId> {
+        self.lookup.nexus(path)
+    }
+
+    fn reset(&self, path: DevNum) {
+        self.forget(path);
+    }
+
     fn send(&self, path: DevNum, cdb: &[u8], data_out: &[u8]) -> PathReply {
         let fd = match self.fd(path) {
             Ok(fd) => fd,
@@ -267,6 +397,57 @@ mod tests {
             lookup.node_name(DevNum::new(8, 48)),
             Err(OpenError::Name { .. })
         ));
+    }
+
+    #[test]
+    fn a_loopback_paths_nexus_comes_from_configfs_and_vpd() {
+        let sysfs = tempfile::tempdir().unwrap();
+        let root = sysfs.path();
+        let scsi_dev = root.join("devices/tcm_loop_0/host3/target3:0:1/3:0:1:0");
+        std::fs::create_dir_all(&scsi_dev).unwrap();
+        // VPD 0x83: an NAA designator (LU), then relative target port 2 (target port).
+        let mut page = vec![0x00, 0x83, 0x00, 0x00];
+        page.extend_from_slice(&[0x01, 0x03, 0x00, 0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
+        page.extend_from_slice(&[0x61, 0x94, 0x00, 0x04, 0, 0, 0, 2]);
+        page[3] = (page.len() - 4) as u8;
+        std::fs::write(scsi_dev.join("vpd_pg83"), &page).unwrap();
+        let block = root.join("dev/block");
+        std::fs::create_dir_all(&block).unwrap();
+        std::fs::create_dir_all(root.join("sda")).unwrap();
+        std::os::unix::fs::symlink(root.join("sda"), block.join("8:0")).unwrap();
+        std::os::unix::fs::symlink(&scsi_dev, root.join("sda/device")).unwrap();
+        let tpg = root.join("kernel/config/target/loopback/naa.5001405000000b01/tpgt_1");
+        std::fs::create_dir_all(&tpg).unwrap();
+        std::fs::write(tpg.join("address"), "3:0:1\n").unwrap();
+        std::fs::write(tpg.join("nexus"), "naa.5001405000000a01\n").unwrap();
+        let lookup = NodeLookup {
+            sysfs: root.to_path_buf(),
+            dev_dir: PathBuf::from("/dev"),
+        };
+        assert_eq!(
+            lookup.nexus(DevNum::new(8, 0)),
+            Some(NexusId {
+                initiator: TransportId::Sas {
+                    address: 0x5001405000000a01
+                },
+                target_port: Some(2),
+            })
+        );
+        assert_eq!(lookup.nexus(DevNum::new(8, 16)), None);
+    }
+
+    #[test]
+    fn initiator_names_and_vpd_pages() {
+        assert_eq!(
+            transport_id_of_name("iqn.2026-01.invalid:a"),
+            Some(TransportId::iscsi("iqn.2026-01.invalid:a"))
+        );
+        assert_eq!(transport_id_of_name("naa.zz"), None);
+        assert_eq!(relative_target_port(&[0, 0x83, 0, 0]), None);
+        assert_eq!(
+            relative_target_port(&[0, 0x83, 0, 8, 0x61, 0x94, 0, 4, 0, 0]),
+            None
+        );
     }
 
     #[test]

@@ -1,11 +1,10 @@
-//! Carrying one command over a map's paths: the fan-out of registrations with conflict
-//! repair, single-path commands with failover on transport failures, the re-registration
-//! after a PREEMPT of the map's own key, and the bounded retry after a UNIT ATTENTION.
+//! Answers, path faults and the per-path I/O ([`PathIo`]), and [`execute`]: one command
+//! carried over a map's paths by [`crate::fence`] with no memory of earlier ones.
 //!
 //! The paths are reached through [`PathIo`], so the logic runs against a scripted fake
 //! in tests and against the real path devices in [`crate::device`].
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
 use scsi::pr::{PrInAction, PrInCdb, PrOutAction, PrOutCdb, ReadKeys, pr_in_cdb};
 use scsi::sense::{Sense, key};
@@ -13,7 +12,9 @@ use scsi::sgio::SgIoOutcome;
 use scsi::status::Status;
 
 use crate::devnum::DevNum;
-use crate::plan::{KeyChange, Registration, RememberedKey, Route, key_change, route};
+use crate::fence::{HostKey, MapMemory, NexusId, Run, in_parallel, send_once};
+use crate::map::MapPaths;
+use crate::plan::{KeyChange, RememberedKey};
 
 /// Sense bytes carried in an answer (the helper protocol's size).
 pub const SENSE_LEN: usize = 96;
@@ -78,10 +79,6 @@ impl Answer {
         self.sense_code()
             .is_some_and(|s| s.key == key::UNIT_ATTENTION)
     }
-
-    fn is_good(&self) -> bool {
-        self.status == Status::GOOD
-    }
 }
 
 impl std::fmt::Display for Answer {
@@ -145,7 +142,8 @@ pub fn fault_of(outcome: Option<&SgIoOutcome>) -> Option<Fault> {
 pub struct PathReply {
     /// The answer (for a transport failure, the one the daemon would give for it).
     pub answer: Answer,
-    /// Set when the command did not reach the device through this path.
+    /// Set when the path failed the command (see [`crate::fence::delivery`] for
+    /// whether it may still have reached the device).
     pub fault: Option<Fault>,
 }
 
@@ -153,6 +151,16 @@ pub struct PathReply {
 pub trait PathIo: Sync {
     /// Sends one PR IN or PR OUT (`cdb` of the opcode's length or longer) on `path`.
     fn send(&self, path: DevNum, cdb: &[u8], data_out: &[u8]) -> PathReply;
+
+    /// The I_T nexus `path` is (its initiator port's TransportID and the relative
+    /// target port), as READ FULL STATUS names it; `None` when it cannot be told.
+    fn identity(&self, _path: DevNum) -> Option<NexusId> {
+        None
+    }
+
+    /// The path came back (its node may be another device now): forget what was
+    /// opened or learned about it.
+    fn reset(&self, _path: DevNum) {}
 }
 
 /// The result of a command on a map.
@@ -164,8 +172,9 @@ pub struct Executed {
     pub key: KeyChange,
 }
 
-/// Runs `cdb` on the map whose usable paths are `usable` (in the order to try them).
-/// `map` names the map in log lines.
+/// Runs `cdb` on the map whose usable paths are `usable` (in the order to try them),
+/// as one command with no memory beyond `remembered` (the service keeps a map's
+/// memory between commands; see [`crate::fence`]). `map` names the map in log lines.
 pub fn execute(
     io: &dyn PathIo,
     map: &str,
@@ -174,33 +183,13 @@ pub fn execute(
     data_out: &[u8],
     remembered: Option<RememberedKey>,
 ) -> Executed {
-    if usable.is_empty() {
-        tracing::info!(
-            map,
-            command = command_name(cdb),
-            "no usable path: CHECK CONDITION"
-        );
-        return Executed {
-            answer: Answer::check_condition(NO_PATH_SENSE),
-            key: KeyChange::Keep,
-        };
-    }
-    let answer = match route(cdb, data_out) {
-        Route::EveryPath(registration) => fan_out(io, map, usable, cdb, data_out, registration),
-        Route::OnePath { reregister } => {
-            let (through, answer) = one_path(io, map, usable, cdb, data_out);
-            if let (Some(own), Some(through), true) = (reregister, through, answer.is_good()) {
-                let others: Vec<DevNum> =
-                    usable.iter().copied().filter(|&p| p != through).collect();
-                register_paths(io, map, &others, own, "after PREEMPT of the map's own key");
-            }
-            answer
-        }
-    };
-    let key = if answer.is_good() {
-        key_change(cdb, data_out, remembered)
-    } else {
-        KeyChange::Keep
+    let paths = MapPaths::all_usable(usable);
+    let mut memory = MapMemory::knowing(remembered);
+    let answer = Run::new(io, map, &paths, &mut memory).command(cdb, data_out);
+    let key = match memory.key {
+        HostKey::Registered(key) if Some(key) != remembered => KeyChange::Remember(key),
+        HostKey::Unregistered => KeyChange::Forget,
+        _ => KeyChange::Keep,
     };
     Executed { answer, key }
 }
@@ -215,10 +204,13 @@ pub fn register_paths(
     why: &str,
 ) -> Vec<DevNum> {
     let (cdb, data) = register_ignore(key.key, key.aptpl);
-    let replies = in_parallel(paths, |path| send_retrying(io, map, path, &cdb, &data));
+    let recheck = AtomicBool::new(false);
+    let replies = in_parallel(paths, |&path| {
+        send_once(io, map, path, &cdb, &data, &recheck)
+    });
     let mut failed = Vec::new();
     for (path, reply) in paths.iter().zip(replies) {
-        if reply.answer.is_good() && reply.fault.is_none() {
+        if reply.answer.status == Status::GOOD && reply.fault.is_none() {
             tracing::info!(map, path = %path, key = format_args!("0x{:x}", key.key), why, "path re-registered");
         } else {
             tracing::info!(map, path = %path, answer = %reply.answer, fault = ?reply.fault, why, "path re-registration failed");
@@ -245,186 +237,24 @@ pub fn register_ignore(key: u64, aptpl: bool) -> ([u8; 10], Vec<u8>) {
 }
 
 /// READ KEYS through the first path that carries it; `None` if none does or the
-/// device refuses it.
+/// device refuses it. (Says which keys exist, not which nexus holds them: fencing
+/// decisions use READ FULL STATUS.)
 pub fn read_keys(io: &dyn PathIo, map: &str, usable: &[DevNum]) -> Option<Vec<u64>> {
     let cdb = pr_in_cdb(PrInAction::ReadKeys, 8192);
-    let (_, answer) = one_path(io, map, usable, &cdb, &[]);
-    if !answer.is_good() {
-        return None;
-    }
-    ReadKeys::decode(&answer.data)
-        .ok()
-        .map(|decoded| decoded.value.keys)
-}
-
-fn fan_out(
-    io: &dyn PathIo,
-    map: &str,
-    usable: &[DevNum],
-    cdb: &[u8],
-    data_out: &[u8],
-    registration: Registration,
-) -> Answer {
-    let mut replies = in_parallel(usable, |path| send_retrying(io, map, path, cdb, data_out));
-    // REGISTER answers RESERVATION CONFLICT on a path whose registration differs from
-    // the reservation key sent: it already carries the new key (a repeated command) or
-    // an old one (it was away while the key changed). Such a path is brought in line
-    // with REGISTER AND IGNORE, but only while the device still holds this host's key:
-    // a host that was preempted or cleared must stay fenced.
-    let conflicted: Vec<usize> = replies
-        .iter()
-        .enumerate()
-        .filter(|(_, reply)| {
-            reply.fault.is_none() && reply.answer.status == Status::RESERVATION_CONFLICT
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if !registration.ignore_existing && !conflicted.is_empty() {
-        let conflicted_paths: Vec<DevNum> = conflicted.iter().map(|&i| usable[i]).collect();
-        let still_ours = registration.service_action_key == 0
-            || read_keys(io, map, &conflicted_paths).is_some_and(|keys| {
-                keys.contains(&registration.service_action_key)
-                    || (registration.reservation_key != 0
-                        && keys.contains(&registration.reservation_key))
-            });
-        if still_ours {
-            let mut repair_cdb = cdb.to_vec();
-            if let Some(action) = repair_cdb.get_mut(1) {
-                *action = (*action & !0x1f) | PrOutAction::RegisterAndIgnoreExistingKey.code();
-            }
-            let repaired = in_parallel(&conflicted_paths, |path| {
-                send_retrying(io, map, path, &repair_cdb, data_out)
-            });
-            for (&i, reply) in conflicted.iter().zip(repaired) {
-                if reply.answer.is_good() && reply.fault.is_none() {
-                    tracing::info!(map, path = %usable[i], "path brought in line with REGISTER AND IGNORE EXISTING KEY");
-                }
-                replies[i] = reply;
-            }
-        } else {
-            tracing::info!(
-                map,
-                "REGISTER conflicts and the device holds neither key: not repaired"
-            );
-        }
-    }
-    let failed: Vec<String> = usable
-        .iter()
-        .zip(&replies)
-        .filter(|(_, reply)| !reply.answer.is_good() || reply.fault.is_some())
-        .map(|(path, reply)| match &reply.fault {
-            Some(fault) => format!("{path} ({fault})"),
-            None => format!("{path} ({})", reply.answer),
-        })
-        .collect();
-    if failed.is_empty() {
-        return replies.swap_remove(0).answer;
-    }
-    tracing::info!(map, command = command_name(cdb), paths = %failed.join(", "), "registration failed on some paths");
-    // The most meaningful failure: what a device said (first in path order) before
-    // what a broken path produced.
-    let device_answer = replies
-        .iter()
-        .position(|reply| reply.fault.is_none() && !reply.answer.is_good());
-    let chosen = device_answer.unwrap_or_else(|| {
-        replies
-            .iter()
-            .position(|reply| reply.fault.is_some())
-            .unwrap_or(0)
-    });
-    replies.swap_remove(chosen).answer
-}
-
-/// The command on the first path that carries it to the device; the next path only
-/// after a transport failure. Returns the path that answered.
-fn one_path(
-    io: &dyn PathIo,
-    map: &str,
-    usable: &[DevNum],
-    cdb: &[u8],
-    data_out: &[u8],
-) -> (Option<DevNum>, Answer) {
-    let mut last = None;
+    let recheck = AtomicBool::new(false);
     for &path in usable {
-        let reply = send_retrying(io, map, path, cdb, data_out);
-        match &reply.fault {
-            None => return (Some(path), reply.answer),
-            Some(fault) => {
-                tracing::info!(map, path = %path, command = command_name(cdb), fault = %fault, "path failed, trying the next");
-                last = Some(reply.answer);
-            }
-        }
-    }
-    (
-        None,
-        last.unwrap_or_else(|| Answer::check_condition(NO_PATH_SENSE)),
-    )
-}
-
-/// One command on one path, sent again (a bounded number of times) while the path
-/// answers UNIT ATTENTION: the condition is reported once per command and then cleared,
-/// so the retry gets the device's real answer.
-fn send_retrying(
-    io: &dyn PathIo,
-    map: &str,
-    path: DevNum,
-    cdb: &[u8],
-    data_out: &[u8],
-) -> PathReply {
-    let mut attempt = 0;
-    loop {
-        let started = Instant::now();
-        let reply = io.send(path, cdb, data_out);
-        log_path_command(map, path, cdb, &reply, started.elapsed());
-        if reply.fault.is_none()
-            && reply.answer.is_unit_attention()
-            && attempt < UNIT_ATTENTION_RETRIES
-        {
-            attempt += 1;
+        let reply = send_once(io, map, path, &cdb, &[], &recheck);
+        if reply.fault.is_some() {
             continue;
         }
-        return reply;
-    }
-}
-
-fn log_path_command(map: &str, path: DevNum, cdb: &[u8], reply: &PathReply, latency: Duration) {
-    match &reply.fault {
-        None => {
-            tracing::debug!(map, path = %path, command = command_name(cdb), answer = %reply.answer, latency_us = latency.as_micros() as u64, "path command")
+        if reply.answer.status != Status::GOOD {
+            return None;
         }
-        Some(fault) => {
-            tracing::debug!(map, path = %path, command = command_name(cdb), fault = %fault, latency_us = latency.as_micros() as u64, "path command")
-        }
+        return ReadKeys::decode(&reply.answer.data)
+            .ok()
+            .map(|decoded| decoded.value.keys);
     }
-}
-
-/// `work` for every path, the first on this thread and the others on threads of their
-/// own, so that a registration on four paths takes about as long as on one.
-fn in_parallel<F>(paths: &[DevNum], work: F) -> Vec<PathReply>
-where
-    F: Fn(DevNum) -> PathReply + Sync,
-{
-    match paths {
-        [] => Vec::new(),
-        [only] => vec![work(*only)],
-        [first, rest @ ..] => std::thread::scope(|scope| {
-            let work = &work;
-            let handles: Vec<_> = rest
-                .iter()
-                .map(|&path| (path, scope.spawn(move || work(path))))
-                .collect();
-            let mut replies = vec![work(*first)];
-            for (path, handle) in handles {
-                replies.push(handle.join().unwrap_or_else(|_| PathReply {
-                    answer: Answer::check_condition(Sense::IO_ERROR),
-                    fault: Some(Fault::Unreachable(format!(
-                        "the thread sending on {path} panicked"
-                    ))),
-                }));
-            }
-            replies
-        }),
-    }
+    None
 }
 
 /// "PR OUT REGISTER", "PR IN READ KEYS", ... for log lines.

@@ -81,6 +81,17 @@ impl FakeLun {
         self.sent.lock().unwrap().iter().map(|(p, _)| *p).collect()
     }
 
+    /// The paths PR OUT commands went to (the PR IN reads the fencing makes aside).
+    fn sent_pr_out_to(&self) -> Vec<DevNum> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, name)| name.starts_with("PR OUT"))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
     fn clear_log(&self) {
         self.sent.lock().unwrap().clear();
     }
@@ -132,6 +143,14 @@ impl PathIo for FakeLun {
             answer,
             fault: None,
         }
+    }
+
+    fn identity(&self, path: DevNum) -> Option<crate::fence::NexusId> {
+        let nexus = self.nexus.get(&path)?;
+        Some(crate::fence::NexusId {
+            initiator: nexus.initiator.clone(),
+            target_port: Some(nexus.target_port),
+        })
     }
 }
 
@@ -297,7 +316,8 @@ fn a_fan_out_with_a_broken_path_is_not_good() {
     let done = run(&lun, &[A1, A2], register(0, 0xa1));
     assert_ne!(done.answer.status, Status::GOOD);
     assert_eq!(done.key, KeyChange::Keep);
-    assert_eq!(lun.key_of(A1), Some(0xa1));
+    // Rolled back: the guest was told it failed, so no path keeps the new key.
+    assert_eq!(lun.key_of(A1), None);
     // Once the kernel has failed the path, the guest's retry succeeds (A1 is brought
     // in line: it already carries the key).
     let done = run(&lun, &[A1], register(0, 0xa1));
@@ -324,7 +344,7 @@ fn preempting_the_own_key_reregisters_the_other_paths() {
             aptpl: false
         })
     );
-    assert_eq!(lun.sent_to(), [B1, B2]);
+    assert_eq!(lun.sent_pr_out_to(), [B1, B2]);
     assert_eq!((lun.key_of(B1), lun.key_of(B2)), (Some(K), Some(K)));
     assert_eq!((lun.key_of(A1), lun.key_of(A2)), (None, None));
     let lu = lun.lu.lock().unwrap();

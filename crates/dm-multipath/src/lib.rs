@@ -3,6 +3,9 @@
 pub mod device;
 pub mod devnum;
 pub mod engine;
+#[cfg(test)]
+mod fault_tests;
+pub mod fence;
 pub mod ioctl_data;
 pub mod map;
 pub mod plan;
@@ -12,7 +15,7 @@ pub mod table;
 pub mod uevent;
 
 pub use devnum::DevNum;
-pub use service::{Multipath, Settings};
+pub use service::{MapUse, Multipath, Settings};
 
 /// An error and its sources on one line, for logs.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

@@ -74,6 +74,22 @@ impl MapPaths {
         Self::new(&table, status)
     }
 
+    /// `usable`, all usable, in that order, in one group (a single command with no
+    /// table at hand).
+    pub fn all_usable(usable: &[DevNum]) -> Self {
+        Self {
+            paths: usable
+                .iter()
+                .map(|&dev| MapPath {
+                    dev,
+                    usable: true,
+                    group: 0,
+                    fail_count: 0,
+                })
+                .collect(),
+        }
+    }
+
     /// The usable paths, in order.
     pub fn usable(&self) -> Vec<DevNum> {
         self.paths

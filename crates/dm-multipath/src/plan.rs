@@ -1,11 +1,14 @@
-//! Which paths a command goes to, decided from its CDB and parameter list alone.
+//! Which paths a command goes to, decided from its CDB and parameter list alone
+//! (what [`crate::fence`] refines with the device's state: RELEASE to the holder's
+//! nexus, repair and rollback of registrations, failover only for undelivered
+//! commands).
 //!
 //! | command | paths | why |
 //! |---|---|---|
 //! | REGISTER, REGISTER AND IGNORE EXISTING KEY | every usable path, in parallel | a registration belongs to one I_T nexus: every path must carry the key, or I/O through an unregistered path gets RESERVATION CONFLICT under a registrants-only reservation |
-//! | PREEMPT, PREEMPT AND ABORT of the map's own key | one path, then REGISTER AND IGNORE on the others | the device removes every registration with that key but the issuing nexus's, i.e. the map's other paths too |
-//! | RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT AND ABORT, REGISTER AND MOVE, REPLACE LOST RESERVATION | one path, the next only on a transport failure | the reservation is held through one nexus; the others act as registrants. A second attempt after a device's answer would act twice |
-//! | PR IN (all four) | one path, the next only on a transport failure | every path sees the same logical unit |
+//! | PREEMPT, PREEMPT AND ABORT of the map's own key | one path, then the others registered again | the device removes every registration with that key but the issuing nexus's, i.e. the map's other paths too |
+//! | RESERVE, RELEASE, CLEAR, PREEMPT, PREEMPT AND ABORT, REGISTER AND MOVE, REPLACE LOST RESERVATION | one path, the next only when it was not delivered | the reservation is held through one nexus; the others act as registrants. A second attempt after a device's answer would act twice |
+//! | PR IN (all four) | one path, the next on a transport failure | every path sees the same logical unit |
 
 use scsi::cdb::opcode;
 use scsi::pr::{PrOutAction, PrOutCdb, PrOutParams, RegisterMoveParams};

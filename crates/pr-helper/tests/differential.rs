@@ -150,6 +150,20 @@ pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
         reason: "never report success for a transport failure",
     },
     Difference {
+        situation: "PR OUT REGISTER with RESERVATION KEY 0 and a service action key K that \
+                    the descriptor's I_T nexus already holds (QEMU's migrate-pr on the \
+                    destination when it is the same host: cpr-transfer live update, a local \
+                    migration)",
+        qemu_pr_helper: "forwards it; the device answers RESERVATION CONFLICT and the \
+                         migration fails",
+        pr_helper: "after the conflict, checks that exactly this nexus holds K (a REGISTER \
+                    of K over itself on the same descriptor, GOOD only from a nexus \
+                    registered with K; on a multipath map, READ FULL STATUS matched to each \
+                    path's nexus) and then answers GOOD",
+        reason: "the state the command asks for already holds; a wrong key or another \
+                 nexus's registration still conflicts",
+    },
+    Difference {
         situation: "descriptors inherited from the parent process",
         qemu_pr_helper: "kept open",
         pr_helper: "closed at start-up",

@@ -107,3 +107,23 @@ wait_for_path_reg() {
 map_facts() {
     expect_same_as_sg "$1" "$2" "$3" "$4" "$5"
 }
+
+# keys_with KEY: how many registrations hold KEY on the LUN.
+keys_with() {
+    sg_full_status /dev/sdb | grep -c "^key=$1 "
+}
+
+# restart_helper: stops our helper and starts a fresh one on the same socket.
+restart_helper() {
+    stop_helper "$OUR_HELPER_PID"
+    start_our_helper_for_prtool
+}
+
+# start_fault_scenario: both hosts' maps and our helper, from a drained LUN;
+# sets scenario_start (milliseconds). Returns 1 (after reporting) if either fails.
+start_fault_scenario() {
+    scenario_start=$(now_ms)
+    drain_unit_attentions
+    make_host_maps || return 1
+    start_our_helper_for_prtool || { remove_maps mpatha mpathb; return 1; }
+}

@@ -12,8 +12,8 @@ use vm_tests::report::Report;
 
 /// Boot deadline handed to run.sh; the outer deadline adds the time to
 /// fetch the kernel and build the initramfs.
-const GUEST_DEADLINE: Duration = Duration::from_secs(240);
-const HARNESS_DEADLINE: Duration = Duration::from_secs(285);
+const GUEST_DEADLINE: Duration = Duration::from_secs(330);
+const HARNESS_DEADLINE: Duration = Duration::from_secs(375);
 
 /// Scenarios that must run even if a file went missing.
 const REQUIRED_SCENARIOS: &[&str] = &[

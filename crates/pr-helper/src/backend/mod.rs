@@ -253,6 +253,13 @@ impl Backends {
             file: routed.key.identity(),
             peer: *peer,
         };
+        if routed.route == Route::Multipath
+            && let Some(multipath) = &self.multipath
+            && !memo.maps.iter().any(|m| m.rdev() == command.file.rdev)
+        {
+            // The map's memory lasts while a connection that used it is open.
+            memo.maps.push(multipath.attach(&command.file));
+        }
         let response = match self.backend(routed.route) {
             Some(backend) => backend.execute(&command),
             None => check_condition(Sense::IO_ERROR),
@@ -336,6 +343,8 @@ impl Backends {
 #[derive(Debug, Default)]
 pub struct DescriptorMemo {
     last: Option<Box<Routed>>,
+    /// The multipath maps this connection used (see [`MultipathBackend::attach`]).
+    maps: Vec<dm_multipath::MapUse>,
 }
 
 /// A descriptor's classification and route, and when they were decided.

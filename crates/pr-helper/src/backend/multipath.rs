@@ -48,6 +48,15 @@ impl MultipathBackend {
     }
 }
 
+impl MultipathBackend {
+    /// Counts the calling connection as a user of the map until the guard is dropped:
+    /// when the last connection that used a map closes (its guest stopped or migrated
+    /// away), the map's remembered key is forgotten.
+    pub fn attach(&self, file: &sg_io::FileIdentity) -> dm_multipath::MapUse {
+        self.service.attach(file.rdev)
+    }
+}
+
 impl Backend for MultipathBackend {
     fn execute(&self, command: &Command<'_>) -> Response {
         // The map is named by the descriptor's device number: the paths opened are the
