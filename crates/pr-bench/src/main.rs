@@ -72,6 +72,10 @@ struct LoadArgs {
     /// File or device whose descriptor every request carries.
     #[arg(short = 'D', long, default_value = "/dev/null")]
     device: PathBuf,
+    /// Each connection opens --device itself (the shape of many VMs, one
+    /// helper) instead of all connections sending one shared open file.
+    #[arg(long)]
+    file_per_connection: bool,
     /// Allocation length of the READ KEYS CDB (at most 8192).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(0..=8192))]
     alloc_len: u16,
@@ -88,7 +92,8 @@ struct LoadArgs {
     /// Also write a line-based summary for scripts to this file: one
     /// `target NAME OPS_PER_SEC P50_US P99_US CPU_US_PER_REQUEST` line per
     /// target, then one `ratio NAME BASELINE THROUGHPUT P50 P99 CPU` line
-    /// per ratio (`nan` where unknown).
+    /// per ratio, then one `round NAME INDEX OPS_PER_SEC P50_US P99_US` line
+    /// per target and round (`nan` where unknown).
     #[arg(long, value_name = "PATH")]
     summary_out: Option<PathBuf>,
 }
@@ -101,6 +106,12 @@ struct YardstickArgs {
     /// Timeout of each SG_IO, in seconds.
     #[arg(long, default_value_t = 30.0)]
     sg_io_timeout: f64,
+    /// One `fstat` of each request's descriptor before its SG_IO, the
+    /// descriptor identity check a helper that routes by device must make
+    /// (ours does; qemu-pr-helper's multipath build makes it too): compares
+    /// like with like.
+    #[arg(long)]
+    identity_check: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,6 +192,7 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
                 warmup,
                 stop,
                 device: args.device.clone(),
+                file_per_connection: args.file_per_connection,
                 cdb,
                 server_pid: args
                     .pids
@@ -257,6 +269,7 @@ fn run_yardstick(args: &YardstickArgs) -> Result<(), Box<dyn std::error::Error>>
     let config = yardstick::YardstickConfig {
         socket: args.socket.clone(),
         sg_io_timeout: seconds(args.sg_io_timeout, "--sg-io-timeout")?,
+        identity_check: args.identity_check,
     };
     yardstick::serve(&config).map_err(|error| report::error_chain(&error))?;
     Ok(())
@@ -334,6 +347,26 @@ mod tests {
         };
         assert_eq!(args.socket, PathBuf::from("/tmp/y.sock"));
         assert_eq!(args.sg_io_timeout, 30.0);
+        assert!(!args.identity_check);
+        let cli = Cli::try_parse_from([
+            "pr-bench",
+            "yardstick",
+            "-k",
+            "/tmp/y.sock",
+            "--identity-check",
+        ])
+        .unwrap();
+        let Command::Yardstick(args) = cli.command else {
+            panic!("not a yardstick command")
+        };
+        assert!(args.identity_check);
+        let cli =
+            Cli::try_parse_from(["pr-bench", "load", "-t", "a=/a", "--file-per-connection"])
+                .unwrap();
+        let Command::Load(args) = cli.command else {
+            panic!("not a load command")
+        };
+        assert!(args.file_per_connection);
         assert!(parse_pid("a=x").is_err());
         assert!(parse_pid("42").is_err());
     }
