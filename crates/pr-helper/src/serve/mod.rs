@@ -52,6 +52,7 @@
 
 mod accept;
 mod connection;
+mod descriptor;
 mod hub;
 mod log;
 mod peer;
