@@ -169,10 +169,8 @@ pub fn open_device(path: &Path) -> Result<File, LoadError> {
 
 /// Runs one closed-loop load and returns its samples.
 pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
-    let request = LeanRequest::new(&config.cdb).map_err(|source| LoadError::Setup {
-        index: 0,
-        source,
-    })?;
+    let request =
+        LeanRequest::new(&config.cdb).map_err(|source| LoadError::Setup { index: 0, source })?;
     let request = Arc::new(request);
     let shared_device = Arc::new(open_device(&config.device)?);
     let connections = (0..config.connections)

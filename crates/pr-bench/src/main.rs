@@ -360,9 +360,8 @@ mod tests {
             panic!("not a yardstick command")
         };
         assert!(args.identity_check);
-        let cli =
-            Cli::try_parse_from(["pr-bench", "load", "-t", "a=/a", "--file-per-connection"])
-                .unwrap();
+        let cli = Cli::try_parse_from(["pr-bench", "load", "-t", "a=/a", "--file-per-connection"])
+            .unwrap();
         let Command::Load(args) = cli.command else {
             panic!("not a load command")
         };

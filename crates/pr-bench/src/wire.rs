@@ -11,8 +11,7 @@ use std::path::Path;
 
 use pr_protocol::{
     CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, PERSISTENT_RESERVE_IN, RESPONSE_HEADER_SIZE,
-    RequestEncodeError, ResponseDecoder, ResponseError, ResponseProgress, STATUS_GOOD,
-    client_handshake, encode_request,
+    RequestEncodeError, ResponseError, STATUS_GOOD, client_handshake, encode_request,
 };
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
 
@@ -107,12 +106,16 @@ impl Connection {
         }
     }
 
-    /// Sends `cdb` (PR IN) with `fd` and reads the whole reply.
+    /// Sends `cdb` (PR IN) with `fd` and reads the whole reply through
+    /// `pr_protocol`'s client decoder (the reference the lean path is tested
+    /// against).
+    #[cfg(test)]
     pub fn call(
         &mut self,
         cdb: &[u8; CDB_SIZE],
         fd: BorrowedFd<'_>,
     ) -> Result<ReplyHeader, WireError> {
+        use pr_protocol::{ResponseDecoder, ResponseProgress};
         let mut request = Vec::with_capacity(CDB_SIZE);
         encode_request(cdb, &[], &mut request).map_err(WireError::Encode)?;
         send_with_fd(&self.stream, &request, fd).map_err(WireError::SendCdb)?;
@@ -145,7 +148,7 @@ impl Connection {
 /// The lean client path: one PR IN request, encoded once, sent again and again
 /// with a descriptor, and its replies read into a fixed buffer. Nothing is
 /// allocated or formatted per request; the reply is checked against the same
-/// rules as [`ResponseDecoder`]'s (status byte, size within the allocation
+/// rules as `pr_protocol::ResponseDecoder`'s (status byte, size within the allocation
 /// length and the protocol's limit, a payload only with GOOD).
 #[derive(Debug)]
 pub struct LeanRequest {
@@ -216,7 +219,7 @@ fn read_full(
     Ok(())
 }
 
-/// The checks of [`ResponseDecoder`] on a PR IN reply's 104-byte header.
+/// The checks of `pr_protocol::ResponseDecoder` on a PR IN reply's 104-byte header.
 fn check_header(header: &[u8], allocation: usize) -> Result<ReplyHeader, WireError> {
     let word = |at: usize| {
         header
@@ -227,8 +230,8 @@ fn check_header(header: &[u8], allocation: usize) -> Result<ReplyHeader, WireErr
     let (result, size) = (word(0), word(4));
     let status = u8::try_from(result)
         .map_err(|_| WireError::BadReply(ResponseError::StatusOutOfRange { result }))?;
-    let len =
-        usize::try_from(size).map_err(|_| WireError::BadReply(ResponseError::NegativeSize { size }))?;
+    let len = usize::try_from(size)
+        .map_err(|_| WireError::BadReply(ResponseError::NegativeSize { size }))?;
     if len > MAX_TRANSFER {
         return Err(WireError::BadReply(ResponseError::SizeAboveLimit { size }));
     }
@@ -397,12 +400,17 @@ mod tests {
         let null = std::fs::File::open("/dev/null").unwrap();
         let request = LeanRequest::new(&pr_in_cdb(READ_KEYS, 16)).unwrap();
         let reply = connection.call_lean(&request, null.as_fd()).unwrap();
-        assert_eq!((reply.status, reply.size, reply.sense), (2, 0, [5, 0x24, 0]));
+        assert_eq!(
+            (reply.status, reply.size, reply.sense),
+            (2, 0, [5, 0x24, 0])
+        );
         let reply = connection.call_lean(&request, null.as_fd()).unwrap();
         assert_eq!((reply.status, reply.size), (0, 8));
         assert!(matches!(
             connection.call_lean(&request, null.as_fd()),
-            Err(WireError::BadReply(ResponseError::SizeAboveAllocation { .. }))
+            Err(WireError::BadReply(
+                ResponseError::SizeAboveAllocation { .. }
+            ))
         ));
         helper.join().unwrap();
         // The helper is gone: an end of stream, not a reply.
@@ -412,9 +420,6 @@ mod tests {
         ));
         let mut pr_out = pr_in_cdb(READ_KEYS, 0);
         pr_out[0] = pr_protocol::PERSISTENT_RESERVE_OUT;
-        assert!(matches!(
-            LeanRequest::new(&pr_out),
-            Err(WireError::NotPrIn)
-        ));
+        assert!(matches!(LeanRequest::new(&pr_out), Err(WireError::NotPrIn)));
     }
 }
