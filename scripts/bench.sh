@@ -252,24 +252,6 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if
 lowest() { sort -g | head -n 1; }
 highest() { sort -g | tail -n 1; }
 
-echo
-echo "== per measurement: ours against qemu-pr-helper and the yardstick${YARD_ARGS:+ (with its identity check)}"
-for conns in $CONNS; do
-    for shape in $SHAPES; do
-        s=$WORK/summary-$conns-$shape.txt
-        echo "$conns connection(s), $shape file:"
-        printf '  ops/s: ours %.0f, qemu-pr-helper %.0f, yardstick %.0f\n' \
-            "$(target_field "$s" ours 3)" "$(target_field "$s" qemu 3)" "$(target_field "$s" yardstick 3)"
-        printf '  p50/p99 us: ours %s/%s, qemu-pr-helper %s/%s, yardstick %s/%s\n' \
-            "$(target_field "$s" ours 4)" "$(target_field "$s" ours 5)" \
-            "$(target_field "$s" qemu 4)" "$(target_field "$s" qemu 5)" \
-            "$(target_field "$s" yardstick 4)" "$(target_field "$s" yardstick 5)"
-        printf '  CPU us/request: ours %s, qemu-pr-helper %s, yardstick %s\n' \
-            "$(target_field "$s" ours 6)" "$(target_field "$s" qemu 6)" "$(target_field "$s" yardstick 6)"
-        printf '  throughput / yardstick by round: %s\n' "$(round_ratios "$s" yardstick 4 | tr '\n' ' ')"
-    done
-done
-
 # target LABEL VALUE OP LIMIT: one line of the targets table.
 target() {
     printf '  %-44s %7sx  [%s %s]  %s\n' "$1" "$(two "$2")" "$3" "$4" "$(verdict "$2" "$3" "$4")"
@@ -283,6 +265,14 @@ for conns in $CONNS; do
     for shape in $SHAPES; do
         s=$WORK/summary-$conns-$shape.txt
         echo "$conns connection(s), $shape file:"
+        printf '  ops/s: ours %.0f, qemu-pr-helper %.0f, yardstick %.0f; p50/p99 us: ours %s/%s, qemu-pr-helper %s/%s, yardstick %s/%s\n' \
+            "$(target_field "$s" ours 3)" "$(target_field "$s" qemu 3)" "$(target_field "$s" yardstick 3)" \
+            "$(target_field "$s" ours 4)" "$(target_field "$s" ours 5)" \
+            "$(target_field "$s" qemu 4)" "$(target_field "$s" qemu 5)" \
+            "$(target_field "$s" yardstick 4)" "$(target_field "$s" yardstick 5)"
+        printf '  CPU us/request: ours %s, qemu-pr-helper %s, yardstick%s %s; throughput / yardstick by round: %s\n' \
+            "$(target_field "$s" ours 6)" "$(target_field "$s" qemu 6)" "${YARD_ARGS:+ (identity check)}" \
+            "$(target_field "$s" yardstick 6)" "$(round_ratios "$s" yardstick 4 | tr '\n' ' ')"
         if [ "$conns" -le 1 ]; then
             target "throughput / qemu, median" "$(round_ratios "$s" qemu 4 | median)" '>=' 1
             target "throughput / qemu, worst round" "$(round_ratios "$s" qemu 4 | lowest)" '>=' 1

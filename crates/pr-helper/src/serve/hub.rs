@@ -348,28 +348,14 @@ impl Hub {
         if !self.allowlist.admits(&peer) {
             self.refused.fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = self.refusals().not_allowed.line_at(now) {
-                tracing::warn!(
-                    conn = id,
-                    peer_pid = peer.pid,
-                    peer_uid = peer.uid,
-                    peer_gid = peer.gid,
-                    suppressed,
-                    "connection refused: peer not in the uid/gid allowlist"
-                );
+                refusal_line(id, &peer, suppressed, "peer not in the uid/gid allowlist");
             }
             return;
         }
         if self.state().live.len() >= self.max_connections {
             self.over_cap.fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = self.refusals().over_cap.line_at(now) {
-                tracing::warn!(
-                    conn = id,
-                    peer_pid = peer.pid,
-                    peer_uid = peer.uid,
-                    peer_gid = peer.gid,
-                    suppressed,
-                    "connection refused: connection limit reached"
-                );
+                refusal_line(id, &peer, suppressed, "connection limit reached");
             }
             return;
         }
@@ -522,6 +508,18 @@ impl State {
         }
         expired
     }
+}
+
+/// The (rate-limited) line of a refused connection.
+fn refusal_line(id: u64, peer: &crate::backend::PeerInfo, suppressed: u64, why: &str) {
+    tracing::warn!(
+        conn = id,
+        peer_pid = peer.pid,
+        peer_uid = peer.uid,
+        peer_gid = peer.gid,
+        suppressed,
+        "connection refused: {why}"
+    );
 }
 
 fn spawn_thread(hub: &Arc<Hub>) -> io::Result<()> {
