@@ -24,7 +24,8 @@
 #     in both shapes, the three servers interleaved in rounds (pr-bench
 #     alternates the order), and each server's CPU time per request
 #     (/proc/PID/stat);
-#   - a hung-device row (see hung_device_row below).
+#   - a hung-device row and a stuck-file-system row (hung_device_row and
+#     stuck_fs_row below).
 # Then prints ours against both, round by round: the median over the rounds
 # and the worst round of each ratio, against issue 20's targets (the table
 # at the end; "MISSES" marks a target not met).
@@ -232,6 +233,34 @@ hung_device_row() {
         "$HUNG_MS" "$(ratio "$ops2" "$ops1")" "$ops2" "$ops1" "$(ratio "$p992" "$p991")" "$p992" "$p991"
 }
 
+# The stuck-file-system row: a peer sends descriptors of a file on a FUSE file
+# system whose server stopped answering (pr-bench stuck-fuse), so that `stat`
+# and `close` of them would wait forever; four other connections drive the
+# loop device first alone, then while that peer runs. Our daemon only (the
+# others would hold a thread, or their only thread, in the first such close).
+stuck_fs_row() {
+    local out1=$WORK/stuckfs-before.txt out2=$WORK/stuckfs-during.txt stuck
+    "$BENCH" load -t "ours=$OURS_SOCK" -c 4 -d "$DURATION" -w "$WARMUP" -r 1 -D "$DEVICE" \
+        --summary-out "$out1" >/dev/null
+    "$BENCH" stuck-fuse -k "$OURS_SOCK" \
+        -d "$(awk -v d="$DURATION" -v w="$WARMUP" 'BEGIN { print d + w + 2 }')" \
+        >"$WORK/stuck-fuse.txt" 2>&1 &
+    stuck=$!
+    sleep 0.5
+    "$BENCH" load -t "ours=$OURS_SOCK" -c 4 -d "$DURATION" -w "$WARMUP" -r 1 -D "$DEVICE" \
+        --summary-out "$out2" >/dev/null
+    if ! wait "$stuck"; then
+        echo "stuck file system:    not measured ($(tail -n 1 "$WORK/stuck-fuse.txt"))"
+        return
+    fi
+    local ops1 ops2 p991 p992
+    ops1=$(target_field "$out1" ours 3) ops2=$(target_field "$out2" ours 3)
+    p991=$(target_field "$out1" ours 5) p992=$(target_field "$out2" ours 5)
+    printf 'stuck file system:    others with / without a peer sending descriptors of a FUSE file that never answers (%s): throughput %sx (%.0f vs %.0f ops/s), p99 %sx (%.1f vs %.1f us)\n' \
+        "$(tail -n 1 "$WORK/stuck-fuse.txt" | sed 's/^stuck-fuse: //')" \
+        "$(ratio "$ops2" "$ops1")" "$ops2" "$ops1" "$(ratio "$p992" "$p991")" "$p992" "$p991"
+}
+
 # verdict VALUE OP LIMIT: "meets" or "MISSES" (awk does the float compare).
 verdict() {
     if awk -v v="$1" -v l="$3" "BEGIN { exit !(v $2 l) }"; then echo "meets"; else echo "MISSES"; fi
@@ -292,6 +321,7 @@ for conns in $CONNS; do
     done
 done
 hung_device_row
+stuck_fs_row
 rss_ratio=$(ratio "$OURS_IDLE_RSS" "$REF_IDLE_RSS")
 conn_ratio=$(ratio "$OURS_PER_CONN" "$REF_PER_CONN")
 printf 'idle RSS:            %5sx [<= 1]  %s  (ours %s KiB, qemu-pr-helper %s KiB, yardstick %s KiB)\n' \

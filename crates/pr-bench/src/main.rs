@@ -42,6 +42,22 @@ enum Command {
     /// connection, SG_IO inline): the baseline the daemons are measured
     /// against. Runs until killed.
     Yardstick(YardstickArgs),
+    /// Mount a FUSE file system whose server stops answering (root), then
+    /// send a helper READ KEYS with a descriptor of a file on it, again and
+    /// again, for --duration seconds: a peer whose descriptors block `stat`
+    /// and `close`. Other peers can be measured meanwhile.
+    StuckFuse(StuckFuseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StuckFuseArgs {
+    /// Helper socket.
+    #[arg(short = 'k', long)]
+    socket: PathBuf,
+    /// Seconds to keep sending (then the file system answers again, so that
+    /// every waiting close returns).
+    #[arg(short = 'd', long, default_value_t = 5.0)]
+    duration: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -275,12 +291,47 @@ fn run_yardstick(args: &YardstickArgs) -> Result<(), Box<dyn std::error::Error>>
     Ok(())
 }
 
+fn run_stuck_fuse(args: &StuckFuseArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let duration = seconds(args.duration, "--duration")?;
+    let mut fuse = pr_testkit::fuse::StuckFuse::mount()
+        .map_err(|error| format!("cannot mount a FUSE file system (root, /dev/fuse): {error}"))?;
+    fuse.open()
+        .map_err(|error| format!("cannot open the file on it: {error}"))?;
+    fuse.go_silent();
+    let fd = fuse.descriptor().ok_or("the file is not open")?;
+    let mut connection =
+        wire::Connection::open(&args.socket).map_err(|error| report::error_chain(&error))?;
+    let request = wire::LeanRequest::new(&wire::pr_in_cdb(wire::READ_KEYS, 1024))
+        .map_err(|error| report::error_chain(&error))?;
+    let until = std::time::Instant::now() + duration;
+    // A helper that makes this peer wait is within its rights; stop waiting
+    // for replies at the end of the run.
+    let mut answered = 0u64;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        connection.set_read_timeout(Some(left))?;
+        if connection.call_lean(&request, fd).is_err() {
+            break;
+        }
+        answered += 1;
+    }
+    println!("stuck-fuse: {answered} commands answered with a descriptor of the stuck file system");
+    // Dropping `fuse` answers what was held back: every waiting close returns.
+    drop(connection);
+    drop(fuse);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Load(args) => run_load(args),
         Command::Idle(args) => run_idle(args),
         Command::Yardstick(args) => run_yardstick(args),
+        Command::StuckFuse(args) => run_stuck_fuse(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -97,6 +97,11 @@ impl Connection {
         })
     }
 
+    /// Bounds each wait for a reply (`None`: no bound).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
     /// Wraps a stream whose handshake is already done.
     #[cfg(test)]
     pub(crate) fn from_negotiated(stream: UnixStream) -> Self {

@@ -13,10 +13,12 @@
 //!
 //! The closers: one thread at first, started on the first descriptor that needs it.
 //! When every closer is inside a `close` (one is stuck on a dead server, say) another
-//! is started, up to [`MAX_CLOSERS`]; beyond that, descriptors wait in the queue, so a
-//! peer that sends many descriptors of a dead file system pins descriptors (bounded
-//! by the descriptor limit: receives then fail and close its connections) but never
-//! a serving thread.
+//! is started, up to [`MAX_CLOSERS`]; beyond that, descriptors wait in the queue. The
+//! queue holds at most [`MAX_QUEUED`]: a peer that keeps sending descriptors of a dead
+//! file system would otherwise pin one descriptor per command until the table is
+//! full, which hurts every peer. Beyond it, a descriptor is closed on the thread that
+//! served it, so the connection that sent it waits (as a connection whose device
+//! hangs does), and the other connections, each served by a thread of its own, go on.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,6 +31,9 @@ use crate::backend::DescriptorLabel;
 
 /// Closer threads at most.
 pub(crate) const MAX_CLOSERS: usize = 4;
+
+/// Descriptors waiting for a closer at most; beyond, closed where they were served.
+pub(crate) const MAX_QUEUED: usize = 256;
 
 /// Stack of a closer thread: it only calls `close`.
 const CLOSER_STACK: usize = 64 * 1024;
@@ -99,6 +104,8 @@ struct Closers {
     started: AtomicUsize,
     /// Closers inside a `close` now.
     busy: Arc<AtomicUsize>,
+    /// Descriptors handed over and not closed yet.
+    queued: Arc<AtomicUsize>,
 }
 
 static CLOSERS: OnceLock<Closers> = OnceLock::new();
@@ -113,8 +120,14 @@ fn close_elsewhere(fd: OwnedFd) {
             receiver: Arc::new(Mutex::new(receiver)),
             started: AtomicUsize::new(0),
             busy: Arc::new(AtomicUsize::new(0)),
+            queued: Arc::new(AtomicUsize::new(0)),
         }
     });
+    if closers.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+        // The closers are stuck and the queue is full: this connection waits.
+        drop(fd);
+        return;
+    }
     let started = closers.started.load(Ordering::Acquire);
     if closers.busy.load(Ordering::Acquire) >= started && started < MAX_CLOSERS {
         closers.start_one();
@@ -125,9 +138,11 @@ fn close_elsewhere(fd: OwnedFd) {
         return;
     }
     let queue = closers.queue.lock().unwrap_or_else(PoisonError::into_inner);
+    closers.queued.fetch_add(1, Ordering::AcqRel);
     if let Err(returned) = queue.send(fd) {
         // Every receiver is gone (cannot happen: they never exit); close it here.
         drop(queue);
+        closers.queued.fetch_sub(1, Ordering::AcqRel);
         drop(returned.0);
     }
 }
@@ -136,6 +151,7 @@ impl Closers {
     fn start_one(&self) {
         let receiver = Arc::clone(&self.receiver);
         let busy = Arc::clone(&self.busy);
+        let queued = Arc::clone(&self.queued);
         let spawned = std::thread::Builder::new()
             .name("pr-helper-close".into())
             .stack_size(CLOSER_STACK)
@@ -153,6 +169,7 @@ impl Closers {
                     busy.fetch_add(1, Ordering::AcqRel);
                     drop(fd);
                     busy.fetch_sub(1, Ordering::AcqRel);
+                    queued.fetch_sub(1, Ordering::AcqRel);
                 }
             });
         match spawned {
