@@ -102,8 +102,9 @@ pub fn map_sg_io_outcome(outcome: &SgIoOutcome) -> CommandResult {
     CommandResult::plain(Status::GOOD)
 }
 
-/// The errno table of QEMU 10.1 and later (`scsi_sense_from_errno`, the same in
-/// 10.x and 11.x). Since 10.1 ENODEV (a device that went away, e.g. a hot-removed
+/// The errno table of QEMU's `scsi_sense_from_errno` (scsi/utils.c) as it stands
+/// since 10.1, checked row by row against a copy of that file with 10.1's ENODEV
+/// case. Since 10.1 ENODEV (a device that went away, e.g. a hot-removed
 /// LUN) is a HARDWARE ERROR, not the generic ABORTED COMMAND that tells a guest to
 /// retry; ENOMEDIUM has been NOT READY / MEDIUM NOT PRESENT since the table appeared.
 fn map_errno(err: i32) -> CommandResult {
@@ -155,7 +156,7 @@ mod tests {
         }
     }
 
-    /// One test per row of QEMU 10.x/11.x's errno table (`scsi_sense_from_errno` in
+    /// One test per row of QEMU's errno table since 10.1 (`scsi_sense_from_errno` in
     /// its scsi/utils.c), checked against that source: the status, and the fixed
     /// sense bytes when the helper makes them up.
     fn assert_errno(err: i32, expected: CommandResult) {
