@@ -128,8 +128,7 @@ fn close_elsewhere(fd: OwnedFd) {
         drop(fd);
         return;
     }
-    let started = closers.started.load(Ordering::Acquire);
-    if closers.busy.load(Ordering::Acquire) >= started && started < MAX_CLOSERS {
+    if closers.busy.load(Ordering::Acquire) >= closers.started.load(Ordering::Acquire) {
         closers.start_one();
     }
     if closers.started.load(Ordering::Acquire) == 0 {
@@ -148,7 +147,17 @@ fn close_elsewhere(fd: OwnedFd) {
 }
 
 impl Closers {
+    /// Starts a closer unless [`MAX_CLOSERS`] are running (the slot is taken first,
+    /// so threads racing here never start more).
     fn start_one(&self) {
+        let reserved = self
+            .started
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |started| {
+                (started < MAX_CLOSERS).then_some(started + 1)
+            });
+        if reserved.is_err() {
+            return;
+        }
         let receiver = Arc::clone(&self.receiver);
         let busy = Arc::clone(&self.busy);
         let queued = Arc::clone(&self.queued);
@@ -172,13 +181,9 @@ impl Closers {
                     queued.fetch_sub(1, Ordering::AcqRel);
                 }
             });
-        match spawned {
-            Ok(_) => {
-                self.started.fetch_add(1, Ordering::AcqRel);
-            }
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot start a thread to close peer descriptors");
-            }
+        if let Err(error) = spawned {
+            self.started.fetch_sub(1, Ordering::AcqRel);
+            tracing::warn!(error = %error, "cannot start a thread to close peer descriptors");
         }
     }
 }
