@@ -64,6 +64,10 @@ version=$(in_root /usr/bin/pr-helper --version)
 echo "  $version"
 [[ "$version" == "pr-helper "* ]] || fail "pr-helper --version printed: $version"
 in_root /usr/bin/prtool --version | grep -q '^prtool ' || fail "prtool --version"
+# pr-helper-slow (the test daemon, a binary of the same cargo package) never ships.
+if dpkg-deb -c "$deb" | grep -q 'pr-helper-slow'; then
+    fail "the package contains pr-helper-slow, a test binary"
+fi
 for bin in pr-helper prtool; do
     # .debug_gdb_scripts is loaded data (a pretty-printer hint), not debug info.
     if readelf -SW "$root/usr/bin/$bin" | grep -E '\.debug_' | grep -vq '\.debug_gdb_scripts'; then

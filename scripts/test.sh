@@ -44,8 +44,5 @@ echo "== Debian package: build, install, units, socket activation, removal (scri
 echo "== doctests (README examples; nextest does not run doctests)"
 cargo test --workspace --all-features --locked --doc --quiet
 
-echo "== test support binaries (pr-helper-slow: nextest builds only the binaries of crates with tests)"
-cargo build --locked --all-features -p pr-helper-testbin
-
 echo "== tests"
 cargo nextest run --workspace --all-features --locked --profile ci

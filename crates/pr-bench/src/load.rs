@@ -1,5 +1,12 @@
 //! Closed-loop load: N connections, one thread each, each sending the next
 //! request as soon as the previous reply is read.
+//!
+//! Two client shapes: every connection sends the same open file (one open of the
+//! device for the whole run, as one VM with many queues), or each connection opens
+//! the device itself (`--file-per-connection`: many VMs, one helper). The request
+//! loop is lean in both: the request is encoded once, the reply read into a fixed
+//! buffer and counted by status and sense in a small table; nothing is allocated or
+//! formatted per request (the latency vector is reserved up front).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -11,7 +18,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::wire::{Connection, ReplyHeader, WireError};
+use crate::stats::{self, LatencySummary};
+use crate::wire::{Connection, LeanRequest, ReplyHeader, WireError};
 use pr_protocol::CDB_SIZE;
 
 /// When the measured phase ends.
@@ -34,6 +42,20 @@ pub struct LoadConfig {
     pub cdb: [u8; CDB_SIZE],
     /// The helper's process, to charge it the CPU time of the measured phase.
     pub server_pid: Option<u32>,
+    /// Each connection opens the device itself instead of all sending one
+    /// shared open file.
+    pub file_per_connection: bool,
+}
+
+/// One run's (round's) own figures, kept apart so that scripts can compare
+/// round by round (interleaved rounds see the same noise) and report the
+/// median and the worst round.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RoundFigures {
+    pub requests: u64,
+    pub ops_per_sec: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
 }
 
 /// Raw outcome of one run.
@@ -50,6 +72,8 @@ pub struct LoadOutcome {
     pub per_connection: Vec<u64>,
     /// CPU time the helper used during the measured phase, when known.
     pub server_cpu: Option<Duration>,
+    /// Each merged run's own figures, in the order they ran.
+    pub rounds: Vec<RoundFigures>,
 }
 
 impl LoadOutcome {
@@ -70,6 +94,7 @@ impl LoadOutcome {
             *self.replies.entry(reply).or_default() += count;
         }
         self.per_connection.extend(other.per_connection);
+        self.rounds.extend(other.rounds);
     }
 }
 
@@ -111,7 +136,24 @@ struct Shared {
 struct WorkerLog {
     latencies_ns: Vec<u64>,
     last_reply: Option<Instant>,
-    replies: BTreeMap<String, u64>,
+    replies: ReplyCounts,
+}
+
+/// Replies counted by what they said: a handful of kinds at most (one per
+/// status and sense the helper answers with), so a linear search in a small
+/// vector, with no allocation once a kind was seen.
+#[derive(Debug, Default)]
+struct ReplyCounts {
+    kinds: Vec<(ReplyHeader, u64)>,
+}
+
+impl ReplyCounts {
+    fn count(&mut self, reply: ReplyHeader) {
+        match self.kinds.iter_mut().find(|(kind, _)| *kind == reply) {
+            Some((_, count)) => *count += 1,
+            None => self.kinds.push((reply, 1)),
+        }
+    }
 }
 
 /// Opens the descriptor every request carries: read-write when allowed,
@@ -127,12 +169,22 @@ pub fn open_device(path: &Path) -> Result<File, LoadError> {
 
 /// Runs one closed-loop load and returns its samples.
 pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
-    let device = Arc::new(open_device(&config.device)?);
+    let request =
+        LeanRequest::new(&config.cdb).map_err(|source| LoadError::Setup { index: 0, source })?;
+    let request = Arc::new(request);
+    let shared_device = Arc::new(open_device(&config.device)?);
     let connections = (0..config.connections)
         .map(|index| {
-            Connection::open(&config.socket).map_err(|source| LoadError::Setup { index, source })
+            let connection = Connection::open(&config.socket)
+                .map_err(|source| LoadError::Setup { index, source })?;
+            let device = if config.file_per_connection {
+                Arc::new(open_device(&config.device)?)
+            } else {
+                Arc::clone(&shared_device)
+            };
+            Ok((connection, device))
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, LoadError>>()?;
 
     let (remaining, counted) = match config.stop {
         StopRule::Requests(count) => (count, true),
@@ -146,16 +198,15 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
     });
 
     let mut workers = Vec::with_capacity(connections.len());
-    for (index, connection) in connections.into_iter().enumerate() {
+    for (index, (connection, device)) in connections.into_iter().enumerate() {
         let worker_shared = Arc::clone(&shared);
-        let device = Arc::clone(&device);
-        let cdb = config.cdb;
+        let request = Arc::clone(&request);
         let handle = thread::Builder::new()
             .name(format!("conn-{index}"))
             .spawn(move || {
                 let shared = worker_shared;
                 shared.start_barrier.wait();
-                let log = drive(connection, &device, &cdb, &shared);
+                let log = drive(connection, &device, &request, &shared);
                 if log.is_err() {
                     shared.phase.store(STOPPED, Ordering::Release);
                 }
@@ -191,8 +242,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
                 let count = u64::try_from(log.latencies_ns.len()).unwrap_or(u64::MAX);
                 outcome.per_connection.push(count);
                 outcome.latencies_ns.extend(log.latencies_ns);
-                for (reply, count) in log.replies {
-                    *outcome.replies.entry(reply).or_default() += count;
+                for (reply, count) in log.replies.kinds {
+                    *outcome.replies.entry(describe(&reply)).or_default() += count;
                 }
             }
             Ok(Err(error)) => {
@@ -211,7 +262,26 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
         .zip(cpu_after)
         .map(|(before, after)| after.saturating_sub(before));
     outcome.elapsed = last_reply.saturating_duration_since(measure_start);
+    outcome.rounds.push(round_figures(&outcome));
     Ok(outcome)
+}
+
+/// The figures of one run.
+fn round_figures(outcome: &LoadOutcome) -> RoundFigures {
+    let mut sorted = outcome.latencies_ns.clone();
+    let latency: Option<LatencySummary> = stats::summarise(&mut sorted);
+    let requests = u64::try_from(sorted.len()).unwrap_or(u64::MAX);
+    let seconds = outcome.elapsed.as_secs_f64();
+    RoundFigures {
+        requests,
+        ops_per_sec: if seconds > 0.0 {
+            requests as f64 / seconds
+        } else {
+            0.0
+        },
+        p50_us: latency.map_or(f64::NAN, |l| l.p50_us),
+        p99_us: latency.map_or(f64::NAN, |l| l.p99_us),
+    }
 }
 
 /// One connection's loop: warm up, then measure until told to stop or the
@@ -219,14 +289,19 @@ pub fn run(config: &LoadConfig) -> Result<LoadOutcome, LoadError> {
 fn drive(
     mut connection: Connection,
     device: &File,
-    cdb: &[u8; CDB_SIZE],
+    request: &LeanRequest,
     shared: &Shared,
 ) -> Result<WorkerLog, WireError> {
     let mut log = WorkerLog {
-        latencies_ns: Vec::with_capacity(1 << 16),
+        // Room for a long round at full speed, so the vector does not grow
+        // (and copy) while measuring.
+        latencies_ns: Vec::with_capacity(1 << 18),
         last_reply: None,
-        replies: BTreeMap::new(),
+        replies: ReplyCounts {
+            kinds: Vec::with_capacity(4),
+        },
     };
+    let fd = device.as_fd();
     loop {
         let phase = shared.phase.load(Ordering::Acquire);
         if phase == STOPPED {
@@ -237,13 +312,13 @@ fn drive(
             break;
         }
         let start = Instant::now();
-        let reply = connection.call(cdb, device.as_fd())?;
+        let reply = connection.call_lean(request, fd)?;
         let end = Instant::now();
         if measured {
             let ns = end.saturating_duration_since(start).as_nanos();
             log.latencies_ns.push(u64::try_from(ns).unwrap_or(u64::MAX));
             log.last_reply = Some(end);
-            *log.replies.entry(describe(&reply)).or_default() += 1;
+            log.replies.count(reply);
         }
     }
     Ok(log)
@@ -282,6 +357,27 @@ mod tests {
         assert!(take_one(&remaining));
         assert!(!take_one(&remaining));
         assert_eq!(remaining.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn replies_are_counted_by_kind_without_growing() {
+        let check = ReplyHeader {
+            status: 2,
+            size: 0,
+            sense: [0x05, 0x24, 0x00],
+        };
+        let good = ReplyHeader {
+            status: 0,
+            size: 8,
+            sense: [0; 3],
+        };
+        let mut counts = ReplyCounts::default();
+        for _ in 0..1000 {
+            counts.count(check);
+        }
+        counts.count(good);
+        counts.count(check);
+        assert_eq!(counts.kinds, vec![(check, 1001), (good, 1)]);
     }
 
     #[test]

@@ -42,6 +42,22 @@ enum Command {
     /// connection, SG_IO inline): the baseline the daemons are measured
     /// against. Runs until killed.
     Yardstick(YardstickArgs),
+    /// Mount a FUSE file system whose server stops answering (root), then
+    /// send a helper READ KEYS with a descriptor of a file on it, again and
+    /// again, for --duration seconds: a peer whose descriptors block `stat`
+    /// and `close`. Other peers can be measured meanwhile.
+    StuckFuse(StuckFuseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StuckFuseArgs {
+    /// Helper socket.
+    #[arg(short = 'k', long)]
+    socket: PathBuf,
+    /// Seconds to keep sending (then the file system answers again, so that
+    /// every waiting close returns).
+    #[arg(short = 'd', long, default_value_t = 5.0)]
+    duration: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,6 +88,10 @@ struct LoadArgs {
     /// File or device whose descriptor every request carries.
     #[arg(short = 'D', long, default_value = "/dev/null")]
     device: PathBuf,
+    /// Each connection opens --device itself (the shape of many VMs, one
+    /// helper) instead of all connections sending one shared open file.
+    #[arg(long)]
+    file_per_connection: bool,
     /// Allocation length of the READ KEYS CDB (at most 8192).
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u16).range(0..=8192))]
     alloc_len: u16,
@@ -88,7 +108,8 @@ struct LoadArgs {
     /// Also write a line-based summary for scripts to this file: one
     /// `target NAME OPS_PER_SEC P50_US P99_US CPU_US_PER_REQUEST` line per
     /// target, then one `ratio NAME BASELINE THROUGHPUT P50 P99 CPU` line
-    /// per ratio (`nan` where unknown).
+    /// per ratio, then one `round NAME INDEX OPS_PER_SEC P50_US P99_US` line
+    /// per target and round (`nan` where unknown).
     #[arg(long, value_name = "PATH")]
     summary_out: Option<PathBuf>,
 }
@@ -101,6 +122,12 @@ struct YardstickArgs {
     /// Timeout of each SG_IO, in seconds.
     #[arg(long, default_value_t = 30.0)]
     sg_io_timeout: f64,
+    /// One `fstat` of each request's descriptor before its SG_IO, the
+    /// descriptor identity check a helper that routes by device must make
+    /// (ours does; qemu-pr-helper's multipath build makes it too): compares
+    /// like with like.
+    #[arg(long)]
+    identity_check: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -181,6 +208,7 @@ fn run_load(args: &LoadArgs) -> Result<(), Box<dyn std::error::Error>> {
                 warmup,
                 stop,
                 device: args.device.clone(),
+                file_per_connection: args.file_per_connection,
                 cdb,
                 server_pid: args
                     .pids
@@ -257,8 +285,43 @@ fn run_yardstick(args: &YardstickArgs) -> Result<(), Box<dyn std::error::Error>>
     let config = yardstick::YardstickConfig {
         socket: args.socket.clone(),
         sg_io_timeout: seconds(args.sg_io_timeout, "--sg-io-timeout")?,
+        identity_check: args.identity_check,
     };
     yardstick::serve(&config).map_err(|error| report::error_chain(&error))?;
+    Ok(())
+}
+
+fn run_stuck_fuse(args: &StuckFuseArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let duration = seconds(args.duration, "--duration")?;
+    let mut fuse = pr_testkit::fuse::StuckFuse::mount()
+        .map_err(|error| format!("cannot mount a FUSE file system (root, /dev/fuse): {error}"))?;
+    fuse.open()
+        .map_err(|error| format!("cannot open the file on it: {error}"))?;
+    fuse.go_silent();
+    let fd = fuse.descriptor().ok_or("the file is not open")?;
+    let mut connection =
+        wire::Connection::open(&args.socket).map_err(|error| report::error_chain(&error))?;
+    let request = wire::LeanRequest::new(&wire::pr_in_cdb(wire::READ_KEYS, 1024))
+        .map_err(|error| report::error_chain(&error))?;
+    let until = std::time::Instant::now() + duration;
+    // A helper that makes this peer wait is within its rights; stop waiting
+    // for replies at the end of the run.
+    let mut answered = 0u64;
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        connection.set_read_timeout(Some(left))?;
+        if connection.call_lean(&request, fd).is_err() {
+            break;
+        }
+        answered += 1;
+    }
+    println!("stuck-fuse: {answered} commands answered with a descriptor of the stuck file system");
+    // Dropping `fuse` answers what was held back: every waiting close returns.
+    drop(connection);
+    drop(fuse);
     Ok(())
 }
 
@@ -268,6 +331,7 @@ fn main() -> ExitCode {
         Command::Load(args) => run_load(args),
         Command::Idle(args) => run_idle(args),
         Command::Yardstick(args) => run_yardstick(args),
+        Command::StuckFuse(args) => run_stuck_fuse(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -334,6 +398,25 @@ mod tests {
         };
         assert_eq!(args.socket, PathBuf::from("/tmp/y.sock"));
         assert_eq!(args.sg_io_timeout, 30.0);
+        assert!(!args.identity_check);
+        let cli = Cli::try_parse_from([
+            "pr-bench",
+            "yardstick",
+            "-k",
+            "/tmp/y.sock",
+            "--identity-check",
+        ])
+        .unwrap();
+        let Command::Yardstick(args) = cli.command else {
+            panic!("not a yardstick command")
+        };
+        assert!(args.identity_check);
+        let cli = Cli::try_parse_from(["pr-bench", "load", "-t", "a=/a", "--file-per-connection"])
+            .unwrap();
+        let Command::Load(args) = cli.command else {
+            panic!("not a load command")
+        };
+        assert!(args.file_per_connection);
         assert!(parse_pid("a=x").is_err());
         assert!(parse_pid("42").is_err());
     }

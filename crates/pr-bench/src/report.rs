@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::load::LoadOutcome;
+use crate::load::{LoadOutcome, RoundFigures};
 use crate::stats::{self, LatencySummary};
 
 /// Everything measured for one target, over all rounds.
@@ -26,6 +26,8 @@ pub struct TargetReport {
     /// Helper CPU time (user + system) per measured request, when its pid
     /// was given.
     pub server_cpu_us_per_request: Option<f64>,
+    /// Each round's own figures, in round order.
+    pub rounds: Vec<RoundFigures>,
 }
 
 impl TargetReport {
@@ -53,6 +55,7 @@ impl TargetReport {
             per_connection_min: outcome.per_connection.iter().copied().min().unwrap_or(0),
             per_connection_max: outcome.per_connection.iter().copied().max().unwrap_or(0),
             server_cpu_us_per_request,
+            rounds: outcome.rounds,
         }
     }
 }
@@ -140,7 +143,8 @@ pub fn load_json(reports: &[TargetReport], ratios: &[Ratio]) -> serde_json::Resu
 
 /// The summary for scripts: space-separated words, one line per target
 /// (`target NAME OPS P50 P99 CPU`), then per ratio (`ratio NAME BASELINE
-/// THROUGHPUT P50 P99 CPU`); `nan` where a value is unknown. Names are
+/// THROUGHPUT P50 P99 CPU`), then per target and round (`round NAME INDEX
+/// OPS P50 P99`, INDEX from 1); `nan` where a value is unknown. Names are
 /// printed as given, so they must not contain spaces to be split back.
 pub fn summary_lines(reports: &[TargetReport], ratios: &[Ratio]) -> String {
     let mut out = String::new();
@@ -161,6 +165,19 @@ pub fn summary_lines(reports: &[TargetReport], ratios: &[Ratio]) -> String {
             "ratio {} {} {:.3} {:.3} {:.3} {:.3}",
             ratio.target, ratio.baseline, ratio.throughput, ratio.p50, ratio.p99, ratio.server_cpu
         );
+    }
+    for r in reports {
+        for (index, round) in r.rounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "round {} {} {:.1} {:.1} {:.1}",
+                r.name,
+                index + 1,
+                round.ops_per_sec,
+                round.p50_us,
+                round.p99_us
+            );
+        }
     }
     out
 }
@@ -244,6 +261,12 @@ mod tests {
             replies: BTreeMap::from([("GOOD, 0 bytes".to_owned(), requests)]),
             per_connection: vec![requests / 2, requests - requests / 2],
             server_cpu: Some(Duration::from_micros(requests * latency_us / 2)),
+            rounds: vec![RoundFigures {
+                requests,
+                ops_per_sec: requests as f64,
+                p50_us: latency_us as f64,
+                p99_us: latency_us as f64,
+            }],
         };
         TargetReport::new(name, Path::new("/s"), 4, outcome)
     }
@@ -307,6 +330,8 @@ mod tests {
         assert_eq!(lines[0], "target ours 300.0 10.0 10.0 5.00");
         assert_eq!(lines[3], "ratio ours qemu 3.000 0.250 0.250 0.250");
         assert_eq!(lines[4], "ratio ours yardstick 0.500 2.000 2.000 2.000");
-        assert_eq!(lines.len(), 5);
+        assert_eq!(lines[5], "round ours 1 300.0 10.0 10.0");
+        assert_eq!(lines[7], "round yardstick 1 600.0 5.0 5.0");
+        assert_eq!(lines.len(), 8);
     }
 }

@@ -11,8 +11,7 @@ use std::path::Path;
 
 use pr_protocol::{
     CDB_SIZE, HANDSHAKE_SIZE, MAX_TRANSFER, PERSISTENT_RESERVE_IN, RESPONSE_HEADER_SIZE,
-    RequestEncodeError, ResponseDecoder, ResponseError, ResponseProgress, client_handshake,
-    encode_request,
+    RequestEncodeError, ResponseError, STATUS_GOOD, client_handshake, encode_request,
 };
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
 
@@ -38,6 +37,8 @@ pub enum WireError {
     Closed(#[source] ResponseError),
     #[error("the reply breaks the protocol")]
     BadReply(#[source] ResponseError),
+    #[error("the lean client sends PR IN requests only")]
+    NotPrIn,
 }
 
 /// A PR IN CDB for `service_action` with allocation length `alloc_len`.
@@ -96,6 +97,11 @@ impl Connection {
         })
     }
 
+    /// Bounds each wait for a reply (`None`: no bound).
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)
+    }
+
     /// Wraps a stream whose handshake is already done.
     #[cfg(test)]
     pub(crate) fn from_negotiated(stream: UnixStream) -> Self {
@@ -105,12 +111,16 @@ impl Connection {
         }
     }
 
-    /// Sends `cdb` (PR IN) with `fd` and reads the whole reply.
+    /// Sends `cdb` (PR IN) with `fd` and reads the whole reply through
+    /// `pr_protocol`'s client decoder (the reference the lean path is tested
+    /// against).
+    #[cfg(test)]
     pub fn call(
         &mut self,
         cdb: &[u8; CDB_SIZE],
         fd: BorrowedFd<'_>,
     ) -> Result<ReplyHeader, WireError> {
+        use pr_protocol::{ResponseDecoder, ResponseProgress};
         let mut request = Vec::with_capacity(CDB_SIZE);
         encode_request(cdb, &[], &mut request).map_err(WireError::Encode)?;
         send_with_fd(&self.stream, &request, fd).map_err(WireError::SendCdb)?;
@@ -138,6 +148,115 @@ impl Connection {
             }
         }
     }
+}
+
+/// The lean client path: one PR IN request, encoded once, sent again and again
+/// with a descriptor, and its replies read into a fixed buffer. Nothing is
+/// allocated or formatted per request; the reply is checked against the same
+/// rules as `pr_protocol::ResponseDecoder`'s (status byte, size within the allocation
+/// length and the protocol's limit, a payload only with GOOD).
+#[derive(Debug)]
+pub struct LeanRequest {
+    cdb: [u8; CDB_SIZE],
+    allocation: usize,
+}
+
+impl LeanRequest {
+    /// A request for `cdb`, which must be a PR IN (no parameter list to send).
+    pub fn new(cdb: &[u8; CDB_SIZE]) -> Result<Self, WireError> {
+        let mut encoded = Vec::with_capacity(CDB_SIZE);
+        encode_request(cdb, &[], &mut encoded).map_err(WireError::Encode)?;
+        if cdb[0] != PERSISTENT_RESERVE_IN || encoded.len() != CDB_SIZE {
+            return Err(WireError::NotPrIn);
+        }
+        Ok(Self {
+            cdb: *cdb,
+            allocation: usize::from(u16::from_be_bytes([cdb[7], cdb[8]])),
+        })
+    }
+}
+
+impl Connection {
+    /// [`Connection::call`] without allocating: sends `request` with `fd`, reads
+    /// the reply into the connection's buffer, returns its status, size and sense.
+    pub fn call_lean(
+        &mut self,
+        request: &LeanRequest,
+        fd: BorrowedFd<'_>,
+    ) -> Result<ReplyHeader, WireError> {
+        send_with_fd(&self.stream, &request.cdb, fd).map_err(WireError::SendCdb)?;
+        let header = self
+            .buffer
+            .get_mut(..RESPONSE_HEADER_SIZE)
+            .unwrap_or_default();
+        read_full(&mut self.stream, header, "header")?;
+        let reply = check_header(header, request.allocation)?;
+        if reply.size > 0 {
+            let payload = self.buffer.get_mut(..reply.size).unwrap_or_default();
+            read_full(&mut self.stream, payload, "payload")?;
+        }
+        Ok(reply)
+    }
+}
+
+/// Fills `buffer` from `stream`; an end of stream first is [`WireError::Closed`].
+fn read_full(
+    stream: &mut UnixStream,
+    buffer: &mut [u8],
+    stage: &'static str,
+) -> Result<(), WireError> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let rest = buffer.get_mut(filled..).unwrap_or_default();
+        match stream.read(rest) {
+            Ok(0) => {
+                return Err(WireError::Closed(ResponseError::Truncated {
+                    stage,
+                    received: filled,
+                    expected: buffer.len(),
+                }));
+            }
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(WireError::ReadReply(error)),
+        }
+    }
+    Ok(())
+}
+
+/// The checks of `pr_protocol::ResponseDecoder` on a PR IN reply's 104-byte header.
+fn check_header(header: &[u8], allocation: usize) -> Result<ReplyHeader, WireError> {
+    let word = |at: usize| {
+        header
+            .get(at..at + 4)
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+            .map_or(0, i32::from_be_bytes)
+    };
+    let (result, size) = (word(0), word(4));
+    let status = u8::try_from(result)
+        .map_err(|_| WireError::BadReply(ResponseError::StatusOutOfRange { result }))?;
+    let len = usize::try_from(size)
+        .map_err(|_| WireError::BadReply(ResponseError::NegativeSize { size }))?;
+    if len > MAX_TRANSFER {
+        return Err(WireError::BadReply(ResponseError::SizeAboveLimit { size }));
+    }
+    if len > 0 && status != STATUS_GOOD {
+        return Err(WireError::BadReply(ResponseError::PayloadWithoutGood {
+            size,
+            status,
+        }));
+    }
+    if len > allocation {
+        return Err(WireError::BadReply(ResponseError::SizeAboveAllocation {
+            size,
+            allocation: u16::try_from(allocation).unwrap_or(u16::MAX),
+        }));
+    }
+    Ok(ReplyHeader {
+        status,
+        size: len,
+        sense: sense_code(header.get(8..).unwrap_or_default()),
+    })
 }
 
 /// Sends `bytes` with `fd` attached to the first chunk; the rest, if the
@@ -253,5 +372,59 @@ mod tests {
             Err(WireError::BadReply(_))
         ));
         helper.join().unwrap();
+    }
+
+    /// The lean path reads the same replies and refuses the same bad ones, and
+    /// takes PR IN only.
+    #[test]
+    fn lean_call_reads_replies_and_refuses_malformed_ones() {
+        let (client, mut server) = UnixStream::pair().unwrap();
+        let helper = std::thread::spawn(move || {
+            let mut cdb = [0u8; CDB_SIZE];
+            let mut reply = [0u8; RESPONSE_HEADER_SIZE];
+            // CHECK CONDITION 05/24/00.
+            server.read_exact(&mut cdb).unwrap();
+            reply[3] = 2;
+            reply[8] = 0x70;
+            reply[10] = 0x05;
+            reply[20] = 0x24;
+            server.write_all(&reply).unwrap();
+            // GOOD with 8 bytes of payload, written in two pieces.
+            server.read_exact(&mut cdb).unwrap();
+            let mut good = [0u8; RESPONSE_HEADER_SIZE];
+            good[7] = 8;
+            server.write_all(&good[..50]).unwrap();
+            server.write_all(&good[50..]).unwrap();
+            server.write_all(&[7u8; 8]).unwrap();
+            // More payload than the allocation length (16): out of protocol.
+            server.read_exact(&mut cdb).unwrap();
+            good[7] = 32;
+            server.write_all(&good).unwrap();
+        });
+        let mut connection = Connection::from_negotiated(client);
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let request = LeanRequest::new(&pr_in_cdb(READ_KEYS, 16)).unwrap();
+        let reply = connection.call_lean(&request, null.as_fd()).unwrap();
+        assert_eq!(
+            (reply.status, reply.size, reply.sense),
+            (2, 0, [5, 0x24, 0])
+        );
+        let reply = connection.call_lean(&request, null.as_fd()).unwrap();
+        assert_eq!((reply.status, reply.size), (0, 8));
+        assert!(matches!(
+            connection.call_lean(&request, null.as_fd()),
+            Err(WireError::BadReply(
+                ResponseError::SizeAboveAllocation { .. }
+            ))
+        ));
+        helper.join().unwrap();
+        // The helper is gone: an end of stream, not a reply.
+        assert!(matches!(
+            connection.call_lean(&request, null.as_fd()),
+            Err(WireError::Closed(_) | WireError::SendCdb(_))
+        ));
+        let mut pr_out = pr_in_cdb(READ_KEYS, 0);
+        pr_out[0] = pr_protocol::PERSISTENT_RESERVE_OUT;
+        assert!(matches!(LeanRequest::new(&pr_out), Err(WireError::NotPrIn)));
     }
 }

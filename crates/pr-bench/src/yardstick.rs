@@ -49,6 +49,15 @@ pub struct YardstickConfig {
     pub socket: PathBuf,
     /// Timeout of each `SG_IO`.
     pub sg_io_timeout: Duration,
+    /// One `fstat` of each request's descriptor before its `SG_IO`.
+    pub identity_check: bool,
+}
+
+/// How each request is executed.
+#[derive(Debug, Clone, Copy)]
+struct Execution {
+    timeout: Duration,
+    identity_check: bool,
 }
 
 /// Why the yardstick could not start or stopped serving.
@@ -81,12 +90,18 @@ pub fn serve(config: &YardstickConfig) -> Result<(), YardstickError> {
     let listener = UnixListener::bind(&config.socket)
         .map_err(|error| YardstickError::Bind(config.socket.clone(), error))?;
     log(format_args!("listening on {}", config.socket.display()));
-    serve_listener(&listener, config.sg_io_timeout);
+    serve_listener(
+        &listener,
+        Execution {
+            timeout: config.sg_io_timeout,
+            identity_check: config.identity_check,
+        },
+    );
     Ok(())
 }
 
 /// Accepts forever; each connection gets a thread of its own.
-fn serve_listener(listener: &UnixListener, timeout: Duration) {
+fn serve_listener(listener: &UnixListener, execution: Execution) {
     let mut accept_failing = false;
     loop {
         let stream = match listener.accept() {
@@ -108,7 +123,7 @@ fn serve_listener(listener: &UnixListener, timeout: Duration) {
             .name("yardstick-conn".to_owned())
             .stack_size(CONNECTION_STACK)
             .spawn(move || {
-                if let Err(error) = serve_connection(&stream, timeout) {
+                if let Err(error) = serve_connection(&stream, execution) {
                     log(format_args!(
                         "connection closed: {}",
                         crate::report::error_chain(&error)
@@ -132,7 +147,7 @@ fn log(message: std::fmt::Arguments<'_>) {
 }
 
 /// Handshake, then requests until the peer closes between two of them.
-fn serve_connection(stream: &UnixStream, timeout: Duration) -> Result<(), ConnectionError> {
+fn serve_connection(stream: &UnixStream, execution: Execution) -> Result<(), ConnectionError> {
     // Grown on demand, so that an idle connection holds no buffers.
     let mut buffer = Vec::new();
     let mut handshake = HandshakeDecoder::default();
@@ -171,7 +186,7 @@ fn serve_connection(stream: &UnixStream, timeout: Duration) -> Result<(), Connec
             Decoded::NeedMore => continue,
             Decoded::Request(request) => request,
         };
-        let response = execute(&request, timeout);
+        let response = execute(&request, execution);
         reply.clear();
         response
             .encode(&request.cdb, &mut reply)
@@ -230,13 +245,20 @@ fn receive<'b>(
 
 /// Runs one request: the CDB rule the protocol answers with CHECK
 /// CONDITION, the read-only check for PR OUT (what `qemu-pr-helper` does
-/// before any ioctl), then one `SG_IO` and the mapping of its outcome.
-fn execute(request: &Request<OwnedFd>, timeout: Duration) -> Response {
+/// before any ioctl), with `--identity-check` one `fstat` of the descriptor
+/// (its result only decides whether the descriptor can be examined at all,
+/// as a helper's check needs), then one `SG_IO` and the mapping of its
+/// outcome.
+fn execute(request: &Request<OwnedFd>, execution: Execution) -> Response {
+    let timeout = execution.timeout;
     if let Err(fault) = request.cdb_check() {
         let (key, asc, ascq) = fault.sense_code();
         return Response::check_condition(&Sense::new(key, asc, ascq).fixed_bytes());
     }
     let fd = request.fd.as_fd();
+    if execution.identity_check && rustix::fs::fstat(fd).is_err() {
+        return Response::check_condition(&Sense::IO_ERROR.fixed_bytes());
+    }
     let transfer = usize::from(request.transfer_length());
     let (mut data, direction) = match request.direction() {
         Direction::In => (vec![0u8; transfer], sg_io::Direction::FromDevice),
@@ -289,7 +311,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("yardstick.sock");
         let listener = UnixListener::bind(&socket).unwrap();
-        thread::spawn(move || serve_listener(&listener, Duration::from_secs(30)));
+        thread::spawn(move || {
+            serve_listener(
+                &listener,
+                Execution {
+                    timeout: Duration::from_secs(30),
+                    identity_check: true,
+                },
+            )
+        });
         (dir, socket)
     }
 

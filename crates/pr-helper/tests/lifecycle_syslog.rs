@@ -167,12 +167,21 @@ fn detached_daemon_logs_connections_to_syslog() {
         .find(|line| line.contains("connection opened"))
         .unwrap_or_else(|| panic!("no connection opened line in {lines:#?}"));
     assert!(opened.starts_with(&format!("<30>{header_end}")), "{opened}");
-    // The peer credentials are ours: the test process is the client.
-    let ours = format!("peer=pid={} ", std::process::id());
+    // The peer credentials are ours: the test process is the client. They are
+    // one set of fields, not repeated in another form.
+    let ours = format!(
+        "peer_pid={} peer_uid={} peer_gid={}",
+        std::process::id(),
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw()
+    );
     assert!(opened.contains(&ours), "{opened}");
+    assert_eq!(opened.matches("pid=").count(), 1, "{opened}");
+    assert!(!opened.contains("peer="), "{opened}");
     let closed = lines.last().unwrap();
     assert!(closed.starts_with(&format!("<30>{header_end}")), "{closed}");
     assert!(closed.contains(&ours), "{closed}");
+    assert_eq!(closed.matches("pid=").count(), 1, "{closed}");
 
     daemon.terminate();
 }

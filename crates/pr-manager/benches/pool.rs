@@ -1,7 +1,7 @@
 //! Throughput of one shared client with a pool of 4 connections against a
 //! pool of 1, under 16 threads (a benchmark, not a test: it prints numbers).
 //!
-//! Peers: `pr-helper-slow` (crates/pr-helper-testbin: our daemon with a
+//! Peers: `pr-helper-slow` (a binary of the pr-helper package: our daemon with a
 //! test backend that delays every command by `PR_HELPER_TEST_LATENCY_MS`, a
 //! stand-in for a slow array, so the pool's parallelism shows), and Debian's
 //! `qemu-pr-helper` without any delay (pure protocol and thread cost).
@@ -46,7 +46,7 @@ fn our_daemon() -> PathBuf {
             "--release",
             "--quiet",
             "-p",
-            "pr-helper-testbin",
+            "pr-helper",
             "--bin",
             "pr-helper-slow",
             "--target-dir",

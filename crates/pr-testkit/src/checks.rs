@@ -32,17 +32,25 @@ pub fn wait_for_fd_count(pid: u32, expected: usize) -> io::Result<()> {
     }
 }
 
+/// Consecutive equal readings, 50 ms apart, that make a descriptor count stable.
+const STABLE_READINGS: u32 = 5;
+
 /// The daemon's descriptor count once it is idle: measured after one client has been
 /// served and has left, so lazily created runtime descriptors are already there.
+/// The served connection's socket and its descriptor close asynchronously (the
+/// descriptor of a regular file on a closer thread), and on a loaded machine the
+/// closing threads may wait for a CPU: the count must hold still for
+/// [`STABLE_READINGS`] readings.
 pub fn idle_fd_baseline(daemon: &Daemon) -> io::Result<usize> {
     expect_served(daemon)?;
-    // Let the served connection's close land, then take the stable value.
     let mut previous = fd_count(daemon.pid())?;
+    let mut equal = 0;
     let started = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let now = fd_count(daemon.pid())?;
-        if now == previous || started.elapsed() > SETTLE_LIMIT {
+        equal = if now == previous { equal + 1 } else { 0 };
+        if equal >= STABLE_READINGS || started.elapsed() > SETTLE_LIMIT {
             return Ok(now);
         }
         previous = now;

@@ -40,14 +40,14 @@ impl DaemonOptions {
         }
     }
 
-    /// Options starting `pr-helper-slow` (crates/pr-helper-testbin): the daemon's own
+    /// Options starting `pr-helper-slow` (a binary of the pr-helper package): the daemon's own
     /// start-up and serving code with a backend that waits `latency_ms` before every
     /// command, so commands stay in flight. Panics if that binary was not built.
     pub fn slow(latency_ms: u64) -> Self {
         let program = crate::workspace_bin("pr-helper-slow");
         assert!(
             program.exists(),
-            "{} is missing: build it with `cargo build -p pr-helper-testbin`",
+            "{} is missing: build it with `cargo build -p pr-helper --bin pr-helper-slow`",
             program.display()
         );
         Self::new(program).env("PR_HELPER_TEST_LATENCY_MS", latency_ms.to_string())

@@ -5,6 +5,8 @@
 //! - [`RawClient`]: a protocol peer that sends exactly the bytes and descriptors a test
 //!   asks for, well-formed or not;
 //! - [`descriptors`]: files, pipes, sockets and devices to send;
+//! - [`fuse`]: a FUSE file system whose server stops answering (a file on it can be
+//!   opened, then `stat` and `close` wait);
 //! - [`detached`]: a daemon started with `-d`, known by its pid file;
 //! - [`proc`]: what `/proc` tells about a process (open descriptors, CPU time);
 //! - [`checks`]: "another client is still served", "descriptor count back to baseline";
@@ -23,6 +25,7 @@ pub mod checks;
 pub mod daemon;
 pub mod descriptors;
 pub mod detached;
+pub mod fuse;
 pub mod proc;
 pub mod qmp;
 pub mod raw;

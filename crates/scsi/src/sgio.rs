@@ -69,7 +69,8 @@ impl CommandResult {
 }
 
 /// Maps an ioctl outcome to a status, first matching rule wins:
-/// errno (EDOM, EBADE, ENOMEM/EREMOTEIO, ENODATA, EINVAL, ENOSPC, other), then host
+/// errno (EDOM, EBADE, ENOMEM/EREMOTEIO/ENODEV, ENODATA, ENOMEDIUM, EINVAL, ENOSPC,
+/// other; QEMU 10.1 and later's table, see [`map_errno`]), then host
 /// status (connect/busy/timeout and driver timeout => BUSY, any other non-zero =>
 /// I_T NEXUS LOSS, never GOOD), then a non-zero SCSI status as is, then the driver
 /// SENSE flag, else GOOD.
@@ -101,12 +102,20 @@ pub fn map_sg_io_outcome(outcome: &SgIoOutcome) -> CommandResult {
     CommandResult::plain(Status::GOOD)
 }
 
+/// The errno table of QEMU's `scsi_sense_from_errno` (scsi/utils.c) as it stands
+/// since 10.1, checked row by row against a copy of that file with 10.1's ENODEV
+/// case. Since 10.1 ENODEV (a device that went away, e.g. a hot-removed
+/// LUN) is a HARDWARE ERROR, not the generic ABORTED COMMAND that tells a guest to
+/// retry; ENOMEDIUM has been NOT READY / MEDIUM NOT PRESENT since the table appeared.
 fn map_errno(err: i32) -> CommandResult {
     match err {
         errno::EDOM => CommandResult::plain(Status::TASK_SET_FULL),
         errno::EBADE => CommandResult::plain(Status::RESERVATION_CONFLICT),
-        errno::ENOMEM | errno::EREMOTEIO => CommandResult::check_condition(Sense::TARGET_FAILURE),
+        errno::ENOMEM | errno::EREMOTEIO | errno::ENODEV => {
+            CommandResult::check_condition(Sense::TARGET_FAILURE)
+        }
         errno::ENODATA => CommandResult::check_condition(Sense::READ_ERROR),
+        errno::ENOMEDIUM => CommandResult::check_condition(Sense::NO_MEDIUM),
         errno::EINVAL => CommandResult::check_condition(Sense::INVALID_FIELD),
         errno::ENOSPC => CommandResult::check_condition(Sense::SPACE_ALLOC_FAILED),
         _ => CommandResult::check_condition(Sense::IO_ERROR),
@@ -147,23 +156,78 @@ mod tests {
         }
     }
 
+    /// One test per row of QEMU's errno table since 10.1 (`scsi_sense_from_errno` in
+    /// its scsi/utils.c), checked against that source: the status, and the fixed
+    /// sense bytes when the helper makes them up.
+    fn assert_errno(err: i32, expected: CommandResult) {
+        assert_eq!(
+            map_sg_io_outcome(&failed(err)),
+            expected,
+            "errno {err} ({:?})",
+            errno::name(err)
+        );
+    }
+
     #[test]
-    fn errno_table_of_protocol_md() {
-        let cases = [
-            (errno::EDOM, plain(Status::TASK_SET_FULL)),
-            (errno::EBADE, plain(Status::RESERVATION_CONFLICT)),
-            (errno::ENOMEM, check(Sense::new(0x04, 0x44, 0x00))),
-            (errno::EREMOTEIO, check(Sense::new(0x04, 0x44, 0x00))),
-            (errno::ENODATA, check(Sense::new(0x03, 0x11, 0x00))),
-            (errno::EINVAL, check(Sense::new(0x05, 0x24, 0x00))),
-            (errno::ENOSPC, check(Sense::new(0x07, 0x27, 0x07))),
-            (errno::ENOTTY, check(Sense::new(0x0B, 0x00, 0x06))),
-            (errno::EIO, check(Sense::new(0x0B, 0x00, 0x06))),
-            (errno::EPERM, check(Sense::new(0x0B, 0x00, 0x06))),
-            (-1, check(Sense::new(0x0B, 0x00, 0x06))),
-        ];
-        for (err, expected) in cases {
-            assert_eq!(map_sg_io_outcome(&failed(err)), expected, "errno {err}");
+    fn edom_is_task_set_full() {
+        assert_errno(errno::EDOM, plain(Status::TASK_SET_FULL));
+        assert_eq!(Status::TASK_SET_FULL.0, 0x28);
+    }
+
+    #[test]
+    fn ebade_is_reservation_conflict() {
+        assert_errno(errno::EBADE, plain(Status::RESERVATION_CONFLICT));
+        assert_eq!(Status::RESERVATION_CONFLICT.0, 0x18);
+    }
+
+    #[test]
+    fn enodev_is_internal_target_failure_since_qemu_10_1() {
+        assert_errno(errno::ENODEV, check(Sense::new(0x04, 0x44, 0x00)));
+    }
+
+    #[test]
+    fn eremoteio_is_internal_target_failure() {
+        assert_errno(errno::EREMOTEIO, check(Sense::new(0x04, 0x44, 0x00)));
+    }
+
+    #[test]
+    fn enomem_is_internal_target_failure() {
+        assert_errno(errno::ENOMEM, check(Sense::new(0x04, 0x44, 0x00)));
+    }
+
+    #[test]
+    fn enodata_is_unrecovered_read_error() {
+        assert_errno(errno::ENODATA, check(Sense::new(0x03, 0x11, 0x00)));
+    }
+
+    #[test]
+    fn enomedium_is_medium_not_present() {
+        assert_errno(errno::ENOMEDIUM, check(Sense::new(0x02, 0x3A, 0x00)));
+    }
+
+    #[test]
+    fn einval_is_invalid_field_in_cdb() {
+        assert_errno(errno::EINVAL, check(Sense::new(0x05, 0x24, 0x00)));
+    }
+
+    #[test]
+    fn enospc_is_space_allocation_failed() {
+        assert_errno(errno::ENOSPC, check(Sense::new(0x07, 0x27, 0x07)));
+    }
+
+    #[test]
+    fn any_other_errno_is_io_process_terminated() {
+        for err in [
+            errno::ENOTTY,
+            errno::EIO,
+            errno::EPERM,
+            errno::EACCES,
+            errno::ENXIO,
+            errno::EBUSY,
+            errno::ETIMEDOUT,
+            -1,
+        ] {
+            assert_errno(err, check(Sense::new(0x0B, 0x00, 0x06)));
         }
     }
 

@@ -1,5 +1,5 @@
-//! Remembering classifications, so that a busy device costs one `fstat` per
-//! command instead of an `fstat` plus sysfs path walks.
+//! Remembering classifications, so that a busy device costs one `statx` per
+//! command instead of a `statx` plus sysfs path walks.
 //!
 //! Whole disk versus partition is fixed for as long as a device exists, but a
 //! device number can be reused once the device is gone (dynamic majors such as
@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{Stat, fstat};
-
-use crate::classify::{ClassifyError, DescriptorKind, classify_stat, needs_sysfs};
+use crate::classify::{ClassifyError, DescriptorKind, Node, classify_node, needs_sysfs};
 
 /// How long a cached classification is trusted by default.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
@@ -25,7 +23,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(1);
 /// Most devices remembered at once; the cache starts over when full.
 const MAX_ENTRIES: usize = 256;
 
-/// The identity of a file as `fstat` reports it: node, device number and type.
+/// The identity of a file as `statx` reports it: node, device number and type.
 /// Two descriptors with equal keys refer to the same file, so a classification
 /// made for one holds for the other (within the cache's TTL).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,13 +35,23 @@ pub struct NodeKey {
 }
 
 impl NodeKey {
-    fn of(stat: &Stat) -> Self {
+    fn of(node: &Node) -> Self {
         Self {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-            rdev: stat.st_rdev,
-            mode: stat.st_mode,
+            dev: node.dev,
+            ino: node.ino,
+            rdev: node.rdev,
+            mode: node.mode,
         }
+    }
+
+    /// Whether the file is a device node (block or character): closing a
+    /// descriptor of one runs the driver's release, never a file system's
+    /// flush (which, on FUSE or NFS, waits for a server).
+    pub fn is_device_node(&self) -> bool {
+        matches!(
+            rustix::fs::FileType::from_raw_mode(self.mode),
+            rustix::fs::FileType::BlockDevice | rustix::fs::FileType::CharacterDevice
+        )
     }
 
     /// Which file this is.
@@ -56,23 +64,25 @@ impl NodeKey {
     }
 }
 
-/// What one `fstat` of a descriptor said: enough to classify it, and to tell
-/// whether another descriptor refers to the same file.
+/// What one `statx` of a descriptor said (see `Node::of`: it never waits on a
+/// file system's server): enough to classify it, and to tell whether another
+/// descriptor refers to the same file.
 #[derive(Debug, Clone, Copy)]
 pub struct Examined {
-    stat: Stat,
+    node: Node,
 }
 
 impl Examined {
-    /// The `fstat` of `fd`.
+    /// The `statx` of `fd`.
     pub fn of(fd: BorrowedFd<'_>) -> Result<Self, ClassifyError> {
-        let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
-        Ok(Self { stat })
+        Ok(Self {
+            node: Node::of(fd)?,
+        })
     }
 
     /// The file's identity and type, to compare with another descriptor's.
     pub fn key(&self) -> NodeKey {
-        NodeKey::of(&self.stat)
+        NodeKey::of(&self.node)
     }
 }
 
@@ -82,7 +92,7 @@ struct Entry {
     checked: Instant,
 }
 
-/// Which file a descriptor refers to, as `fstat` reported it.
+/// Which file a descriptor refers to, as `statx` reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
     /// Filesystem of the file (or of the device node).
@@ -132,7 +142,7 @@ impl ClassifyCache {
         self.ttl
     }
 
-    /// Classifies the file behind `fd`: one `fstat`, plus the sysfs lookup of
+    /// Classifies the file behind `fd`: one `statx`, plus the sysfs lookup of
     /// [`classify`](crate::classify) when this device node was not seen within
     /// the last [`ttl`](Self::ttl).
     pub fn classify(&self, fd: BorrowedFd<'_>) -> Result<DescriptorKind, ClassifyError> {
@@ -140,7 +150,7 @@ impl ClassifyCache {
     }
 
     /// [`classify`](Self::classify), also telling which file it is (from the same
-    /// `fstat`), so that callers need not look again.
+    /// `statx`), so that callers need not look again.
     pub fn classify_file(&self, fd: BorrowedFd<'_>) -> Result<Classified, ClassifyError> {
         let examined = Examined::of(fd)?;
         let kind = self.classify_examined(&examined, Instant::now())?;
@@ -157,17 +167,17 @@ impl ClassifyCache {
         examined: &Examined,
         now: Instant,
     ) -> Result<DescriptorKind, ClassifyError> {
-        let stat = &examined.stat;
-        if !needs_sysfs(stat) {
-            return classify_stat(stat, &self.sysfs);
+        let node = &examined.node;
+        if !needs_sysfs(node) {
+            return classify_node(node, &self.sysfs);
         }
-        let key = NodeKey::of(stat);
+        let key = NodeKey::of(node);
         if let Some(kind) = self.fresh(key, now) {
             return Ok(kind);
         }
         // Looked up outside the lock: sysfs can be slow and other devices must not
         // wait.
-        let kind = classify_stat(stat, &self.sysfs)?;
+        let kind = classify_node(node, &self.sysfs)?;
         self.remember(key, kind, now);
         Ok(kind)
     }
@@ -197,7 +207,38 @@ impl ClassifyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustix::fs::fstat;
     use std::os::fd::AsFd;
+
+    /// The `statx` that never waits gives the identity `fstat` gives, for a
+    /// device, a regular file, a pipe and a socket; only device nodes count as
+    /// safe to close inline.
+    #[test]
+    fn statx_identity_is_fstat_identity() {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let file = tempfile::tempfile().expect("temporary file");
+        let (pipe, _writer) = rustix::pipe::pipe().expect("pipe");
+        let (socket, _other) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        for (fd, device) in [
+            (null.as_fd(), true),
+            (file.as_fd(), false),
+            (pipe.as_fd(), false),
+            (socket.as_fd(), false),
+        ] {
+            let stat = fstat(fd).expect("fstat");
+            let key = Examined::of(fd).expect("statx").key();
+            assert_eq!(
+                key,
+                NodeKey {
+                    dev: stat.st_dev,
+                    ino: stat.st_ino,
+                    rdev: stat.st_rdev,
+                    mode: stat.st_mode,
+                }
+            );
+            assert_eq!(key.is_device_node(), device);
+        }
+    }
 
     #[test]
     fn devices_are_remembered_and_other_files_are_not() {

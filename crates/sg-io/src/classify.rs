@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Stat, fstat, major, minor};
+use rustix::fs::{AtFlags, FileType, StatxFlags, fstat, major, makedev, minor, statx};
 
 /// Major number the kernel reserves for `/dev/sg*` (`Documentation/admin-guide/devices.txt`).
 pub const SG_MAJOR: u32 = 21;
@@ -97,8 +97,8 @@ impl fmt::Display for OtherKind {
 /// Why a descriptor could not be classified.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// `fstat` on the descriptor failed.
-    #[error("fstat on the descriptor failed")]
+    /// `statx` (or `fstat`) on the descriptor failed.
+    #[error("statx on the descriptor failed")]
     Fstat(#[source] io::Error),
     /// The block device has no entry in sysfs, so whole disk and partition
     /// cannot be told apart (is `/sys` mounted?).
@@ -112,8 +112,54 @@ pub enum ClassifyError {
     },
 }
 
-/// Classifies the file behind `fd` (one `fstat`, plus a sysfs lookup for
-/// block and character devices). Never changes the descriptor.
+/// What the kernel says about the file behind a descriptor: enough to tell
+/// its kind and to compare it with another descriptor's file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub dev: u64,
+    pub ino: u64,
+    pub rdev: u64,
+    pub mode: u32,
+}
+
+impl Node {
+    /// One `statx` of `fd` with `AT_STATX_DONT_SYNC`: the attributes the kernel
+    /// has at hand, never asking a file system's server. A peer's descriptor may
+    /// be a file of a FUSE or NFS file system whose server never answers; a plain
+    /// `fstat` would then wait with it (FUSE's GETATTR, NFS's revalidation),
+    /// while type, inode and device numbers never need a fresh look. Where the
+    /// kernel or a filter refuses `statx` (ENOSYS), falls back to `fstat`.
+    pub(crate) fn of(fd: BorrowedFd<'_>) -> Result<Self, ClassifyError> {
+        let wanted = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::INO;
+        match statx(
+            fd,
+            c"",
+            AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+            wanted,
+        ) {
+            Ok(x) => Ok(Self {
+                dev: makedev(x.stx_dev_major, x.stx_dev_minor),
+                ino: x.stx_ino,
+                rdev: makedev(x.stx_rdev_major, x.stx_rdev_minor),
+                mode: u32::from(x.stx_mode),
+            }),
+            Err(rustix::io::Errno::NOSYS) => {
+                let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
+                Ok(Self {
+                    dev: stat.st_dev,
+                    ino: stat.st_ino,
+                    rdev: stat.st_rdev,
+                    mode: stat.st_mode,
+                })
+            }
+            Err(e) => Err(ClassifyError::Fstat(e.into())),
+        }
+    }
+}
+
+/// Classifies the file behind `fd` (one `statx` that never waits on a file
+/// system's server, plus a sysfs lookup for block and character devices).
+/// Never changes the descriptor.
 pub fn classify(fd: BorrowedFd<'_>) -> Result<DescriptorKind, ClassifyError> {
     classify_with_sysfs(fd, Path::new("/sys"))
 }
@@ -123,28 +169,28 @@ pub fn classify_with_sysfs(
     fd: BorrowedFd<'_>,
     sysfs: &Path,
 ) -> Result<DescriptorKind, ClassifyError> {
-    let stat = fstat(fd).map_err(|e| ClassifyError::Fstat(e.into()))?;
-    classify_stat(&stat, sysfs)
+    classify_node(&Node::of(fd)?, sysfs)
 }
 
 /// Whether telling this file's kind apart needs sysfs (devices only).
-pub(crate) fn needs_sysfs(stat: &Stat) -> bool {
+pub(crate) fn needs_sysfs(node: &Node) -> bool {
     matches!(
-        FileType::from_raw_mode(stat.st_mode),
+        FileType::from_raw_mode(node.mode),
         FileType::BlockDevice | FileType::CharacterDevice
     )
 }
 
-/// Classifies a file from its `fstat` result (sysfs for block and character devices).
-pub(crate) fn classify_stat(stat: &Stat, sysfs: &Path) -> Result<DescriptorKind, ClassifyError> {
-    let kind = match FileType::from_raw_mode(stat.st_mode) {
+/// Classifies a file from what [`Node::of`] said (sysfs for block and character
+/// devices).
+pub(crate) fn classify_node(node: &Node, sysfs: &Path) -> Result<DescriptorKind, ClassifyError> {
+    let kind = match FileType::from_raw_mode(node.mode) {
         FileType::RegularFile => DescriptorKind::RegularFile,
         FileType::BlockDevice => {
-            let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+            let (major, minor) = (major(node.rdev), minor(node.rdev));
             block_kind(sysfs, major, minor)?
         }
         FileType::CharacterDevice => {
-            let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+            let (major, minor) = (major(node.rdev), minor(node.rdev));
             if is_sg_char(sysfs, major, minor) {
                 DescriptorKind::SgCharDevice
             } else {

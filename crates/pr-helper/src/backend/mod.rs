@@ -35,7 +35,7 @@ pub mod multipath;
 pub mod sgio;
 
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 
 use pr_protocol::{Direction, Request, Response};
@@ -223,9 +223,9 @@ impl Backends {
     /// backend for the descriptor. Blocks (ioctl, file I/O, sysfs). `memo` is the
     /// calling connection's: a descriptor for the same file as its last one is routed
     /// from it, after one `fstat` and without touching shared state.
-    pub fn execute(
+    pub fn execute<F: AsFd>(
         &self,
-        request: &Request<OwnedFd>,
+        request: &Request<F>,
         peer: &PeerInfo,
         memo: &mut DescriptorMemo,
     ) -> Execution {
@@ -389,6 +389,7 @@ pub(crate) use crate::startup::error_chain;
 mod tests {
     use super::*;
     use pr_testkit::cdb;
+    use std::os::fd::OwnedFd;
 
     fn read_keys(file: &std::fs::File) -> Request<OwnedFd> {
         Request {

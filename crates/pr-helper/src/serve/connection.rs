@@ -27,6 +27,7 @@ use rustix::io::Errno;
 use rustix::net::sockopt::Timeout;
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendFlags};
 
+use super::descriptor::PeerFd;
 use super::session::{CloseReason, Received, Session, Step};
 use super::shutdown::Shutdown;
 use crate::backend::{Backends, DescriptorMemo};
@@ -236,7 +237,13 @@ impl Connection {
                     match executed {
                         Ok(execution) => self.session.executed(execution, Instant::now()),
                         Err(_) => {
-                            tracing::error!(conn = self.session.id(), peer = %peer, "backend call panicked");
+                            tracing::error!(
+                                conn = self.session.id(),
+                                peer_pid = peer.pid,
+                                peer_uid = peer.uid,
+                                peer_gid = peer.gid,
+                                "backend call panicked"
+                            );
                             return Left::Closed(self, CloseReason::BackendFailed);
                         }
                     }
@@ -388,7 +395,7 @@ fn recv_with_fds(stream: impl AsFd, buffer: &mut [u8], flags: RecvFlags) -> io::
     let mut fds = Vec::new();
     for ancillary in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = ancillary {
-            fds.extend(received);
+            fds.extend(received.map(PeerFd::new));
         }
     }
     Ok(Received {

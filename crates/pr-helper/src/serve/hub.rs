@@ -195,8 +195,11 @@ impl Hub {
                 let _ = rustix::net::shutdown(&**stream, How::Both);
             }
         }
-        state.parked.clear();
+        // Dropped after the lock is released: a connection may hold a descriptor,
+        // and nothing that closes one runs under the hub's lock.
+        let parked = std::mem::take(&mut state.parked);
         drop(state);
+        drop(parked);
         // Every thread waiting on the set wakes and exits; busy ones on their next turn.
         self.finished.store(true, Ordering::Release);
         let _ = rustix::io::write(&self.stopped, &1u64.to_ne_bytes());
@@ -345,14 +348,14 @@ impl Hub {
         if !self.allowlist.admits(&peer) {
             self.refused.fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = self.refusals().not_allowed.line_at(now) {
-                tracing::warn!(conn = id, peer = %peer, suppressed, "connection refused: peer not in the uid/gid allowlist");
+                refusal_line(id, &peer, suppressed, "peer not in the uid/gid allowlist");
             }
             return;
         }
         if self.state().live.len() >= self.max_connections {
             self.over_cap.fetch_add(1, Ordering::Relaxed);
             if let Some(suppressed) = self.refusals().over_cap.line_at(now) {
-                tracing::warn!(conn = id, peer = %peer, suppressed, "connection refused: connection limit reached");
+                refusal_line(id, &peer, suppressed, "connection limit reached");
             }
             return;
         }
@@ -360,11 +363,17 @@ impl Hub {
         let connection = match Connection::new(session, stream, self.drive.idle) {
             Ok(connection) => connection,
             Err(error) => {
-                tracing::warn!(conn = id, peer = %peer, error = %error, "connection closed: cannot set its socket up");
+                tracing::warn!(conn = id, peer_pid = peer.pid, peer_uid = peer.uid, peer_gid = peer.gid, error = %error, "connection closed: cannot set its socket up");
                 return;
             }
         };
-        tracing::info!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, "connection opened");
+        tracing::info!(
+            conn = id,
+            peer_pid = peer.pid,
+            peer_uid = peer.uid,
+            peer_gid = peer.gid,
+            "connection opened"
+        );
         {
             let mut state = self.state();
             // Accepted just before the listener closed: shut like the others were.
@@ -499,6 +508,18 @@ impl State {
         }
         expired
     }
+}
+
+/// The (rate-limited) line of a refused connection.
+fn refusal_line(id: u64, peer: &crate::backend::PeerInfo, suppressed: u64, why: &str) {
+    tracing::warn!(
+        conn = id,
+        peer_pid = peer.pid,
+        peer_uid = peer.uid,
+        peer_gid = peer.gid,
+        suppressed,
+        "connection refused: {why}"
+    );
 }
 
 fn spawn_thread(hub: &Arc<Hub>) -> io::Result<()> {

@@ -1,20 +1,22 @@
 //! The daemon's per-connection log lines: one per command (debug) and one when a
-//! connection closes, with the fields an operator filters on.
+//! connection closes, with the fields an operator filters on. The peer is one set of
+//! fields on every line, `peer_pid`, `peer_uid` and `peer_gid` (in the journal
+//! `PR_PEER_PID`, `PR_PEER_UID`, `PR_PEER_GID`), never repeated in another form.
 
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use pr_protocol::{Request, Response};
 use scsi::sense::Sense;
 
+use super::descriptor::PeerFd;
 use crate::backend::{DescriptorLabel, PeerInfo};
 
 /// The closing line of connection `id`: a warning when the peer was at fault.
 pub(super) fn closed(id: u64, peer: &PeerInfo, reason: &dyn std::fmt::Display, peer_fault: bool) {
     if peer_fault {
-        tracing::warn!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, reason = %reason, "connection closed");
+        tracing::warn!(conn = id, peer_pid = peer.pid, peer_uid = peer.uid, peer_gid = peer.gid, reason = %reason, "connection closed");
     } else {
-        tracing::info!(conn = id, peer = %peer, peer_pid = peer.pid, peer_uid = peer.uid, reason = %reason, "connection closed");
+        tracing::info!(conn = id, peer_pid = peer.pid, peer_uid = peer.uid, peer_gid = peer.gid, reason = %reason, "connection closed");
     }
 }
 
@@ -22,7 +24,7 @@ pub(super) fn closed(id: u64, peer: &PeerInfo, reason: &dyn std::fmt::Display, p
 pub(super) fn command(
     id: u64,
     peer: &PeerInfo,
-    request: &Request<OwnedFd>,
+    request: &Request<PeerFd>,
     descriptor: &DescriptorLabel,
     response: &Response,
     latency: Duration,
@@ -40,7 +42,6 @@ pub(super) fn command(
     };
     tracing::debug!(
         conn = id,
-        peer = %peer,
         peer_pid = peer.pid,
         peer_uid = peer.uid,
         peer_gid = peer.gid,

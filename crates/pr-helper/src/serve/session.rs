@@ -15,7 +15,6 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
 use pr_protocol::{
@@ -23,6 +22,7 @@ use pr_protocol::{
 };
 use scsi::sense::Sense;
 
+use super::descriptor::PeerFd;
 use crate::backend::{Execution, PeerInfo, check_condition};
 
 /// The time limits a session enforces.
@@ -123,7 +123,7 @@ pub(crate) enum Step<'a> {
     /// call [`Session::received`].
     Read(&'a mut [u8]),
     /// Execute this request on the backend, then call [`Session::executed`].
-    Execute(&'a Request<OwnedFd>),
+    Execute(&'a Request<PeerFd>),
     /// Close the connection (its socket and any descriptor held) for this reason.
     Close(CloseReason),
 }
@@ -134,7 +134,7 @@ pub(crate) struct Received {
     /// Bytes written to the buffer of the [`Step::Read`]; 0 is the end of the stream.
     pub bytes: usize,
     /// Descriptors that came with them (already close-on-exec).
-    pub fds: Vec<OwnedFd>,
+    pub fds: Vec<PeerFd>,
     /// The kernel cut the control message short.
     pub control_truncated: bool,
 }
@@ -145,16 +145,16 @@ enum Phase {
     },
     Handshake(HandshakeDecoder),
     /// Between requests, or part of one read (then `request_deadline` is set).
-    Requests(RequestDecoder<OwnedFd>),
+    Requests(RequestDecoder<PeerFd>),
     Executing {
-        request: Request<OwnedFd>,
+        request: Request<PeerFd>,
         started: Instant,
     },
     Replying {
         wire: Vec<u8>,
         sent: usize,
         /// Held, unused, so that its descriptor closes only once the reply is out.
-        _request: Request<OwnedFd>,
+        _request: Request<PeerFd>,
         deadline: Instant,
     },
     Closed(Option<CloseReason>),
@@ -196,7 +196,7 @@ enum Outcome {
     Stay,
     Negotiated,
     Partial,
-    Complete(Request<OwnedFd>),
+    Complete(Request<PeerFd>),
     Close(CloseReason),
 }
 
@@ -450,8 +450,10 @@ impl Session {
     /// that cannot be encoded, a backend bug, becomes CHECK CONDITION: QEMU's client
     /// would assert on it) and log the command.
     pub(crate) fn executed(&mut self, execution: Execution, now: Instant) {
-        let Phase::Executing { request, started } =
-            std::mem::replace(&mut self.phase, Phase::Closed(None))
+        let Phase::Executing {
+            mut request,
+            started,
+        } = std::mem::replace(&mut self.phase, Phase::Closed(None))
         else {
             return;
         };
@@ -459,11 +461,14 @@ impl Session {
             response,
             descriptor,
         } = execution;
+        // A device node closes on this thread after the reply; anything else on a
+        // closer thread (descriptor.rs).
+        request.fd.classified(&descriptor);
         let mut wire = Vec::with_capacity(response.encoded_len());
         let response = match response.encode(&request.cdb, &mut wire) {
             Ok(()) => response,
             Err(error) => {
-                tracing::error!(conn = self.id, peer = %self.peer, error = %error, "backend produced an invalid response");
+                tracing::error!(conn = self.id, peer_pid = self.peer.pid, peer_uid = self.peer.uid, peer_gid = self.peer.gid, error = %error, "backend produced an invalid response");
                 let fallback = check_condition(Sense::IO_ERROR);
                 wire.clear();
                 let _ = fallback.encode(&request.cdb, &mut wire);

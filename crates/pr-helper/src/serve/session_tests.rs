@@ -49,7 +49,7 @@ fn feed(session: &mut Session, bytes: &[u8], fds: Vec<OwnedFd>, now: Instant) {
     session.received(
         Received {
             bytes: bytes.len(),
-            fds,
+            fds: fds.into_iter().map(PeerFd::new).collect(),
             control_truncated: false,
         },
         now,
@@ -289,7 +289,7 @@ fn a_truncated_control_message_closes_and_names_the_descriptors() {
     session.received(
         Received {
             bytes: 16,
-            fds: vec![descriptor(), descriptor()],
+            fds: vec![PeerFd::new(descriptor()), PeerFd::new(descriptor())],
             control_truncated: true,
         },
         now,

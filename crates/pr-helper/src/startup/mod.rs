@@ -97,7 +97,7 @@ pub fn run(config: Config) -> Result<(), StartupError> {
 }
 
 /// [`run`], with `adjust` applied to the backends before serving: test harnesses
-/// (`crates/pr-helper-testbin`) inject slow backends this way, so the binary that ships
+/// (`src/bin/pr-helper-slow.rs`) inject slow backends this way, so the binary that ships
 /// carries no test code.
 pub fn run_with(config: Config, adjust: fn(Backends) -> Backends) -> Result<(), StartupError> {
     // 0. Stop requests wait until the handlers exist (see `signals`).

@@ -15,12 +15,27 @@ pub(crate) struct UnitId {
 }
 
 impl UnitId {
+    /// The unit of the image behind `fd`, from a `statx` with
+    /// `AT_STATX_DONT_SYNC`: device and inode numbers never need a fresh look, and
+    /// an image on a FUSE or NFS file system whose server does not answer must not
+    /// hold the serving thread (a plain `fstat` would ask that server).
     pub fn of(fd: BorrowedFd<'_>) -> Result<Self, EmulatedError> {
-        let stat = rustix::fs::fstat(fd).map_err(|e| EmulatedError::Fstat(e.into()))?;
-        Ok(Self {
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-        })
+        use rustix::fs::{AtFlags, StatxFlags, makedev, statx};
+        let flags = AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC;
+        match statx(fd, c"", flags, StatxFlags::INO) {
+            Ok(x) => Ok(Self {
+                dev: makedev(x.stx_dev_major, x.stx_dev_minor),
+                ino: x.stx_ino,
+            }),
+            Err(rustix::io::Errno::NOSYS) => {
+                let stat = rustix::fs::fstat(fd).map_err(|e| EmulatedError::Fstat(e.into()))?;
+                Ok(Self {
+                    dev: stat.st_dev,
+                    ino: stat.st_ino,
+                })
+            }
+            Err(e) => Err(EmulatedError::Fstat(e.into())),
+        }
     }
 
     /// The state file name of this unit.
