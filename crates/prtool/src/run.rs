@@ -141,6 +141,15 @@ pub fn request_of(command: &Command) -> (&'static str, Request, &PathBuf) {
             )),
             &a.device,
         ),
+        // `check` is dispatched by main before `run`; this keeps the match whole.
+        Command::Check(a) => (
+            "check",
+            Request::In {
+                action: PrInAction::ReadFullStatus,
+                allocation: pr_manager::PR_IN_ALLOCATION,
+            },
+            &a.device,
+        ),
     }
 }
 
