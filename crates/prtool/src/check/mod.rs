@@ -212,8 +212,21 @@ fn run_write_test(
         .read_keys
         .as_ref()
         .is_some_and(|k| k.good().is_some());
-    let helper = match (client, file) {
-        (Some(client), Some(file)) if helper_works => Some((client, file.as_fd())),
+    // PR OUT through the helper needs a descriptor open for writing (the helper
+    // refuses it on a read-only one, as a device's command filter would).
+    let writable = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc_o_nonblock())
+        .open(&facts.device.path);
+    let helper = match (client, &writable) {
+        (Some(client), Ok(file)) if helper_works => Some((client, file.as_fd())),
+        (Some(_), Err(e)) if helper_works && facts.device.kind == facts::DeviceKind::ImageFile => {
+            return facts::WriteTest::Refused(format!(
+                "cannot open {} for writing: {e}",
+                facts.device.path
+            ));
+        }
         _ => None,
     };
     let mut paths = Vec::new();
