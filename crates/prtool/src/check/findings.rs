@@ -441,11 +441,11 @@ impl Findings<'_> {
                 None,
             );
         }
-        match &d.openers {
+        match self.guest_openers() {
             Some(openers) if openers.is_empty() => self.push(
                 "not-open",
                 Severity::Note,
-                format!("no process on this host has {path} or its paths open"),
+                format!("no process on this host (but the helper) has {path} open"),
                 None,
                 None,
             ),
@@ -464,6 +464,18 @@ impl Findings<'_> {
             }
             None => {}
         }
+    }
+
+    /// The processes holding the device open, but the helper (which holds
+    /// descriptors of the devices it serves); `None` when not known.
+    fn guest_openers(&self) -> Option<Vec<super::facts::Opener>> {
+        let helper = self.facts.helper.process.as_ref().ok().map(|p| p.pid);
+        self.facts.device.openers.as_ref().map(|list| {
+            list.iter()
+                .filter(|o| Some(o.pid) != helper)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The registrants that are this host's.
@@ -730,7 +742,7 @@ impl Findings<'_> {
             None,
             None,
         );
-        if let Some(openers) = &self.facts.device.openers {
+        if let Some(openers) = self.guest_openers() {
             if openers.is_empty() {
                 for k in keys {
                     self.push(

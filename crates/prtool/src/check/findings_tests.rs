@@ -374,6 +374,12 @@ fn a_key_of_this_host_that_no_process_uses_is_stale() {
         "if no guest of this host should hold it: prtool --socket /run/pr.sock register --key 0xa9 --sa-key 0 /dev/dm-0"
     );
     only(&d, "not-open");
+    // The helper holding it open is no guest.
+    facts.device.openers = Some(vec![Opener {
+        pid: 42,
+        command: "pr-helper".into(),
+    }]);
+    only(&diagnose(&facts), "stale-registration");
     // Openers unknown (not root): nothing is called stale.
     facts.device.openers = None;
     absent(&diagnose(&facts), "stale-registration");

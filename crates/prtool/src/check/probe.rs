@@ -190,18 +190,15 @@ pub fn probe_device(
         return facts;
     };
     facts.locks = locks_on(roots, meta.dev(), meta.ino());
-    let mut rdevs = vec![meta.rdev()];
+    // Guests open the device they are given (the map, not its paths, which
+    // multipathd and the helper hold open themselves).
+    let rdevs = [meta.rdev()];
     facts.kind = classify(roots, &sys_dir, file_type.is_char_device());
     facts.queue_timeout = read_trimmed(sys_dir.join("device/timeout")).and_then(|t| t.parse().ok());
     holders(roots, &sys_dir, dev, &mut facts);
     match facts.kind.clone() {
         DeviceKind::Multipath { .. } => {
             map_paths(roots, dev, timeout, &mut facts);
-            for p in &facts.paths {
-                if let Ok(d) = p.devnum.parse::<DevNum>() {
-                    rdevs.push(d.rdev());
-                }
-            }
             let first_usable = facts.paths.iter().find(|p| {
                 p.usable == Some(true) && matches!(p.full_status, Some(PrAnswer::Good(_)))
             });
@@ -229,11 +226,6 @@ pub fn probe_device(
             }
         }
         DeviceKind::ScsiDisk | DeviceKind::ScsiGeneric { .. } => {
-            let name = sys_dir
-                .canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .unwrap_or_default();
             facts.paths.push(PathFacts {
                 node: path.display().to_string(),
                 devnum: dev.to_string(),
@@ -242,7 +234,6 @@ pub fn probe_device(
                 initiator: scsi_initiator(roots, &sys_dir.join("device")),
                 full_status: None,
             });
-            let _ = name;
             if let Some(fd) = fd {
                 facts.pr = Some(PrState {
                     source: Source::Direct(path.display().to_string()),
@@ -540,7 +531,8 @@ pub fn scsi_initiator(roots: &Roots, device: &Path) -> Option<TransportId> {
         return Some(TransportId::Sas { address });
     }
     let proc_name = read_trimmed(class.join(format!("scsi_host/host{host}/proc_name")));
-    if proc_name.as_deref() == Some("tcm_loop") {
+    // tcm_loop's host template calls itself "tcm_loopback".
+    if proc_name.is_some_and(|name| name.starts_with("tcm_loop")) {
         return tcm_loop_initiator(roots, host);
     }
     None
@@ -782,7 +774,10 @@ mod tests {
         };
         let loop_dev = sysfs.join("devices/tcm_loop_0/host3/target3:0:1/3:0:1:0");
         mk(&loop_dev);
-        write(sysfs.join("class/scsi_host/host3/proc_name"), "tcm_loop\n");
+        write(
+            sysfs.join("class/scsi_host/host3/proc_name"),
+            "tcm_loopback\n",
+        );
         write(
             configfs.join("target/loopback/naa.5001405000000f01/tpgt_1/address"),
             "3:0:1\n",
