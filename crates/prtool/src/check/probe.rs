@@ -199,6 +199,11 @@ pub fn probe_device(
     match facts.kind.clone() {
         DeviceKind::Multipath { .. } => {
             map_paths(roots, dev, timeout, &mut facts);
+            // The map has no SCSI timeout of its own: its first path's.
+            facts.queue_timeout = facts.paths.first().and_then(|p| {
+                read_trimmed(roots.sysfs.join("dev/block").join(&p.devnum).join("device/timeout"))
+                    .and_then(|t| t.parse().ok())
+            });
             let first_usable = facts.paths.iter().find(|p| {
                 p.usable == Some(true) && matches!(p.full_status, Some(PrAnswer::Good(_)))
             });
