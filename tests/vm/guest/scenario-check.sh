@@ -55,6 +55,12 @@ out_lacks healthy-no-problem "^(degraded|not-ready) "
 prt --json check "$MAP_A" >"$WORK/json" 2>&1
 expect_eq healthy-json-verdict '"verdict": "ready",' "$(grep -o '"verdict": "[a-z-]*",' "$WORK/json")"
 
+# The map's path through its sg node alone: a path of the map, said so.
+expect_status sg-node-path-of-map 2 prt check /dev/sg0
+out_has sg-node-kind "scsi-generic: /dev/sg0 is the SCSI generic node of /dev/sda"
+out_has sg-node-path-of-map-finding "^degraded +path-of-a-map: /dev/sg0 is a path of multipath map mpatha"
+out_has sg-node-own-key "host-registered: this host's key\(s\) 0xa1 on 1 nexus"
+
 # 2. One path missing the key: sdc's nexus unregistered behind the helper's back.
 sg_persist -n --out --register --param-rk=0xa1 --param-sark=0 /dev/sdc >/dev/null 2>&1
 expect_path_regs sdc-unregistered "sda=key=0xa1 sdc=none"

@@ -195,14 +195,28 @@ pub fn probe_device(
     let rdevs = [meta.rdev()];
     facts.kind = classify(roots, &sys_dir, file_type.is_char_device());
     facts.queue_timeout = read_trimmed(sys_dir.join("device/timeout")).and_then(|t| t.parse().ok());
-    holders(roots, &sys_dir, dev, &mut facts);
+    // An sg node's holders are its disk's (a map over that disk, a mount).
+    let holder_dir = match &facts.kind {
+        DeviceKind::ScsiGeneric { disk: Some(disk) } => roots.sysfs.join("block").join(disk),
+        _ => sys_dir.clone(),
+    };
+    let holder_dev = read_trimmed(holder_dir.join("dev"))
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(dev);
+    holders(roots, &holder_dir, holder_dev, &mut facts);
     match facts.kind.clone() {
         DeviceKind::Multipath { .. } => {
             map_paths(roots, dev, timeout, &mut facts);
             // The map has no SCSI timeout of its own: its first path's.
             facts.queue_timeout = facts.paths.first().and_then(|p| {
-                read_trimmed(roots.sysfs.join("dev/block").join(&p.devnum).join("device/timeout"))
-                    .and_then(|t| t.parse().ok())
+                read_trimmed(
+                    roots
+                        .sysfs
+                        .join("dev/block")
+                        .join(&p.devnum)
+                        .join("device/timeout"),
+                )
+                .and_then(|t| t.parse().ok())
             });
             let first_usable = facts.paths.iter().find(|p| {
                 p.usable == Some(true) && matches!(p.full_status, Some(PrAnswer::Good(_)))
@@ -764,6 +778,61 @@ mod tests {
             Some(TransportId::iscsi("iqn.2026-11.org.example:a"))
         );
         assert_eq!(transport_id_of_wwn("eui.1"), None);
+    }
+
+    /// A fake sysfs NVMe namespace under native multipath: two controllers.
+    #[test]
+    fn an_nvme_namespace_from_sysfs() {
+        let root = tempfile::tempdir().unwrap();
+        let subsys = root
+            .path()
+            .join("devices/virtual/nvme-subsystem/nvme-subsys0");
+        let ns = subsys.join("nvme0n1");
+        for dir in [&ns, &subsys.join("nvme0"), &subsys.join("nvme1")] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        fs::write(ns.join("nsid"), "1\n").unwrap();
+        fs::write(subsys.join("subsysnqn"), "nqn.2026-11.org.example:sub\n").unwrap();
+        fs::write(subsys.join("nvme0/transport"), "tcp\n").unwrap();
+        fs::write(subsys.join("nvme1/transport"), "tcp\n").unwrap();
+        std::os::unix::fs::symlink(&subsys, ns.join("device")).unwrap();
+        let roots = Roots {
+            sysfs: root.path().to_path_buf(),
+            configfs: root.path().join("config"),
+            proc: root.path().join("proc"),
+        };
+        assert_eq!(
+            classify(&roots, &ns, false),
+            DeviceKind::Nvme(NvmeFacts {
+                nsid: Some("1".into()),
+                subsystem_nqn: Some("nqn.2026-11.org.example:sub".into()),
+                controllers: vec!["nvme0".into(), "nvme1".into()],
+                transport: Some("tcp".into()),
+            })
+        );
+        // A partition and a loop device.
+        let part = root.path().join("block/sda/sda1");
+        fs::create_dir_all(&part).unwrap();
+        fs::write(part.join("partition"), "1\n").unwrap();
+        assert_eq!(
+            classify(&roots, &part, false),
+            DeviceKind::Partition { disk: "sda".into() }
+        );
+        let lo = root.path().join("block/loop0");
+        fs::create_dir_all(lo.join("loop")).unwrap();
+        fs::write(lo.join("loop/backing_file"), "/tmp/x.img\n").unwrap();
+        assert_eq!(
+            classify(&roots, &lo, false),
+            DeviceKind::Loop {
+                backing: Some("/tmp/x.img".into())
+            }
+        );
+        let vd = root.path().join("block/vda");
+        fs::create_dir_all(&vd).unwrap();
+        assert_eq!(
+            classify(&roots, &vd, false),
+            DeviceKind::OtherBlock { what: "vda".into() }
+        );
     }
 
     /// A fake sysfs and configfs: a tcm_loop disk on host 3 and an FC disk on host 5.
