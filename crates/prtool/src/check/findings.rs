@@ -1091,9 +1091,10 @@ impl Findings<'_> {
                 Severity::NotReady,
                 format!("{socket} is {what}, not a socket"),
                 None,
-                Some(format!(
+                Some(
                     "remove it and restart the helper, or name the helper's socket with --socket"
-                )),
+                        .to_owned(),
+                ),
             ),
             SocketFile::Socket(mode) => {
                 let owner = mode.owner.clone().unwrap_or_else(|| mode.uid.to_string());
@@ -1143,7 +1144,7 @@ impl Findings<'_> {
                     Severity::Degraded,
                     format!("you ({}) cannot connect to {socket}: {why}", access.who),
                     Some("the checks through the helper were skipped".to_owned()),
-                    Some(format!("run the check as root, or as the guests' user (and name that user with --as to check it)")),
+                    Some("run the check as root, or as the guests' user (and name that user with --as to check it)".to_owned()),
                 ),
             }
         }

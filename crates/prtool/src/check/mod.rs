@@ -46,13 +46,15 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Report {
         .read(true)
         .custom_flags(libc_o_nonblock())
         .open(&args.device);
-    let mut facts = Facts::default();
-    facts.device = probe::probe_device(
-        &roots,
-        &args.device,
-        device_file.as_ref().ok().map(|f| f.as_fd()),
-        timeout,
-    );
+    let mut facts = Facts {
+        device: probe::probe_device(
+            &roots,
+            &args.device,
+            device_file.as_ref().ok().map(|f| f.as_fd()),
+            timeout,
+        ),
+        ..Facts::default()
+    };
     facts.device.extra_initiators = args.initiator.clone();
     if let (Err(e), false) = (
         &device_file,
