@@ -4,25 +4,17 @@
 //! closed to a user, or left behind by a helper that was killed. Every case
 //! checks the exit code, the text line and the JSON finding.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use pr_manager::{Client, Config, PrOutCommand, RegisterOptions};
 use pr_testkit::reference::{LoopDevice, QEMU_PR_HELPER};
 use pr_testkit::{Daemon, DaemonOptions};
 use serde_json::Value;
-
-fn prtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prtool"))
-        .args(args)
-        .output()
-        .expect("run prtool")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{prtool, text};
 
 /// `prtool --socket S check ARGS...` in text and in JSON: the exit code (the
 /// same for both), the text and the JSON object.
@@ -65,6 +57,24 @@ fn has_line(human: &str, severity: &str, code: &str) -> bool {
     human
         .lines()
         .any(|l| l.starts_with(severity) && l.contains(&format!(" {code}: ")))
+}
+
+/// Debian's qemu-pr-helper on `DIR/q.sock`, pid file `DIR/q.pid`.
+fn debian_helper() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    pr_testkit::reference::HelperProcess,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("q.sock");
+    let helper = pr_testkit::reference::HelperProcess::spawn(
+        Path::new(QEMU_PR_HELPER),
+        &socket,
+        &dir.path().join("q.pid"),
+        &[],
+    )
+    .expect("start qemu-pr-helper");
+    (dir, socket, helper)
 }
 
 fn emulated() -> (Daemon, tempfile::TempDir) {
@@ -255,15 +265,7 @@ fn the_socket_missing() {
 fn a_socket_left_behind_by_a_killed_helper() {
     // Debian's qemu-pr-helper leaves its socket when it is killed (ours has a
     // janitor that removes it).
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("q.sock");
-    let mut helper = pr_testkit::reference::HelperProcess::spawn(
-        Path::new(QEMU_PR_HELPER),
-        &socket,
-        &dir.path().join("q.pid"),
-        &[],
-    )
-    .expect("start qemu-pr-helper");
+    let (dir, socket, mut helper) = debian_helper();
     helper.kill().unwrap();
     assert!(
         socket.exists(),
@@ -360,15 +362,7 @@ fn an_image_the_helper_does_not_serve() {
 
 #[test]
 fn debian_qemu_pr_helper_is_recognised() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("q.sock");
-    let mut helper = pr_testkit::reference::HelperProcess::spawn(
-        Path::new(QEMU_PR_HELPER),
-        &socket,
-        &dir.path().join("q.pid"),
-        &[],
-    )
-    .expect("start qemu-pr-helper");
+    let (dir, socket, mut helper) = debian_helper();
     let disk = image(dir.path(), "disk.img");
     let (code, human, json) = check(&socket, &[&disk]);
     assert_eq!(code, 1, "{human}");

@@ -181,18 +181,11 @@ fn listener_inode(roots: &Roots, socket: &Path) -> Option<u64> {
 fn holders_of_socket(roots: &Roots, inode: u64) -> Vec<u32> {
     let link = format!("socket:[{inode}]");
     let mut pids = Vec::new();
-    let Ok(entries) = fs::read_dir(&roots.proc) else {
+    let Some(processes) = super::probe::processes(roots) else {
         return pids;
     };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else {
+    for (pid, dir) in processes {
+        let Ok(fds) = fs::read_dir(dir.join("fd")) else {
             continue;
         };
         if fds

@@ -593,24 +593,26 @@ pub fn transport_id_of_wwn(wwn: &str) -> Option<TransportId> {
     wwn.starts_with("iqn.").then(|| TransportId::iscsi(wwn))
 }
 
+/// Every process in /proc: its pid and its directory.
+pub fn processes(roots: &Roots) -> Option<impl Iterator<Item = (u32, PathBuf)>> {
+    let entries = fs::read_dir(&roots.proc).ok()?;
+    Some(entries.flatten().filter_map(|entry| {
+        let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+        Some((pid, entry.path()))
+    }))
+}
+
 /// Processes whose open descriptors match `matches` (by what they point at);
 /// `None` when some process's descriptors could not be read (not root).
 fn openers_of(roots: &Roots, matches: &dyn Fn(&fs::Metadata) -> bool) -> Option<Vec<Opener>> {
     let own = std::process::id();
     let mut openers = Vec::new();
     let mut complete = true;
-    for entry in fs::read_dir(&roots.proc).ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for (pid, dir) in processes(roots)? {
         if pid == own {
             continue;
         }
-        let fds = match fs::read_dir(entry.path().join("fd")) {
+        let fds = match fs::read_dir(dir.join("fd")) {
             Ok(fds) => fds,
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 complete = false;
@@ -622,7 +624,7 @@ fn openers_of(roots: &Roots, matches: &dyn Fn(&fs::Metadata) -> bool) -> Option<
             .flatten()
             .any(|fd| fs::metadata(fd.path()).is_ok_and(|m| matches(&m)));
         if holds {
-            let command = read_trimmed(entry.path().join("comm")).unwrap_or_default();
+            let command = read_trimmed(dir.join("comm")).unwrap_or_default();
             openers.push(Opener { pid, command });
         }
     }
