@@ -8,7 +8,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use pr_manager::{Client, Config, PrOutCommand, RegisterOptions};
 use pr_testkit::reference::{LoopDevice, QEMU_PR_HELPER};
@@ -492,4 +492,55 @@ fn check_help_documents_the_exit_codes() {
         help.contains("--write-test") && help.contains("--as <USER>"),
         "{help}"
     );
+}
+
+#[test]
+fn a_caller_that_is_not_root() {
+    let state = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_with(DaemonOptions::default().args([
+        "--emulated-state-dir",
+        state.path().to_str().unwrap(),
+        "--socket-mode",
+        "0666",
+    ]))
+    .unwrap();
+    std::fs::set_permissions(daemon.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let disk = image(daemon.dir(), "disk.img");
+    // A copy of prtool that user nobody may run, wherever the build is.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = bin_dir.path().join("prtool");
+    std::fs::copy(env!("CARGO_BIN_EXE_prtool"), &bin).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&bin)
+        .args([
+            "--json",
+            "--socket",
+            daemon.socket().to_str().unwrap(),
+            "check",
+            &disk,
+        ])
+        .output()
+        .expect("run setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["verdict"], "ready");
+    let access = finding(&json, "socket-access");
+    assert!(
+        access["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("nobody (uid 65534) may connect")
+    );
+    // Other users' descriptors are not readable: the helper's process and the
+    // image's openers are unknown, and said so.
+    assert!(
+        finding(&json, "helper-process-unknown")["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not readable")
+    );
+    assert!(json["facts"]["device"]["openers"].is_null());
+    finding(&json, "helper-read-keys");
 }

@@ -8,7 +8,6 @@ mod common;
 
 mod support;
 
-
 use common::{Helper, Peer, regular_file};
 use support::{prtool, text};
 

@@ -1385,7 +1385,11 @@ impl Findings<'_> {
 
     fn host(&mut self) {
         let caller = &self.facts.caller;
-        if caller.uid != 0 && !caller.cap_sys_rawio && self.speaks_scsi_pr() {
+        if caller.uid != 0
+            && !caller.cap_sys_rawio
+            && self.speaks_scsi_pr()
+            && self.facts.device.kind != DeviceKind::ImageFile
+        {
             self.push(
                 "direct-needs-rawio",
                 Severity::Note,

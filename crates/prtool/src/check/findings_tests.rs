@@ -835,6 +835,10 @@ fn the_caller_without_rawio_is_told() {
     facts.caller = CallerFacts::default();
     facts.caller.uid = 1000;
     only(&diagnose(&facts), "direct-needs-rawio");
+    // An image file is never sent SG_IO.
+    let mut image = image(vec![]);
+    image.caller = facts.caller.clone();
+    absent(&diagnose(&image), "direct-needs-rawio");
 }
 
 #[test]
