@@ -74,6 +74,32 @@ pub fn answer_of(action: PrInAction, reply: &Reply, buffer: &[u8]) -> PrAnswer<P
     }
 }
 
+/// How often a command is sent again after a UNIT ATTENTION: a device reports
+/// a pending one (a preemption, a release, a reset) once per command, then
+/// gives the real answer (the helper's multipath engine does the same).
+pub const UNIT_ATTENTION_RETRIES: usize = 4;
+
+/// Whether a reply is a UNIT ATTENTION (to be sent again).
+pub fn is_unit_attention(reply: &Reply) -> bool {
+    reply.failure.is_none()
+        && reply
+            .decoded_sense()
+            .is_some_and(|s| s.key == key::UNIT_ATTENTION)
+}
+
+/// Sends with `send` until the answer is not a UNIT ATTENTION (at most
+/// [`UNIT_ATTENTION_RETRIES`] more times).
+pub fn past_unit_attentions<E>(mut send: impl FnMut() -> Result<Reply, E>) -> Result<Reply, E> {
+    let mut reply = send()?;
+    for _ in 0..UNIT_ATTENTION_RETRIES {
+        if !is_unit_attention(&reply) {
+            break;
+        }
+        reply = send()?;
+    }
+    Ok(reply)
+}
+
 /// Sends one PR IN with SG_IO on `fd`.
 pub fn direct_pr_in(
     fd: BorrowedFd<'_>,
@@ -86,12 +112,15 @@ pub fn direct_pr_in(
         Ok(fd) => fs::File::from(fd),
         Err(e) => return PrAnswer::Failed(format!("dup: {e}")),
     };
-    match crate::direct::send(
-        &file,
-        &cdb,
-        pr_manager::DataTransfer::FromDevice(&mut buffer),
-        timeout,
-    ) {
+    let sent = past_unit_attentions(|| {
+        crate::direct::send(
+            &file,
+            &cdb,
+            pr_manager::DataTransfer::FromDevice(&mut buffer),
+            timeout,
+        )
+    });
+    match sent {
         Ok(reply) => answer_of(action, &reply, &buffer),
         Err(e) => PrAnswer::Failed(e),
     }

@@ -82,8 +82,23 @@ pub struct Target<'a> {
     pub timeout: Duration,
 }
 
-impl Target<'_> {
-    fn route(&self) -> String {
+/// What the write test needs of its way to the device: PR OUT, and READ FULL
+/// STATUS on the main route and on each path. [`Target`] is the real one; the
+/// tests drive [`run`] with pr-target's SPC-4 state machine.
+pub trait Route {
+    /// In words (`the helper`, `SG_IO on /dev/sda`).
+    fn name(&self) -> String;
+    /// One PR OUT: on every path when `every_path` (REGISTER), else on one.
+    fn pr_out(&self, command: &PrOutCommand, every_path: bool) -> Result<(), String>;
+    /// READ FULL STATUS through the main route.
+    fn full_status(&self) -> PrAnswer<FullStatus>;
+    /// READ FULL STATUS on each path, with this host's initiator through it;
+    /// empty when there are no paths (an image file).
+    fn path_views(&self) -> Vec<(String, Option<TransportId>, PrAnswer<FullStatus>)>;
+}
+
+impl Route for Target<'_> {
+    fn name(&self) -> String {
         match (&self.helper, self.paths.len()) {
             (Some(_), _) => "the helper".to_owned(),
             (None, 1) => format!("SG_IO on {}", self.paths[0].0),
@@ -96,9 +111,10 @@ impl Target<'_> {
     fn pr_out(&self, command: &PrOutCommand, every_path: bool) -> Result<(), String> {
         let (cdb, params) = command.encode().map_err(|e| e.to_string())?;
         if let Some((client, fd)) = &self.helper {
-            let reply = client
-                .execute(&cdb, *fd, DataTransfer::ToDevice(&params))
-                .map_err(|e| e.to_string())?;
+            let reply = probe::past_unit_attentions(|| {
+                client.execute(&cdb, *fd, DataTransfer::ToDevice(&params))
+            })
+            .map_err(|e| e.to_string())?;
             return reply_result(&reply);
         }
         let targets = if every_path {
@@ -111,8 +127,10 @@ impl Target<'_> {
         }
         for (node, fd, _) in targets {
             let file = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
-            let reply =
-                crate::direct::send(&file, &cdb, DataTransfer::ToDevice(&params), self.timeout)?;
+            // A command answered with a UNIT ATTENTION was not executed: send it again.
+            let reply = probe::past_unit_attentions(|| {
+                crate::direct::send(&file, &cdb, DataTransfer::ToDevice(&params), self.timeout)
+            })?;
             reply_result(&reply).map_err(|e| format!("{node}: {e}"))?;
         }
         Ok(())
@@ -130,46 +148,61 @@ impl Target<'_> {
         }
     }
 
+    fn path_views(&self) -> Vec<(String, Option<TransportId>, PrAnswer<FullStatus>)> {
+        self.paths
+            .iter()
+            .map(|(node, fd, initiator)| {
+                let answer = full_status_of(probe::direct_pr_in(
+                    fd.as_fd(),
+                    PrInAction::ReadFullStatus,
+                    self.timeout,
+                ));
+                (node.clone(), initiator.clone(), answer)
+            })
+            .collect()
+    }
+}
+
+impl Target<'_> {
     fn helper_pr_in(&self, action: PrInAction) -> PrAnswer<PrInData> {
         let Some((client, fd)) = &self.helper else {
             return PrAnswer::Failed("no route to the device".to_owned());
         };
         helper_pr_in(client, *fd, action)
     }
+}
 
-    /// Checks on every path (or through the helper) that `check` holds of its
-    /// READ FULL STATUS, given that path's initiator.
-    fn on_every_path(
-        &self,
-        check: impl Fn(&FullStatus, Option<&TransportId>) -> Result<(), String>,
-    ) -> Result<(), String> {
-        if self.paths.is_empty() {
-            let full = self.full_status();
-            let full = full
-                .good()
-                .ok_or_else(|| full.problem().unwrap_or_default())?;
-            return check(full, None);
-        }
-        for (node, fd, initiator) in &self.paths {
-            let answer = full_status_of(probe::direct_pr_in(
-                fd.as_fd(),
-                PrInAction::ReadFullStatus,
-                self.timeout,
-            ));
-            let full = answer
-                .good()
-                .ok_or_else(|| format!("{node}: {}", answer.problem().unwrap_or_default()))?;
-            check(full, initiator.as_ref()).map_err(|e| format!("{node}: {e}"))?;
-        }
-        Ok(())
+/// Checks on every path (or through the main route, without paths) that
+/// `check` holds of its READ FULL STATUS, given that path's initiator.
+fn on_every_path(
+    route: &impl Route,
+    check: impl Fn(&FullStatus, Option<&TransportId>) -> Result<(), String>,
+) -> Result<(), String> {
+    let views = route.path_views();
+    if views.is_empty() {
+        let full = route.full_status();
+        let full = full
+            .good()
+            .ok_or_else(|| full.problem().unwrap_or_default())?;
+        return check(full, None);
     }
+    for (node, initiator, answer) in &views {
+        let full = answer
+            .good()
+            .ok_or_else(|| format!("{node}: {}", answer.problem().unwrap_or_default()))?;
+        check(full, initiator.as_ref()).map_err(|e| format!("{node}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// One PR IN through the helper.
 pub fn helper_pr_in(client: &Client, fd: BorrowedFd<'_>, action: PrInAction) -> PrAnswer<PrInData> {
     let cdb = pr_manager::pr_in_command(action, ALLOCATION);
     let mut buffer = vec![0u8; usize::from(ALLOCATION)];
-    match client.execute(&cdb, fd, DataTransfer::FromDevice(&mut buffer)) {
+    let sent = probe::past_unit_attentions(|| {
+        client.execute(&cdb, fd, DataTransfer::FromDevice(&mut buffer))
+    });
+    match sent {
         Ok(reply) => answer_of(action, &reply, &buffer),
         Err(e) => PrAnswer::Failed(e.to_string()),
     }
@@ -189,8 +222,8 @@ fn reply_result(reply: &pr_manager::Reply) -> Result<(), String> {
 }
 
 /// Runs the test on `target` (the caller checked [`refusal`] first).
-pub fn run(target: &Target<'_>, key: u64) -> WriteTest {
-    let route = target.route();
+pub fn run(target: &impl Route, key: u64) -> WriteTest {
+    let route = target.name();
     let mut steps: Vec<(String, Result<(), String>)> = Vec::new();
     let before = target.full_status();
     let Some(before) = before.good().cloned() else {
@@ -210,7 +243,7 @@ pub fn run(target: &Target<'_>, key: u64) -> WriteTest {
     steps.push((format!("register 0x{key:x}"), registered));
     let mut reserved = false;
     if was_registered {
-        let on_paths = target.on_every_path(|full, initiator| {
+        let on_paths = on_every_path(target, |full, initiator| {
             let found = full.descriptors.iter().any(|d| {
                 d.reservation_key == key
                     && initiator.is_none_or(|id| same_initiator(id, &d.transport_id))
@@ -229,7 +262,7 @@ pub fn run(target: &Target<'_>, key: u64) -> WriteTest {
             steps.push((format!("reserve {}", CLUSTER_TYPE.short_name()), reserve));
         }
         if reserved {
-            let on_paths = target.on_every_path(|full, _| {
+            let on_paths = on_every_path(target, |full, _| {
                 let holder = full.descriptors.iter().find(|d| d.r_holder);
                 match holder {
                     Some(d)
@@ -255,6 +288,17 @@ pub fn run(target: &Target<'_>, key: u64) -> WriteTest {
             true,
         );
         steps.push(("unregister".to_owned(), unregister));
+    } else {
+        // The REGISTER may have reached some paths before one refused: take the
+        // key off every path whatever it holds (this host held none before).
+        let cleanup = target.pr_out(
+            &PrOutCommand::register_and_ignore(0, RegisterOptions::default()),
+            true,
+        );
+        steps.push((
+            "cleanup: unregister with REGISTER AND IGNORE EXISTING KEY".to_owned(),
+            cleanup,
+        ));
     }
     let after = target.full_status();
     let left_as_found = match after.good() {
@@ -372,6 +416,189 @@ mod tests {
         let mut unread = facts(disk, vec![], Some(1));
         unread.device.pr = None;
         assert!(refusal(&unread).unwrap().contains("could not be read"));
+    }
+
+    /// One logical unit of pr-target's SPC-4 state machine seen through this
+    /// host's paths (one nexus each), with the faults a real route can have.
+    struct Fake {
+        lu: std::cell::RefCell<pr_target::LogicalUnit>,
+        paths: Vec<pr_target::Nexus>,
+        /// PR OUT for every path reaches the first only (a helper without
+        /// multipath support).
+        first_path_only: bool,
+        /// REGISTER (not REGISTER AND IGNORE) on this path fails as a lost
+        /// path would.
+        broken_register: Option<usize>,
+    }
+
+    impl Fake {
+        fn new(paths: usize) -> Self {
+            let ports: Vec<u16> = (1..=4).collect();
+            let mut lu = pr_target::LogicalUnit::new(ports);
+            // Another host's registration, which must survive the test.
+            let other = pr_target::Nexus::new(sas(9), 4);
+            let (cdb, list) = pr_target::build::register(0, 0xb7, false);
+            assert!(matches!(
+                lu.execute(&other, &cdb, &list),
+                pr_target::Outcome::Good(_)
+            ));
+            Self {
+                lu: std::cell::RefCell::new(lu),
+                paths: (0..paths)
+                    .map(|i| pr_target::Nexus::new(sas(i as u64 + 1), i as u16 + 1))
+                    .collect(),
+                first_path_only: false,
+                broken_register: None,
+            }
+        }
+
+        fn view(&self, i: usize) -> PrAnswer<FullStatus> {
+            let cdb = pr_manager::pr_in_command(PrInAction::ReadFullStatus, ALLOCATION);
+            match self.lu.borrow_mut().execute(&self.paths[i], &cdb, &[]) {
+                pr_target::Outcome::Good(data) => {
+                    match pr_manager::decode_pr_in(PrInAction::ReadFullStatus, &data) {
+                        Ok(PrInData::FullStatus(d)) => PrAnswer::Good(d.value),
+                        other => PrAnswer::Failed(format!("{other:?}")),
+                    }
+                }
+                other => PrAnswer::Failed(format!("status {}", other.status())),
+            }
+        }
+
+        fn registrations(&self) -> usize {
+            self.lu.borrow().registrations().len()
+        }
+    }
+
+    impl Route for Fake {
+        fn name(&self) -> String {
+            "the fake".to_owned()
+        }
+
+        fn pr_out(&self, command: &PrOutCommand, every_path: bool) -> Result<(), String> {
+            let (cdb, params) = command.encode().map_err(|e| e.to_string())?;
+            let count = if every_path && !self.first_path_only {
+                self.paths.len()
+            } else {
+                1
+            };
+            for (i, nexus) in self.paths.iter().take(count).enumerate() {
+                if self.broken_register == Some(i) && cdb[1] & 0x1f == 0 {
+                    return Err(format!("path{i}: SG_IO failed: ENXIO"));
+                }
+                match self.lu.borrow_mut().execute(nexus, &cdb, &params) {
+                    pr_target::Outcome::Good(_) => {}
+                    other => return Err(format!("path{i}: status {}", other.status())),
+                }
+            }
+            Ok(())
+        }
+
+        fn full_status(&self) -> PrAnswer<FullStatus> {
+            self.view(0)
+        }
+
+        fn path_views(&self) -> Vec<(String, Option<TransportId>, PrAnswer<FullStatus>)> {
+            (0..self.paths.len())
+                .map(|i| {
+                    (
+                        format!("path{i}"),
+                        Some(self.paths[i].initiator.clone()),
+                        self.view(i),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    fn steps_of(test: &WriteTest) -> Vec<(String, bool)> {
+        match test {
+            WriteTest::Ran { steps, .. } => steps
+                .iter()
+                .map(|(step, result)| (step.clone(), result.is_ok()))
+                .collect(),
+            WriteTest::Refused(why) => panic!("refused: {why}"),
+        }
+    }
+
+    fn left_as_found(test: &WriteTest) -> Result<(), String> {
+        match test {
+            WriteTest::Ran { left_as_found, .. } => left_as_found.clone(),
+            WriteTest::Refused(why) => panic!("refused: {why}"),
+        }
+    }
+
+    #[test]
+    fn the_round_trip_on_two_paths_leaves_the_unit_as_it_was() {
+        let fake = Fake::new(2);
+        let before = fake.view(1);
+        let test = run(&fake, 0x7072_7463_0000_0001);
+        let steps = steps_of(&test);
+        assert!(steps.iter().all(|(_, ok)| *ok), "{steps:?}");
+        let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "register 0x7072746300000001",
+                "key read back on every path",
+                "reserve we-ro",
+                "reservation read back on every path",
+                "release we-ro",
+                "unregister"
+            ]
+        );
+        assert_eq!(left_as_found(&test), Ok(()));
+        assert_eq!(fake.registrations(), 1);
+        assert!(fake.lu.borrow().reservation().is_none());
+        let (PrAnswer::Good(a), PrAnswer::Good(b)) = (before, fake.view(1)) else {
+            panic!("READ FULL STATUS failed");
+        };
+        assert_eq!(a.descriptors, b.descriptors);
+        assert!(b.generation > a.generation);
+    }
+
+    #[test]
+    fn a_register_that_reaches_one_path_only_is_found_and_undone() {
+        let mut fake = Fake::new(2);
+        fake.first_path_only = true;
+        let test = run(&fake, 0x7072_7463_0000_0002);
+        let steps = steps_of(&test);
+        assert_eq!(steps[0], ("register 0x7072746300000002".to_owned(), true));
+        assert_eq!(steps[1], ("key read back on every path".to_owned(), false));
+        // No reservation is taken on a half-registered map; the key is removed.
+        assert!(!steps.iter().any(|(s, _)| s.starts_with("reserve")));
+        assert_eq!(steps.last().unwrap(), &("unregister".to_owned(), true));
+        match &test {
+            WriteTest::Ran { steps, .. } => {
+                let why = steps[1].1.as_ref().unwrap_err();
+                assert!(
+                    why.starts_with("path1: this host's nexus does not carry"),
+                    "{why}"
+                );
+            }
+            WriteTest::Refused(_) => unreachable!(),
+        }
+        assert_eq!(left_as_found(&test), Ok(()));
+        assert_eq!(fake.registrations(), 1);
+    }
+
+    #[test]
+    fn a_register_that_fails_midway_is_cleaned_up_on_every_path() {
+        let mut fake = Fake::new(3);
+        fake.broken_register = Some(1);
+        let test = run(&fake, 0x7072_7463_0000_0003);
+        let steps = steps_of(&test);
+        assert!(!steps[0].1, "{steps:?}");
+        assert_eq!(
+            steps.last().unwrap(),
+            &(
+                "cleanup: unregister with REGISTER AND IGNORE EXISTING KEY".to_owned(),
+                true
+            )
+        );
+        // Path 0 had registered before path 1 failed: the cleanup removed it.
+        assert_eq!(left_as_found(&test), Ok(()));
+        assert_eq!(fake.registrations(), 1);
     }
 
     #[test]
