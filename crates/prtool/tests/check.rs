@@ -78,11 +78,21 @@ fn debian_helper() -> (
 }
 
 fn emulated() -> (Daemon, tempfile::TempDir) {
+    emulated_with(&[])
+}
+
+/// Our helper with its software target (state in the returned directory) and
+/// `extra` options.
+fn emulated_with(extra: &[&str]) -> (Daemon, tempfile::TempDir) {
     let state = tempfile::tempdir().expect("state directory");
-    let daemon = Daemon::start_with(DaemonOptions::default().args([
-        "--emulated-state-dir",
-        state.path().to_str().expect("utf-8"),
-    ]))
+    let daemon = Daemon::start_with(
+        DaemonOptions::default()
+            .args([
+                "--emulated-state-dir",
+                state.path().to_str().expect("utf-8"),
+            ])
+            .args(extra.iter().copied()),
+    )
     .expect("start pr-helper");
     (daemon, state)
 }
@@ -301,14 +311,7 @@ fn a_socket_left_behind_by_a_killed_helper() {
 
 #[test]
 fn a_socket_closed_to_the_named_user() {
-    let state = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start_with(DaemonOptions::default().args([
-        "--emulated-state-dir",
-        state.path().to_str().unwrap(),
-        "--socket-mode",
-        "0600",
-    ]))
-    .unwrap();
+    let (daemon, _state) = emulated_with(&["--socket-mode", "0600"]);
     let disk = image(daemon.dir(), "disk.img");
     // The directory first.
     std::fs::set_permissions(daemon.dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -496,14 +499,7 @@ fn check_help_documents_the_exit_codes() {
 
 #[test]
 fn a_caller_that_is_not_root() {
-    let state = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start_with(DaemonOptions::default().args([
-        "--emulated-state-dir",
-        state.path().to_str().unwrap(),
-        "--socket-mode",
-        "0666",
-    ]))
-    .unwrap();
+    let (daemon, _state) = emulated_with(&["--socket-mode", "0666"]);
     std::fs::set_permissions(daemon.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let disk = image(daemon.dir(), "disk.img");
     // A copy of prtool that user nobody may run, wherever the build is.
