@@ -164,7 +164,7 @@ impl<'fd> BlockDevice<'fd> {
     /// the device reports, up to [`PR_KEYS_MAX`].
     pub fn read_keys(&self) -> Result<Keys, BlkPrError> {
         self.read_keys_raw()
-            .map_err(|error| read_error("IOC_PR_READ_KEYS", error))
+            .map_err(|error| self.read_error("IOC_PR_READ_KEYS", error))
     }
 
     fn read_keys_raw(&self) -> Result<Keys, PrOpError> {
@@ -197,7 +197,7 @@ impl<'fd> BlockDevice<'fd> {
     /// `IOC_PR_READ_RESERVATION` (Linux 6.19 and later).
     pub fn read_reservation(&self) -> Result<HeldReservation, BlkPrError> {
         self.read_reservation_raw()
-            .map_err(|error| read_error("IOC_PR_READ_RESERVATION", error))
+            .map_err(|error| self.read_error("IOC_PR_READ_RESERVATION", error))
     }
 
     fn read_reservation_raw(&self) -> Result<HeldReservation, PrOpError> {
@@ -218,13 +218,24 @@ fn checked(op: &'static str, result: Result<(), PrOpError>) -> Result<(), BlkPrE
     result.map_err(|error| BlkPrError::from_op(op, error))
 }
 
-/// A read ioctl's failure; ENOTTY and EINVAL there mean the kernel predates it.
-fn read_error(op: &'static str, error: PrOpError) -> BlkPrError {
-    match error {
-        PrOpError::Errno(code @ (errno::ENOTTY | errno::EINVAL)) => {
-            BlkPrError::NoReadPath { op, errno: code }
+/// Whether `fd` is a block device (`fstat`); `false` when that cannot be told.
+pub(crate) fn is_block_device(fd: BorrowedFd<'_>) -> bool {
+    rustix::fs::fstat(fd)
+        .is_ok_and(|stat| rustix::fs::FileType::from_raw_mode(stat.st_mode).is_block_device())
+}
+
+impl BlockDevice<'_> {
+    /// A read ioctl's failure: ENOTTY and EINVAL on a block device mean the kernel
+    /// predates the ioctl; ENOTTY on anything else that it is no block device.
+    fn read_error(&self, op: &'static str, error: PrOpError) -> BlkPrError {
+        match error {
+            PrOpError::Errno(code @ (errno::ENOTTY | errno::EINVAL))
+                if is_block_device(self.fd) =>
+            {
+                BlkPrError::NoReadPath { op, errno: code }
+            }
+            other => BlkPrError::from_op(op, other),
         }
-        other => BlkPrError::from_op(op, other),
     }
 }
 

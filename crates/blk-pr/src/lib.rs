@@ -47,12 +47,19 @@ pub fn execute_scsi_pr(fd: BorrowedFd<'_>, cdb: &[u8], data_out: &[u8]) -> ScsiO
 }
 
 /// [`execute_scsi_pr`] with the path already known (e.g. cached per descriptor).
+///
+/// A descriptor that is neither an NVMe namespace nor a block device (a regular
+/// file, a pipe) gets no ioctl: ABORTED COMMAND, I/O PROCESS TERMINATED (0B/00/06),
+/// the answer of a PR helper whose ioctl fails with ENOTTY there.
 pub fn execute_scsi_pr_on(
     fd: BorrowedFd<'_>,
     path: PrPath,
     cdb: &[u8],
     data_out: &[u8],
 ) -> ScsiOutcome {
+    if path == PrPath::BlockIoctls && !block::is_block_device(fd) {
+        return ScsiOutcome::transport_failure(scsi::errno::ENOTTY);
+    }
     match path {
         PrPath::Nvme { .. } => match NvmeNamespace::open(fd) {
             Ok(mut namespace) => execute_scsi_pr_over_nvme(&mut namespace, cdb, data_out),
