@@ -2,6 +2,7 @@
 
 mod block;
 mod error;
+pub mod model;
 mod namespace;
 pub mod nvme;
 mod outcome;
