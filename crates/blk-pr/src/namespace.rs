@@ -76,6 +76,11 @@ impl<'fd> NvmeNamespace<'fd> {
         }
     }
 
+    /// A reservation command whose data goes to the controller.
+    fn send(&self, opcode: u8, cdw10: u32, data: &[u8]) -> Result<(), NvmeError> {
+        self.command(opcode, cdw10, 0, NvmeData::ToDevice(data), false)
+    }
+
     fn report_raw(&self) -> Result<ReservationStatus, NvmeError> {
         let mut len = FIRST_REPORT_LEN;
         loop {
@@ -144,13 +149,10 @@ impl<'fd> NvmeNamespace<'fd> {
     }
 
     fn register_raw(&self, command: &Register) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_REGISTER,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 
@@ -161,13 +163,10 @@ impl<'fd> NvmeNamespace<'fd> {
     }
 
     fn acquire_raw(&self, command: &Acquire) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_ACQUIRE,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 
@@ -178,13 +177,10 @@ impl<'fd> NvmeNamespace<'fd> {
     }
 
     fn release_raw(&self, command: &Release) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_RELEASE,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 

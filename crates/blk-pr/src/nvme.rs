@@ -108,45 +108,17 @@ impl NvmeReservationType {
     }
 }
 
+/// SCSI types and NVMe types pair up in the order of their `ALL` lists.
 impl From<ReservationType> for NvmeReservationType {
     fn from(rtype: ReservationType) -> Self {
-        match rtype {
-            ReservationType::WriteExclusive => NvmeReservationType::WriteExclusive,
-            ReservationType::ExclusiveAccess => NvmeReservationType::ExclusiveAccess,
-            ReservationType::WriteExclusiveRegistrantsOnly => {
-                NvmeReservationType::WriteExclusiveRegistrantsOnly
-            }
-            ReservationType::ExclusiveAccessRegistrantsOnly => {
-                NvmeReservationType::ExclusiveAccessRegistrantsOnly
-            }
-            ReservationType::WriteExclusiveAllRegistrants => {
-                NvmeReservationType::WriteExclusiveAllRegistrants
-            }
-            ReservationType::ExclusiveAccessAllRegistrants => {
-                NvmeReservationType::ExclusiveAccessAllRegistrants
-            }
-        }
+        let index = ReservationType::ALL.iter().position(|&t| t == rtype);
+        NvmeReservationType::ALL[index.unwrap_or(0)]
     }
 }
 
 impl From<NvmeReservationType> for ReservationType {
     fn from(rtype: NvmeReservationType) -> Self {
-        match rtype {
-            NvmeReservationType::WriteExclusive => ReservationType::WriteExclusive,
-            NvmeReservationType::ExclusiveAccess => ReservationType::ExclusiveAccess,
-            NvmeReservationType::WriteExclusiveRegistrantsOnly => {
-                ReservationType::WriteExclusiveRegistrantsOnly
-            }
-            NvmeReservationType::ExclusiveAccessRegistrantsOnly => {
-                ReservationType::ExclusiveAccessRegistrantsOnly
-            }
-            NvmeReservationType::WriteExclusiveAllRegistrants => {
-                ReservationType::WriteExclusiveAllRegistrants
-            }
-            NvmeReservationType::ExclusiveAccessAllRegistrants => {
-                ReservationType::ExclusiveAccessAllRegistrants
-            }
-        }
+        ReservationType::ALL[usize::from(rtype.code()) - 1]
     }
 }
 
