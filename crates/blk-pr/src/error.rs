@@ -89,6 +89,7 @@ impl BlkPrError {
             }
             NvmeError::Status(status) => BlkPrError::Nvme { op, status },
             NvmeError::Errno(code) => BlkPrError::from_errno(op, code),
+            NvmeError::Malformed(source) => BlkPrError::Malformed { op, source },
         }
     }
 

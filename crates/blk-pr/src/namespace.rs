@@ -104,8 +104,8 @@ impl<'fd> NvmeNamespace<'fd> {
                 NvmeData::FromDevice(&mut buf),
                 false,
             )?;
-            let (status, needed) = ReservationStatus::decode(&buf, layout)
-                .map_err(|_| NvmeError::Status(NvmeStatus::INTERNAL_ERROR))?;
+            let (status, needed) =
+                ReservationStatus::decode(&buf, layout).map_err(NvmeError::Malformed)?;
             if needed <= len || len >= most {
                 return Ok(status);
             }

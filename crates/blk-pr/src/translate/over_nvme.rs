@@ -36,7 +36,8 @@ use super::{
 };
 use crate::nvme::{
     Acquire, AcquireAction, HostId, NvmeReservationType, NvmeStatus, PtplChange, Register,
-    RegisterAction, Registrant, Release, ReleaseAction, ReservationCapabilities, ReservationStatus,
+    RegisterAction, Registrant, Release, ReleaseAction, ReportDecodeError, ReservationCapabilities,
+    ReservationStatus,
 };
 use crate::outcome::ScsiOutcome;
 
@@ -44,12 +45,15 @@ use crate::outcome::ScsiOutcome;
 pub const RELATIVE_TARGET_PORT: u16 = 1;
 
 /// Why an NVMe reservation command did not succeed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum NvmeError {
     /// The controller completed it with this status.
     Status(NvmeStatus),
     /// The ioctl failed with this errno (the command may not have reached the device).
     Errno(i32),
+    /// The controller's data does not decode (a Reservation Report naming an unknown
+    /// type, or shorter than its header).
+    Malformed(ReportDecodeError),
 }
 
 /// An NVMe namespace as one host sees it: the four reservation commands, the host's
@@ -83,6 +87,7 @@ pub fn execute_scsi_pr_over_nvme(
 fn refused(error: NvmeError, invalid_field: Sense) -> ScsiOutcome {
     let status = match error {
         NvmeError::Errno(errno) => return ScsiOutcome::transport_failure(errno),
+        NvmeError::Malformed(_) => return ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE),
         NvmeError::Status(status) => status,
     };
     if status.is_path_error() {
@@ -503,6 +508,11 @@ mod tests {
         );
         let path = refused(NvmeError::Status(NvmeStatus(0x370)), Sense::INVALID_FIELD);
         assert_eq!(path.sense, Some(Sense::LOGICAL_UNIT_COMMUNICATION_FAILURE));
+        let garbled = refused(
+            NvmeError::Malformed(ReportDecodeError::UnknownType(9)),
+            Sense::INVALID_FIELD,
+        );
+        assert_eq!(garbled.sense, Some(Sense::INTERNAL_TARGET_FAILURE));
         let failed = refused(NvmeError::Errno(5), Sense::INVALID_FIELD);
         assert!(failed.is_transport_failure());
         assert_eq!(failed.sense, Some(Sense::IO_PROCESS_TERMINATED));
