@@ -6,8 +6,8 @@ use scsi::errno;
 
 use crate::error::BlkPrError;
 use crate::nvme::{
-    self, Acquire, FEATURE_HOST_IDENTIFIER, HostId, IDENTIFY_DATA_LEN, NvmeStatus, RESCAP_OFFSET,
-    Register, Release, ReportLayout, ReservationCapabilities, ReservationStatus,
+    self, Acquire, FEATURE_HOST_IDENTIFIER, HostId, IDENTIFY_DATA_LEN, NvmeStatus, Register,
+    Release, ReportLayout, ReservationCapabilities, ReservationStatus,
 };
 use crate::sys::{self, NvmeCommandFields, NvmeData};
 use crate::translate::over_nvme::{NvmeError, NvmeReservations};
@@ -130,8 +130,7 @@ impl<'fd> NvmeNamespace<'fd> {
             NvmeData::FromDevice(&mut identify),
             true,
         )?;
-        let rescap = identify.get(RESCAP_OFFSET).copied().unwrap_or(0);
-        Ok(ReservationCapabilities::from_rescap(rescap))
+        Ok(ReservationCapabilities::from_identify_namespace(&identify))
     }
 
     /// RESCAP from Identify Namespace.

@@ -22,8 +22,9 @@ pub mod opcode {
 
 /// Identify CNS 0: the Identify Namespace data structure (4096 bytes).
 pub const IDENTIFY_DATA_LEN: usize = 4096;
-/// Byte of the Identify Namespace data structure holding RESCAP.
-pub const RESCAP_OFFSET: usize = 93;
+/// Byte of the Identify Namespace data structure holding RESCAP (after NSZE, NCAP,
+/// NUSE, NSFEAT, NLBAF, FLBAS, MC, DPC, DPS and NMIC).
+pub const RESCAP_OFFSET: usize = 31;
 /// Feature identifier of the Host Identifier.
 pub const FEATURE_HOST_IDENTIFIER: u32 = 0x81;
 /// The Reservation Status extended data structure's header.
@@ -486,7 +487,7 @@ impl ReservationStatus {
     }
 }
 
-/// Reservation Capabilities (RESCAP, Identify Namespace byte 93).
+/// Reservation Capabilities (RESCAP, Identify Namespace byte 31).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct ReservationCapabilities {
     /// Bit 0: Persist Through Power Loss supported.
@@ -504,6 +505,12 @@ impl ReservationCapabilities {
         types: [true; 6],
         ignore_existing_key: true,
     };
+
+    /// RESCAP of an Identify Namespace data structure (none if it is too short).
+    pub fn from_identify_namespace(identify: &[u8]) -> ReservationCapabilities {
+        let rescap = identify.get(RESCAP_OFFSET).copied().unwrap_or(0);
+        ReservationCapabilities::from_rescap(rescap)
+    }
 
     pub fn from_rescap(rescap: u8) -> ReservationCapabilities {
         let mut types = [false; 6];
@@ -691,6 +698,20 @@ mod tests {
         let hosts = status.hosts();
         assert_eq!(hosts.len(), 1);
         assert!(hosts[0].holds_reservation);
+    }
+
+    #[test]
+    fn rescap_is_byte_31_of_identify_namespace() {
+        // What Linux's target sets for a namespace with resv_enable: every type and
+        // the NVMe 1.3 IEKEY behaviour, no persistence through power loss.
+        let mut identify = vec![0u8; IDENTIFY_DATA_LEN];
+        identify[30] = 0x01; // NMIC: shared
+        identify[31] = 0xFE;
+        identify[32] = 0x55; // FPI
+        let caps = ReservationCapabilities::from_identify_namespace(&identify);
+        assert_eq!(caps.types, [true; 6]);
+        assert!(caps.ignore_existing_key && !caps.persist_through_power_loss);
+        assert!(!ReservationCapabilities::from_identify_namespace(&identify[..31]).any());
     }
 
     #[test]
