@@ -8,6 +8,7 @@ use scsi::errno;
 use scsi::pr::ReservationType;
 
 use crate::error::BlkPrError;
+use crate::nvme::NvmeReservationType;
 use crate::sys;
 use crate::translate::over_ioctls::{BlockPrOps, PrOpError};
 
@@ -47,29 +48,18 @@ impl PrType {
     }
 }
 
+/// The kernel numbers the types as NVMe does: through [`NvmeReservationType`].
 impl From<ReservationType> for PrType {
     fn from(rtype: ReservationType) -> PrType {
-        match rtype {
-            ReservationType::WriteExclusive => PrType::WriteExclusive,
-            ReservationType::ExclusiveAccess => PrType::ExclusiveAccess,
-            ReservationType::WriteExclusiveRegistrantsOnly => PrType::WriteExclusiveRegOnly,
-            ReservationType::ExclusiveAccessRegistrantsOnly => PrType::ExclusiveAccessRegOnly,
-            ReservationType::WriteExclusiveAllRegistrants => PrType::WriteExclusiveAllRegs,
-            ReservationType::ExclusiveAccessAllRegistrants => PrType::ExclusiveAccessAllRegs,
-        }
+        let code = NvmeReservationType::from(rtype).code();
+        PrType::from_code(u32::from(code)).unwrap_or(PrType::WriteExclusive)
     }
 }
 
 impl From<PrType> for ReservationType {
     fn from(rtype: PrType) -> ReservationType {
-        match rtype {
-            PrType::WriteExclusive => ReservationType::WriteExclusive,
-            PrType::ExclusiveAccess => ReservationType::ExclusiveAccess,
-            PrType::WriteExclusiveRegOnly => ReservationType::WriteExclusiveRegistrantsOnly,
-            PrType::ExclusiveAccessRegOnly => ReservationType::ExclusiveAccessRegistrantsOnly,
-            PrType::WriteExclusiveAllRegs => ReservationType::WriteExclusiveAllRegistrants,
-            PrType::ExclusiveAccessAllRegs => ReservationType::ExclusiveAccessAllRegistrants,
-        }
+        let code = u8::try_from(rtype.code()).unwrap_or(1);
+        NvmeReservationType::from_code(code).map_or(ReservationType::WriteExclusive, Into::into)
     }
 }
 

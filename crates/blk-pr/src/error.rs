@@ -38,8 +38,9 @@ pub enum BlkPrError {
         source: std::io::Error,
     },
     #[error(
-        "{op}: permission denied ({errno_name}); open the device read-write, or run with \
-         CAP_SYS_ADMIN",
+        "{op}: permission denied ({errno_name}); the kernel allows PR operations on \
+         whole devices only (not partitions), opened read-write or by a CAP_SYS_ADMIN \
+         process",
         errno_name = errno::name(*errno).unwrap_or("unknown errno")
     )]
     PermissionDenied { op: &'static str, errno: i32 },
@@ -88,6 +89,7 @@ impl BlkPrError {
             }
             NvmeError::Status(status) => BlkPrError::Nvme { op, status },
             NvmeError::Errno(code) => BlkPrError::from_errno(op, code),
+            NvmeError::Malformed(source) => BlkPrError::Malformed { op, source },
         }
     }
 

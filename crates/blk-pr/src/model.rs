@@ -304,6 +304,17 @@ mod tests {
         }
     }
 
+    /// A registered with 0xA1, B with 0xB2.
+    fn a_and_b_registered(mut ns: NamespaceModel) -> NamespaceModel {
+        ns.host(A)
+            .register(&register(RegisterAction::Register, 0, 0xA1))
+            .unwrap();
+        ns.host(B)
+            .register(&register(RegisterAction::Register, 0, 0xB2))
+            .unwrap();
+        ns
+    }
+
     fn is_conflict(result: Result<(), NvmeError>) -> bool {
         matches!(result, Err(NvmeError::Status(s)) if s.code() == NvmeStatus::RESERVATION_CONFLICT)
     }
@@ -345,13 +356,7 @@ mod tests {
 
     #[test]
     fn only_registrants_with_their_key_acquire_and_types_must_match() {
-        let mut ns = NamespaceModel::new(ReservationCapabilities::ALL);
-        ns.host(A)
-            .register(&register(RegisterAction::Register, 0, 0xA1))
-            .unwrap();
-        ns.host(B)
-            .register(&register(RegisterAction::Register, 0, 0xB2))
-            .unwrap();
+        let mut ns = a_and_b_registered(NamespaceModel::new(ReservationCapabilities::ALL));
         assert!(is_conflict(ns.host(A).acquire(&acquire(
             AcquireAction::Acquire,
             0xB2,
@@ -391,13 +396,7 @@ mod tests {
 
     #[test]
     fn preempting_the_holder_moves_the_reservation_and_removes_its_key() {
-        let mut ns = NamespaceModel::new(ReservationCapabilities::ALL);
-        ns.host(A)
-            .register(&register(RegisterAction::Register, 0, 0xA1))
-            .unwrap();
-        ns.host(B)
-            .register(&register(RegisterAction::Register, 0, 0xB2))
-            .unwrap();
+        let mut ns = a_and_b_registered(NamespaceModel::new(ReservationCapabilities::ALL));
         ns.host(A)
             .acquire(&acquire(AcquireAction::Acquire, 0xA1, 0, 1))
             .unwrap();
@@ -420,13 +419,8 @@ mod tests {
 
     #[test]
     fn an_all_registrants_reservation_outlives_its_creator_until_the_last_registrant() {
-        let mut ns = NamespaceModel::new(ReservationCapabilities::ALL).with_two_controllers(B);
-        ns.host(A)
-            .register(&register(RegisterAction::Register, 0, 0xA1))
-            .unwrap();
-        ns.host(B)
-            .register(&register(RegisterAction::Register, 0, 0xB2))
-            .unwrap();
+        let two = NamespaceModel::new(ReservationCapabilities::ALL).with_two_controllers(B);
+        let mut ns = a_and_b_registered(two);
         ns.host(A)
             .acquire(&acquire(AcquireAction::Acquire, 0xA1, 0, 5))
             .unwrap();

@@ -6,8 +6,8 @@ use scsi::errno;
 
 use crate::error::BlkPrError;
 use crate::nvme::{
-    self, Acquire, FEATURE_HOST_IDENTIFIER, HostId, IDENTIFY_DATA_LEN, NvmeStatus, RESCAP_OFFSET,
-    Register, Release, ReservationCapabilities, ReservationStatus,
+    self, Acquire, FEATURE_HOST_IDENTIFIER, HostId, IDENTIFY_DATA_LEN, NvmeStatus, Register,
+    Release, ReportLayout, ReservationCapabilities, ReservationStatus,
 };
 use crate::sys::{self, NvmeCommandFields, NvmeData};
 use crate::translate::over_nvme::{NvmeError, NvmeReservations};
@@ -15,10 +15,9 @@ use crate::translate::over_nvme::{NvmeError, NvmeReservations};
 /// Passthrough timeout; 0 would mean the driver's default, which is fine, but a
 /// bound of our own keeps a wedged controller from holding the caller for minutes.
 const TIMEOUT_MS: u32 = 30_000;
-/// The report buffer's first size: the header and 15 registrants.
+/// The report buffer's first size: the extended header and 15 registrants; it grows
+/// to what REGCTL (16 bits) asks for.
 const FIRST_REPORT_LEN: usize = 1024;
-/// The report buffer's bound: the header and 65535 registrants (REGCTL is 16 bits).
-const MAX_REPORT_LEN: usize = nvme::EXTENDED_HEADER_LEN + 0xffff * nvme::EXTENDED_REGISTRANT_LEN;
 
 /// One NVMe namespace, named by a descriptor of its block device (`/dev/nvmeXnY`) or
 /// generic character device (`/dev/ngXnY`).
@@ -76,29 +75,47 @@ impl<'fd> NvmeNamespace<'fd> {
         }
     }
 
+    /// A reservation command whose data goes to the controller.
+    fn send(&self, opcode: u8, cdw10: u32, data: &[u8]) -> Result<(), NvmeError> {
+        self.command(opcode, cdw10, 0, NvmeData::ToDevice(data), false)
+    }
+
     fn report_raw(&self) -> Result<ReservationStatus, NvmeError> {
-        let mut len = FIRST_REPORT_LEN;
-        loop {
-            let mut buf = vec![0u8; len];
-            let (numd, eds) = nvme::report_cdw10_cdw11(len);
-            self.command(
-                nvme::opcode::RESERVATION_REPORT,
-                numd,
-                eds,
-                NvmeData::FromDevice(&mut buf),
-                false,
-            )?;
-            let (status, needed) = ReservationStatus::decode_extended(&buf)
-                .map_err(|_| NvmeError::Status(NvmeStatus::INTERNAL_ERROR))?;
-            if needed <= len || len >= MAX_REPORT_LEN {
-                return Ok(status);
+        match self.report_in(ReportLayout::Extended) {
+            // A controller with 64-bit host IDs: the basic structure.
+            Err(NvmeError::Status(status))
+                if status.code() == NvmeStatus::HOST_ID_INCONSISTENT_FORMAT =>
+            {
+                self.report_in(ReportLayout::Basic)
             }
-            len = needed.min(MAX_REPORT_LEN);
+            other => other,
         }
     }
 
-    /// Reservation Report (extended data structure: 128-bit host IDs), every
-    /// registrant: the buffer grows to what REGCTL says.
+    fn report_in(&self, layout: ReportLayout) -> Result<ReservationStatus, NvmeError> {
+        let mut len = FIRST_REPORT_LEN;
+        let most = layout.len(0xffff);
+        loop {
+            let mut buf = vec![0u8; len];
+            self.command(
+                nvme::opcode::RESERVATION_REPORT,
+                nvme::report_cdw10(len),
+                layout.cdw11(),
+                NvmeData::FromDevice(&mut buf),
+                false,
+            )?;
+            let (status, needed) =
+                ReservationStatus::decode(&buf, layout).map_err(NvmeError::Malformed)?;
+            if needed <= len || len >= most {
+                return Ok(status);
+            }
+            len = needed.min(most);
+        }
+    }
+
+    /// Reservation Report, every registrant: the extended data structure (128-bit
+    /// host IDs), or the basic one where the controller has 64-bit host IDs; the
+    /// buffer grows to what REGCTL says.
     pub fn report(&self) -> Result<ReservationStatus, BlkPrError> {
         self.report_raw()
             .map_err(|e| BlkPrError::from_nvme("Reservation Report", e))
@@ -113,8 +130,7 @@ impl<'fd> NvmeNamespace<'fd> {
             NvmeData::FromDevice(&mut identify),
             true,
         )?;
-        let rescap = identify.get(RESCAP_OFFSET).copied().unwrap_or(0);
-        Ok(ReservationCapabilities::from_rescap(rescap))
+        Ok(ReservationCapabilities::from_identify_namespace(&identify))
     }
 
     /// RESCAP from Identify Namespace.
@@ -125,32 +141,43 @@ impl<'fd> NvmeNamespace<'fd> {
 
     fn host_id_raw(&self) -> Result<HostId, NvmeError> {
         let mut id = [0u8; 16];
-        // EXHID (cdw11 bit 0): the 128-bit identifier, the one reservations use.
-        self.command(
+        // EXHID (cdw11 bit 0): the 128-bit identifier, the one reservations use over
+        // fabrics; a controller with 64-bit host IDs refuses it and has the 8-byte one.
+        let extended = self.command(
             nvme::opcode::GET_FEATURES,
             FEATURE_HOST_IDENTIFIER,
             1,
             NvmeData::FromDevice(&mut id),
             true,
-        )?;
+        );
+        match extended {
+            Err(NvmeError::Status(_)) => {
+                id = [0u8; 16];
+                self.command(
+                    nvme::opcode::GET_FEATURES,
+                    FEATURE_HOST_IDENTIFIER,
+                    0,
+                    NvmeData::FromDevice(&mut id[..8]),
+                    true,
+                )?;
+            }
+            other => other?,
+        }
         Ok(HostId(id))
     }
 
     /// The Host Identifier this host's commands carry (Get Features, Host
-    /// Identifier, 128-bit).
+    /// Identifier: the 128-bit one, else the 64-bit one in the first 8 bytes).
     pub fn host_id(&self) -> Result<HostId, BlkPrError> {
         self.host_id_raw()
             .map_err(|e| BlkPrError::from_nvme("Get Features (Host Identifier)", e))
     }
 
     fn register_raw(&self, command: &Register) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_REGISTER,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 
@@ -161,13 +188,10 @@ impl<'fd> NvmeNamespace<'fd> {
     }
 
     fn acquire_raw(&self, command: &Acquire) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_ACQUIRE,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 
@@ -178,13 +202,10 @@ impl<'fd> NvmeNamespace<'fd> {
     }
 
     fn release_raw(&self, command: &Release) -> Result<(), NvmeError> {
-        let data = command.data();
-        self.command(
+        self.send(
             nvme::opcode::RESERVATION_RELEASE,
             command.cdw10(),
-            0,
-            NvmeData::ToDevice(&data),
-            false,
+            &command.data(),
         )
     }
 

@@ -22,14 +22,19 @@ pub mod opcode {
 
 /// Identify CNS 0: the Identify Namespace data structure (4096 bytes).
 pub const IDENTIFY_DATA_LEN: usize = 4096;
-/// Byte of the Identify Namespace data structure holding RESCAP.
-pub const RESCAP_OFFSET: usize = 93;
+/// Byte of the Identify Namespace data structure holding RESCAP (after NSZE, NCAP,
+/// NUSE, NSFEAT, NLBAF, FLBAS, MC, DPC, DPS and NMIC).
+pub const RESCAP_OFFSET: usize = 31;
 /// Feature identifier of the Host Identifier.
 pub const FEATURE_HOST_IDENTIFIER: u32 = 0x81;
 /// The Reservation Status extended data structure's header.
 pub const EXTENDED_HEADER_LEN: usize = 64;
 /// One Registered Controller extended data structure.
 pub const EXTENDED_REGISTRANT_LEN: usize = 64;
+/// The Reservation Status data structure's header (64-bit host IDs).
+pub const BASIC_HEADER_LEN: usize = 24;
+/// One Registered Controller data structure (64-bit host IDs).
+pub const BASIC_REGISTRANT_LEN: usize = 24;
 
 /// A 128-bit Host Identifier, the identity NVMe reservations are held by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, PartialOrd, Ord)]
@@ -108,45 +113,17 @@ impl NvmeReservationType {
     }
 }
 
+/// SCSI types and NVMe types pair up in the order of their `ALL` lists.
 impl From<ReservationType> for NvmeReservationType {
     fn from(rtype: ReservationType) -> Self {
-        match rtype {
-            ReservationType::WriteExclusive => NvmeReservationType::WriteExclusive,
-            ReservationType::ExclusiveAccess => NvmeReservationType::ExclusiveAccess,
-            ReservationType::WriteExclusiveRegistrantsOnly => {
-                NvmeReservationType::WriteExclusiveRegistrantsOnly
-            }
-            ReservationType::ExclusiveAccessRegistrantsOnly => {
-                NvmeReservationType::ExclusiveAccessRegistrantsOnly
-            }
-            ReservationType::WriteExclusiveAllRegistrants => {
-                NvmeReservationType::WriteExclusiveAllRegistrants
-            }
-            ReservationType::ExclusiveAccessAllRegistrants => {
-                NvmeReservationType::ExclusiveAccessAllRegistrants
-            }
-        }
+        let index = ReservationType::ALL.iter().position(|&t| t == rtype);
+        NvmeReservationType::ALL[index.unwrap_or(0)]
     }
 }
 
 impl From<NvmeReservationType> for ReservationType {
     fn from(rtype: NvmeReservationType) -> Self {
-        match rtype {
-            NvmeReservationType::WriteExclusive => ReservationType::WriteExclusive,
-            NvmeReservationType::ExclusiveAccess => ReservationType::ExclusiveAccess,
-            NvmeReservationType::WriteExclusiveRegistrantsOnly => {
-                ReservationType::WriteExclusiveRegistrantsOnly
-            }
-            NvmeReservationType::ExclusiveAccessRegistrantsOnly => {
-                ReservationType::ExclusiveAccessRegistrantsOnly
-            }
-            NvmeReservationType::WriteExclusiveAllRegistrants => {
-                ReservationType::WriteExclusiveAllRegistrants
-            }
-            NvmeReservationType::ExclusiveAccessAllRegistrants => {
-                ReservationType::ExclusiveAccessAllRegistrants
-            }
-        }
+        ReservationType::ALL[usize::from(rtype.code()) - 1]
     }
 }
 
@@ -330,12 +307,59 @@ fn two_keys(first: u64, second: u64) -> [u8; 16] {
     data
 }
 
-/// Reservation Report command dwords 10 and 11 for a buffer of `len` bytes (a
-/// multiple of 4, at least 4): NUMD (dwords, 0's based) and EDS (extended data
-/// structure, 128-bit host IDs).
-pub fn report_cdw10_cdw11(len: usize) -> (u32, u32) {
-    let dwords = u32::try_from(len / 4).unwrap_or(u32::MAX).max(1);
-    (dwords - 1, 1)
+/// Reservation Report command dword 10 for a buffer of `len` bytes (a multiple of
+/// 4, at least 4): NUMD, the number of dwords, 0's based.
+pub fn report_cdw10(len: usize) -> u32 {
+    u32::try_from(len / 4).unwrap_or(u32::MAX).max(1) - 1
+}
+
+/// The two layouts of the Reservation Status data structure.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum ReportLayout {
+    /// EDS set: 64-byte header and entries, 128-bit host IDs (what NVMe over Fabrics
+    /// and Linux's target require).
+    Extended,
+    /// EDS clear: 24-byte header and entries, 64-bit host IDs (controllers that
+    /// answer the extended one with Host Identifier Inconsistent Format).
+    Basic,
+}
+
+impl ReportLayout {
+    pub const fn header_len(self) -> usize {
+        match self {
+            ReportLayout::Extended => EXTENDED_HEADER_LEN,
+            ReportLayout::Basic => BASIC_HEADER_LEN,
+        }
+    }
+
+    pub const fn entry_len(self) -> usize {
+        match self {
+            ReportLayout::Extended => EXTENDED_REGISTRANT_LEN,
+            ReportLayout::Basic => BASIC_REGISTRANT_LEN,
+        }
+    }
+
+    /// Bytes the whole structure takes with `registrants` entries.
+    pub fn len(self, registrants: usize) -> usize {
+        self.header_len()
+            .saturating_add(registrants.saturating_mul(self.entry_len()))
+    }
+
+    /// Offsets in an entry of the key and of the host ID, and the host ID's length.
+    const fn key_and_host_id(self) -> (usize, usize, usize) {
+        match self {
+            ReportLayout::Extended => (8, 16, 16),
+            ReportLayout::Basic => (16, 8, 8),
+        }
+    }
+
+    /// Reservation Report command dword 11 (EDS).
+    pub const fn cdw11(self) -> u32 {
+        match self {
+            ReportLayout::Extended => 1,
+            ReportLayout::Basic => 0,
+        }
+    }
 }
 
 /// One registrant in a Reservation Report (a Registered Controller extended data
@@ -374,21 +398,18 @@ pub enum ReportDecodeError {
 }
 
 impl ReservationStatus {
-    /// Bytes the whole structure takes with `registrants` entries.
-    pub fn extended_len(registrants: usize) -> usize {
-        EXTENDED_HEADER_LEN.saturating_add(registrants.saturating_mul(EXTENDED_REGISTRANT_LEN))
-    }
-
-    /// Decodes the extended structure. `buf` may stop short of what REGCTL says (a
-    /// small buffer): the entries that fit are returned with the length the whole
+    /// Decodes the structure in `layout`. `buf` may stop short of what REGCTL says
+    /// (a small buffer): the entries that fit are returned with the length the whole
     /// structure needs, so the caller can ask again with a larger buffer.
-    pub fn decode_extended(buf: &[u8]) -> Result<(ReservationStatus, usize), ReportDecodeError> {
-        let header = buf
-            .get(..EXTENDED_HEADER_LEN)
-            .ok_or(ReportDecodeError::TooShort {
-                needed: EXTENDED_HEADER_LEN,
-                got: buf.len(),
-            })?;
+    pub fn decode(
+        buf: &[u8],
+        layout: ReportLayout,
+    ) -> Result<(ReservationStatus, usize), ReportDecodeError> {
+        let header_len = layout.header_len();
+        let header = buf.get(..header_len).ok_or(ReportDecodeError::TooShort {
+            needed: header_len,
+            got: buf.len(),
+        })?;
         let generation = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
         let rtype = match header[4] {
             0 => None,
@@ -398,15 +419,17 @@ impl ReservationStatus {
         };
         let count = usize::from(u16::from_le_bytes([header[5], header[6]]));
         let ptpl_state = header[9] & 1 != 0;
-        let entries = buf.get(EXTENDED_HEADER_LEN..).unwrap_or_default();
+        let entries = buf.get(header_len..).unwrap_or_default();
+        let (key_at, id_at, id_len) = layout.key_and_host_id();
         let registrants = entries
-            .chunks_exact(EXTENDED_REGISTRANT_LEN)
+            .chunks_exact(layout.entry_len())
             .take(count)
             .map(|entry| {
+                // A 64-bit host ID fills the first 8 bytes of the 128-bit value.
                 let mut host_id = [0u8; 16];
-                host_id.copy_from_slice(&entry[16..32]);
+                host_id[..id_len].copy_from_slice(&entry[id_at..id_at + id_len]);
                 let mut key = [0u8; 8];
-                key.copy_from_slice(&entry[8..16]);
+                key.copy_from_slice(&entry[key_at..key_at + 8]);
                 Registrant {
                     controller_id: u16::from_le_bytes([entry[0], entry[1]]),
                     holds_reservation: entry[2] & 1 != 0,
@@ -421,23 +444,25 @@ impl ReservationStatus {
             ptpl_state,
             registrants,
         };
-        Ok((status, ReservationStatus::extended_len(count)))
+        Ok((status, layout.len(count)))
     }
 
-    /// The extended structure, every registrant included.
-    pub fn encode_extended(&self) -> Vec<u8> {
-        let mut out = vec![0u8; EXTENDED_HEADER_LEN];
+    /// The structure in `layout`, every registrant included (a 64-bit layout keeps
+    /// the first 8 bytes of each host ID).
+    pub fn encode(&self, layout: ReportLayout) -> Vec<u8> {
+        let mut out = vec![0u8; layout.header_len()];
         out[0..4].copy_from_slice(&self.generation.to_le_bytes());
         out[4] = self.rtype.map_or(0, NvmeReservationType::code);
         let count = u16::try_from(self.registrants.len()).unwrap_or(u16::MAX);
         out[5..7].copy_from_slice(&count.to_le_bytes());
         out[9] = u8::from(self.ptpl_state);
+        let (key_at, id_at, id_len) = layout.key_and_host_id();
         for registrant in self.registrants.iter().take(usize::from(count)) {
-            let mut entry = [0u8; EXTENDED_REGISTRANT_LEN];
+            let mut entry = vec![0u8; layout.entry_len()];
             entry[0..2].copy_from_slice(&registrant.controller_id.to_le_bytes());
             entry[2] = u8::from(registrant.holds_reservation);
-            entry[8..16].copy_from_slice(&registrant.key.to_le_bytes());
-            entry[16..32].copy_from_slice(&registrant.host_id.0);
+            entry[key_at..key_at + 8].copy_from_slice(&registrant.key.to_le_bytes());
+            entry[id_at..id_at + id_len].copy_from_slice(&registrant.host_id.0[..id_len]);
             out.extend_from_slice(&entry);
         }
         out
@@ -462,7 +487,7 @@ impl ReservationStatus {
     }
 }
 
-/// Reservation Capabilities (RESCAP, Identify Namespace byte 93).
+/// Reservation Capabilities (RESCAP, Identify Namespace byte 31).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct ReservationCapabilities {
     /// Bit 0: Persist Through Power Loss supported.
@@ -480,6 +505,12 @@ impl ReservationCapabilities {
         types: [true; 6],
         ignore_existing_key: true,
     };
+
+    /// RESCAP of an Identify Namespace data structure (none if it is too short).
+    pub fn from_identify_namespace(identify: &[u8]) -> ReservationCapabilities {
+        let rescap = identify.get(RESCAP_OFFSET).copied().unwrap_or(0);
+        ReservationCapabilities::from_rescap(rescap)
+    }
 
     pub fn from_rescap(rescap: u8) -> ReservationCapabilities {
         let mut types = [false; 6];
@@ -562,7 +593,8 @@ mod tests {
         };
         assert_eq!(release.cdw10(), 1);
         assert_eq!(release.data(), [5, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(report_cdw10_cdw11(4096), (1023, 1));
+        assert_eq!(report_cdw10(4096), 1023);
+        assert_eq!(ReportLayout::Extended.cdw11(), 1);
     }
 
     #[test]
@@ -598,20 +630,21 @@ mod tests {
                 },
             ],
         };
-        let bytes = status.encode_extended();
+        let bytes = status.encode(ReportLayout::Extended);
         assert_eq!(bytes.len(), 64 + 2 * 64);
         assert_eq!(bytes[..10], [7, 0, 0, 0, 3, 2, 0, 0, 0, 1]);
         assert_eq!(bytes[64 + 8], 0xA1);
         assert_eq!(bytes[64 + 16..64 + 32], [1; 16]);
         assert_eq!(
-            ReservationStatus::decode_extended(&bytes),
+            ReservationStatus::decode(&bytes, ReportLayout::Extended),
             Ok((status.clone(), 192))
         );
-        let (short, needed) = ReservationStatus::decode_extended(&bytes[..128]).unwrap();
+        let (short, needed) =
+            ReservationStatus::decode(&bytes[..128], ReportLayout::Extended).unwrap();
         assert_eq!(short.registrants.len(), 1);
         assert_eq!(needed, 192);
         assert_eq!(
-            ReservationStatus::decode_extended(&bytes[..63]),
+            ReservationStatus::decode(&bytes[..63], ReportLayout::Extended),
             Err(ReportDecodeError::TooShort {
                 needed: 64,
                 got: 63
@@ -620,8 +653,33 @@ mod tests {
         let mut odd = bytes.clone();
         odd[4] = 9;
         assert_eq!(
-            ReservationStatus::decode_extended(&odd),
+            ReservationStatus::decode(&odd, ReportLayout::Extended),
             Err(ReportDecodeError::UnknownType(9))
+        );
+    }
+
+    #[test]
+    fn the_basic_report_carries_64_bit_host_ids() {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        let status = ReservationStatus {
+            generation: 3,
+            rtype: Some(NvmeReservationType::ExclusiveAccess),
+            ptpl_state: false,
+            registrants: vec![Registrant {
+                controller_id: 1,
+                holds_reservation: true,
+                host_id: HostId(id),
+                key: 0xA1,
+            }],
+        };
+        let bytes = status.encode(ReportLayout::Basic);
+        assert_eq!(bytes.len(), 48);
+        assert_eq!(bytes[24 + 8..24 + 16], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(bytes[24 + 16], 0xA1);
+        assert_eq!(
+            ReservationStatus::decode(&bytes, ReportLayout::Basic),
+            Ok((status, 48))
         );
     }
 
@@ -640,6 +698,20 @@ mod tests {
         let hosts = status.hosts();
         assert_eq!(hosts.len(), 1);
         assert!(hosts[0].holds_reservation);
+    }
+
+    #[test]
+    fn rescap_is_byte_31_of_identify_namespace() {
+        // What Linux's target sets for a namespace with resv_enable: every type and
+        // the NVMe 1.3 IEKEY behaviour, no persistence through power loss.
+        let mut identify = vec![0u8; IDENTIFY_DATA_LEN];
+        identify[30] = 0x01; // NMIC: shared
+        identify[31] = 0xFE;
+        identify[32] = 0x55; // FPI
+        let caps = ReservationCapabilities::from_identify_namespace(&identify);
+        assert_eq!(caps.types, [true; 6]);
+        assert!(caps.ignore_existing_key && !caps.persist_through_power_loss);
+        assert!(!ReservationCapabilities::from_identify_namespace(&identify[..31]).any());
     }
 
     #[test]

@@ -13,30 +13,11 @@ use blk_pr::ScsiOutcome;
 use blk_pr::model::NamespaceModel;
 use blk_pr::nvme::ReservationCapabilities;
 use blk_pr::translate::over_nvme::execute_scsi_pr_over_nvme;
-use common::{Command, HOSTS, command, encode};
+use common::{Command, HOSTS, Sides, command, encode};
 use pr_target::{LogicalUnit, Nexus, PrInAction, PrOutAction, build};
 use proptest::prelude::*;
 use scsi::pr::FULL_STATUS_DESCRIPTOR_LEN;
 use scsi::sense::Sense;
-
-/// The deliberate differences of the crate README's table: the answer the
-/// translation gives where a SCSI target would do something NVMe cannot, `None` for
-/// every other command.
-fn expected_difference(command: &Command) -> Option<ScsiOutcome> {
-    match *command {
-        // No NVMe command registers another host or hands a reservation to one.
-        Command::Out { action, .. } if action == PrOutAction::RegisterAndMove.code() => {
-            Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_CDB))
-        }
-        // SIP_C is 0: an NVMe host registers only itself.
-        Command::Out {
-            action: 0,
-            spec_i_pt: true,
-            ..
-        } => Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
-        _ => None,
-    }
-}
 
 /// The reference's PR IN data as the translation words it: ALL_TG_PT set in every
 /// READ FULL STATUS descriptor (an NVMe registration is the host's on every
@@ -73,6 +54,10 @@ impl Pair {
                 .with_two_controllers(HOSTS[1]),
         }
     }
+}
+
+impl Sides for Pair {
+    const STATE: &[PrInAction] = &PrInAction::ALL;
 
     fn ours(&mut self, initiator: usize, cdb: &[u8], data_out: &[u8]) -> ScsiOutcome {
         let mut host = self.namespace.host(HOSTS[initiator]);
@@ -101,7 +86,7 @@ impl Pair {
     fn step(&mut self, initiator: usize, command: &Command) -> Result<(), TestCaseError> {
         let (cdb, data_out) = encode(command);
         let ours = self.ours(initiator, &cdb, &data_out);
-        if let Some(documented) = expected_difference(command) {
+        if let Some(documented) = common::registers_another_initiator(command) {
             // Checks both sides share (the list's length) may come first.
             let shared = ours.sense == Some(Sense::PARAMETER_LIST_LENGTH_ERROR);
             if !shared {
@@ -111,17 +96,6 @@ impl Pair {
         }
         let reference = self.reference(initiator, &cdb, &data_out);
         prop_assert_eq!(&ours, &reference, "{:?} from {}", command, initiator);
-        Ok(())
-    }
-
-    /// The whole state, as every initiator reads it.
-    fn same_state(&mut self) -> Result<(), TestCaseError> {
-        for action in PrInAction::ALL {
-            let cdb = build::pr_in(action, 0xFFFF);
-            let ours = self.ours(0, &cdb, &[]);
-            let reference = self.reference(0, &cdb, &[]);
-            prop_assert_eq!(ours, reference, "{:?} after the step", action);
-        }
         Ok(())
     }
 }
@@ -134,10 +108,7 @@ proptest! {
         commands in prop::collection::vec((0..HOSTS.len(), command()), 1..40)
     ) {
         let mut pair = Pair::new();
-        for (initiator, command) in &commands {
-            pair.step(*initiator, command)?;
-            pair.same_state()?;
-        }
+        common::run(&mut pair, &commands)?;
     }
 }
 

@@ -213,3 +213,27 @@ fn nvme_passthrough_on_a_loop_device_fails_cleanly() {
         ScsiOutcome::check(Sense::INVALID_COMMAND_OPERATION_CODE)
     );
 }
+
+#[test]
+fn a_partition_is_refused_by_the_kernel_even_for_root() {
+    let device = LoopDevice::attach_partitioned(16 << 20).expect("partitioned loop device");
+    let partition = File::options()
+        .read(true)
+        .write(true)
+        .open(device.partition())
+        .expect("open the partition read-write");
+    let error = BlockDevice::new(partition.as_fd())
+        .register(0, 0xA1, false)
+        .expect_err("no reservations on a partition");
+    assert!(
+        matches!(
+            error,
+            BlkPrError::PermissionDenied {
+                errno: errno::EPERM,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("not partitions"), "{error}");
+}

@@ -14,7 +14,7 @@ use blk_pr::translate::over_ioctls::{PR_STS_IOERR, PR_STS_RESERVATION_CONFLICT};
 use blk_pr::{
     BlockPrOps, HeldReservation, Keys, PrOpError, PrType, ScsiOutcome, execute_scsi_pr_over_ioctls,
 };
-use common::{Command, HOSTS, command, encode};
+use common::{Command, HOSTS, OutCommand, Sides, command, encode};
 use pr_target::{LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, build};
 use proptest::prelude::*;
 use scsi::errno;
@@ -125,32 +125,27 @@ impl BlockPrOps for SdDisk<'_> {
 
 /// What the PR operations cannot carry, answered before any ioctl.
 fn cannot_carry(command: &Command) -> Option<ScsiOutcome> {
+    if let Some(refusal) = common::registers_another_initiator(command) {
+        return Some(refusal);
+    }
     match *command {
         Command::In {
             action: PrInAction::ReportCapabilities | PrInAction::ReadFullStatus,
             ..
         } => Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_CDB)),
-        Command::Out { action, .. } if action == PrOutAction::RegisterAndMove.code() => {
-            Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_CDB))
-        }
-        Command::Out {
-            action: 0,
-            spec_i_pt: true,
-            ..
-        } => Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
-        Command::Out {
+        Command::Out(OutCommand {
             action: 0 | 6,
             all_tg_pt: true,
             ..
-        } => Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
+        }) => Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
         // RELEASE of a TYPE the kernel's enum has no name for (a parameter list
         // with SPEC_I_PT is refused first, as by the reference).
-        Command::Out {
+        Command::Out(OutCommand {
             action: 2,
             type_code,
             spec_i_pt: false,
             ..
-        } if ScopeType(type_code).scope().is_none() || ScopeType(type_code).rtype().is_none() => {
+        }) if ScopeType(type_code).scope().is_none() || ScopeType(type_code).rtype().is_none() => {
             Some(ScsiOutcome::check(Sense::INVALID_FIELD_IN_CDB))
         }
         _ => None,
@@ -173,7 +168,9 @@ struct Pair {
     reference: LogicalUnit,
 }
 
-impl Pair {
+impl Sides for Pair {
+    const STATE: &[PrInAction] = &[PrInAction::ReadKeys, PrInAction::ReadReservation];
+
     fn ours(&mut self, initiator: usize, cdb: &[u8], data_out: &[u8]) -> ScsiOutcome {
         let mut disk = SdDisk {
             unit: &mut self.through_sd,
@@ -206,16 +203,6 @@ impl Pair {
         prop_assert_eq!(&ours, &reference, "{:?} from {}", command, initiator);
         Ok(())
     }
-
-    fn same_state(&mut self) -> Result<(), TestCaseError> {
-        for action in [PrInAction::ReadKeys, PrInAction::ReadReservation] {
-            let cdb = build::pr_in(action, 0xFFFF);
-            let ours = self.ours(0, &cdb, &[]);
-            let reference = self.reference(0, &cdb, &[]);
-            prop_assert_eq!(ours, reference, "{:?} after the step", action);
-        }
-        Ok(())
-    }
 }
 
 proptest! {
@@ -229,10 +216,7 @@ proptest! {
             through_sd: LogicalUnit::new(vec![1]),
             reference: LogicalUnit::new(vec![1]),
         };
-        for (initiator, command) in &commands {
-            pair.step(*initiator, command)?;
-            pair.same_state()?;
-        }
+        common::run(&mut pair, &commands)?;
     }
 }
 

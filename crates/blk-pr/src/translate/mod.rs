@@ -23,6 +23,25 @@ pub const PERSISTENT_RESERVE_IN: u8 = 0x5E;
 pub const PERSISTENT_RESERVE_OUT: u8 = 0x5F;
 
 type Refusal = ScsiOutcome;
+/// A command's answer: `Err` holds a refusal, which is an answer too.
+type Answer = Result<ScsiOutcome, ScsiOutcome>;
+
+/// Sends a PR IN CDB to `pr_in`, a PR OUT CDB to `pr_out`; anything else is INVALID
+/// COMMAND OPERATION CODE.
+fn dispatch<D>(
+    device: &mut D,
+    cdb: &[u8],
+    data_out: &[u8],
+    pr_in: fn(&mut D, &[u8]) -> Answer,
+    pr_out: fn(&mut D, &[u8], &[u8]) -> Answer,
+) -> ScsiOutcome {
+    let answer = match cdb.first() {
+        Some(&PERSISTENT_RESERVE_IN) => pr_in(device, cdb),
+        Some(&PERSISTENT_RESERVE_OUT) => pr_out(device, cdb, data_out),
+        _ => Err(ScsiOutcome::check(Sense::INVALID_COMMAND_OPERATION_CODE)),
+    };
+    answer.unwrap_or_else(|refusal| refusal)
+}
 
 /// The PR OUT CDB; service actions no translation supports (REGISTER AND MOVE needs a
 /// TransportID for another initiator, REPLACE LOST RESERVATION a lost reservation,

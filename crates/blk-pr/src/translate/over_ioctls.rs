@@ -23,10 +23,7 @@ use scsi::pr::{
 };
 use scsi::sense::Sense;
 
-use super::{
-    PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, decode_out_cdb, decode_params, pr_in_data,
-    requested_type,
-};
+use super::{Answer, decode_out_cdb, decode_params, dispatch, pr_in_data, requested_type};
 use crate::block::{HeldReservation, Keys, PrType};
 use crate::outcome::ScsiOutcome;
 
@@ -76,15 +73,8 @@ pub fn execute_scsi_pr_over_ioctls(
     cdb: &[u8],
     data_out: &[u8],
 ) -> ScsiOutcome {
-    let answer = match cdb.first() {
-        Some(&PERSISTENT_RESERVE_IN) => pr_in(device, cdb),
-        Some(&PERSISTENT_RESERVE_OUT) => pr_out(device, cdb, data_out),
-        _ => Err(ScsiOutcome::check(Sense::INVALID_COMMAND_OPERATION_CODE)),
-    };
-    answer.unwrap_or_else(|refusal| refusal)
+    dispatch(device, cdb, data_out, pr_in, pr_out)
 }
-
-type Answer = Result<ScsiOutcome, ScsiOutcome>;
 
 /// The SCSI answer to a failed operation; `invalid` is what EINVAL (the kernel's
 /// word for ILLEGAL REQUEST with INVALID FIELD IN CDB or PARAMETER LIST from sd)

@@ -32,12 +32,12 @@ use scsi::pr::{
 use scsi::sense::Sense;
 
 use super::{
-    PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, decode_out_cdb, decode_params, is_register,
-    pr_in_data, requested_type,
+    Answer, decode_out_cdb, decode_params, dispatch, is_register, pr_in_data, requested_type,
 };
 use crate::nvme::{
     Acquire, AcquireAction, HostId, NvmeReservationType, NvmeStatus, PtplChange, Register,
-    RegisterAction, Registrant, Release, ReleaseAction, ReservationCapabilities, ReservationStatus,
+    RegisterAction, Registrant, Release, ReleaseAction, ReportDecodeError, ReservationCapabilities,
+    ReservationStatus,
 };
 use crate::outcome::ScsiOutcome;
 
@@ -45,12 +45,15 @@ use crate::outcome::ScsiOutcome;
 pub const RELATIVE_TARGET_PORT: u16 = 1;
 
 /// Why an NVMe reservation command did not succeed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug)]
 pub enum NvmeError {
     /// The controller completed it with this status.
     Status(NvmeStatus),
     /// The ioctl failed with this errno (the command may not have reached the device).
     Errno(i32),
+    /// The controller's data does not decode (a Reservation Report naming an unknown
+    /// type, or shorter than its header).
+    Malformed(ReportDecodeError),
 }
 
 /// An NVMe namespace as one host sees it: the four reservation commands, the host's
@@ -76,21 +79,15 @@ pub fn execute_scsi_pr_over_nvme(
     cdb: &[u8],
     data_out: &[u8],
 ) -> ScsiOutcome {
-    let answer = match cdb.first() {
-        Some(&PERSISTENT_RESERVE_IN) => pr_in(device, cdb),
-        Some(&PERSISTENT_RESERVE_OUT) => pr_out(device, cdb, data_out),
-        _ => Err(ScsiOutcome::check(Sense::INVALID_COMMAND_OPERATION_CODE)),
-    };
-    answer.unwrap_or_else(|refusal| refusal)
+    dispatch(device, cdb, data_out, pr_in, pr_out)
 }
-
-type Answer = Result<ScsiOutcome, ScsiOutcome>;
 
 /// The SCSI answer to an NVMe command that failed; `invalid_field` is the sense an
 /// Invalid Field in Command stands for in this command.
 fn refused(error: NvmeError, invalid_field: Sense) -> ScsiOutcome {
     let status = match error {
         NvmeError::Errno(errno) => return ScsiOutcome::transport_failure(errno),
+        NvmeError::Malformed(_) => return ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE),
         NvmeError::Status(status) => status,
     };
     if status.is_path_error() {
@@ -106,6 +103,13 @@ fn refused(error: NvmeError, invalid_field: Sense) -> ScsiOutcome {
         NvmeStatus::ABORTED_BY_REQUEST => ScsiOutcome::check(Sense::IO_PROCESS_TERMINATED),
         _ => ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE),
     }
+}
+
+/// GOOD when the NVMe command succeeded, else its SCSI answer (see [`refused`]).
+fn done(result: Result<(), NvmeError>, invalid_field: Sense) -> Answer {
+    result
+        .map(|()| ScsiOutcome::good(Vec::new()))
+        .map_err(|error| refused(error, invalid_field))
 }
 
 /// Reads of the device's state failing: the command cannot be answered.
@@ -248,28 +252,14 @@ impl View {
         self.me.map(|r| r.key)
     }
 
-    /// The check SPC-4 targets (and pr-target) make before any field: under a
-    /// reservation this host neither holds nor shares as a registrant, RESERVE
-    /// conflicts, and so do RELEASE, CLEAR, PREEMPT and PREEMPT AND ABORT from an
-    /// unregistered host; REGISTER always passes.
+    /// The check SPC-4 targets make before any field (`pr-target`'s rule).
     fn conflicts_before_fields(&self, action: PrOutAction) -> bool {
-        let Some(rtype) = scsi_type(&self.status) else {
-            return false;
-        };
-        let registered = self.me.is_some();
-        if self.holder() || (registered && rtype.registrants_share()) {
-            return false;
-        }
-        match action {
-            PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey => false,
-            PrOutAction::Reserve
-            | PrOutAction::RegisterAndMove
-            | PrOutAction::ReplaceLostReservation => true,
-            PrOutAction::Release
-            | PrOutAction::Clear
-            | PrOutAction::Preempt
-            | PrOutAction::PreemptAndAbort => !registered,
-        }
+        pr_target::conflicts_before_fields(
+            action,
+            scsi_type(&self.status),
+            self.holder(),
+            self.me.is_some(),
+        )
     }
 
     /// The host must be registered with exactly `key`.
@@ -307,10 +297,10 @@ fn pr_out(device: &mut impl NvmeReservations, cdb: &[u8], data_out: &[u8]) -> An
                 current_key: params.reservation_key,
                 rtype: None,
             };
-            device
-                .release(&command)
-                .map_err(|e| refused(e, Sense::INVALID_FIELD_IN_PARAMETER_LIST))?;
-            Ok(ScsiOutcome::good(Vec::new()))
+            done(
+                device.release(&command),
+                Sense::INVALID_FIELD_IN_PARAMETER_LIST,
+            )
         }
         PrOutAction::Preempt | PrOutAction::PreemptAndAbort => {
             preempt(device, &view, &cdb, &params)
@@ -368,10 +358,10 @@ fn register(
         ignore_existing_key: ignore_existing && action != RegisterAction::Register,
         ptpl,
     };
-    device
-        .register(&command)
-        .map_err(|e| refused(e, Sense::INVALID_FIELD_IN_PARAMETER_LIST))?;
-    Ok(ScsiOutcome::good(Vec::new()))
+    done(
+        device.register(&command),
+        Sense::INVALID_FIELD_IN_PARAMETER_LIST,
+    )
 }
 
 /// The NVMe type for a requested SCSI type; one the namespace does not support is
@@ -389,15 +379,26 @@ fn supported_type(
     }
 }
 
+/// RESERVE's and PREEMPT's checks, in SPC-4's order: the type (known, supported),
+/// then the key.
+fn type_and_key(
+    device: &mut impl NvmeReservations,
+    view: &View,
+    cdb: &PrOutCdb,
+    params: &PrOutParams,
+) -> Result<NvmeReservationType, ScsiOutcome> {
+    let nvme_type = supported_type(device, requested_type(cdb)?)?;
+    view.require_key(params.reservation_key)?;
+    Ok(nvme_type)
+}
+
 fn reserve(
     device: &mut impl NvmeReservations,
     view: &View,
     cdb: &PrOutCdb,
     params: &PrOutParams,
 ) -> Answer {
-    let rtype = requested_type(cdb)?;
-    let nvme_type = supported_type(device, rtype)?;
-    view.require_key(params.reservation_key)?;
+    let nvme_type = type_and_key(device, view, cdb, params)?;
     match view.status.rtype {
         // Already held by this host with this type (under the all-registrants types
         // every registrant holds it): nothing changes, GOOD.
@@ -410,10 +411,7 @@ fn reserve(
                 preempt_key: 0,
                 rtype: nvme_type,
             };
-            device
-                .acquire(&command)
-                .map_err(|e| refused(e, Sense::INVALID_FIELD_IN_CDB))?;
-            Ok(ScsiOutcome::good(Vec::new()))
+            done(device.acquire(&command), Sense::INVALID_FIELD_IN_CDB)
         }
     }
 }
@@ -443,10 +441,10 @@ fn release(
         current_key: params.reservation_key,
         rtype: Some(current),
     };
-    device
-        .release(&command)
-        .map_err(|e| refused(e, Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION))?;
-    Ok(ScsiOutcome::good(Vec::new()))
+    done(
+        device.release(&command),
+        Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
+    )
 }
 
 fn preempt(
@@ -455,9 +453,7 @@ fn preempt(
     cdb: &PrOutCdb,
     params: &PrOutParams,
 ) -> Answer {
-    let rtype = requested_type(cdb)?;
-    let nvme_type = supported_type(device, rtype)?;
-    view.require_key(params.reservation_key)?;
+    let nvme_type = type_and_key(device, view, cdb, params)?;
     let all_registrants = view.status.rtype.is_some_and(|t| t.all_registrants());
     let holder_key = view
         .status
@@ -483,10 +479,10 @@ fn preempt(
         preempt_key: params.service_action_key,
         rtype: nvme_type,
     };
-    device
-        .acquire(&command)
-        .map_err(|e| refused(e, Sense::INVALID_FIELD_IN_PARAMETER_LIST))?;
-    Ok(ScsiOutcome::good(Vec::new()))
+    done(
+        device.acquire(&command),
+        Sense::INVALID_FIELD_IN_PARAMETER_LIST,
+    )
 }
 
 #[cfg(test)]
@@ -512,6 +508,11 @@ mod tests {
         );
         let path = refused(NvmeError::Status(NvmeStatus(0x370)), Sense::INVALID_FIELD);
         assert_eq!(path.sense, Some(Sense::LOGICAL_UNIT_COMMUNICATION_FAILURE));
+        let garbled = refused(
+            NvmeError::Malformed(ReportDecodeError::UnknownType(9)),
+            Sense::INVALID_FIELD,
+        );
+        assert_eq!(garbled.sense, Some(Sense::INTERNAL_TARGET_FAILURE));
         let failed = refused(NvmeError::Errno(5), Sense::INVALID_FIELD);
         assert!(failed.is_transport_failure());
         assert_eq!(failed.sense, Some(Sense::IO_PROCESS_TERMINATED));
