@@ -55,6 +55,34 @@ pub struct NvmeFacts {
     pub controllers: Vec<String>,
     /// The transport of the first controller (pcie, tcp, rdma, fc, loop).
     pub transport: Option<String>,
+    /// This host's Host Identifier(s) on the namespace's controllers (sysfs
+    /// `hostid`, UUID form), distinct, in controller order.
+    pub host_ids: Vec<String>,
+}
+
+/// How the check reaches a device's reservations itself (not through the helper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectRoute {
+    /// SCSI PERSISTENT RESERVE IN with SG_IO.
+    #[default]
+    SgIo,
+    /// NVMe reservation commands (Reservation Report, Register, Acquire,
+    /// Release) through blk-pr, answered as SCSI PR commands.
+    Nvme,
+    /// The kernel's block-layer PR ioctls through blk-pr (no SG_IO on the
+    /// device): no READ FULL STATUS, so registrants are keys only.
+    PrIoctls,
+}
+
+impl DirectRoute {
+    /// In words, for findings (`SG_IO on /dev/sda`).
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::SgIo => "SG_IO",
+            Self::Nvme => "NVMe reservation commands",
+            Self::PrIoctls => "the kernel's PR ioctls",
+        }
+    }
 }
 
 /// One PR IN answer, or why there is none.
@@ -190,6 +218,8 @@ pub struct DeviceFacts {
     pub emulated_initiators: Vec<EmulatedInitiator>,
     /// The SCSI command timeout of the disk (`/sys/block/X/device/timeout`), s.
     pub queue_timeout: Option<u32>,
+    /// How PR commands reach the device directly.
+    pub route: DirectRoute,
 }
 
 impl DeviceFacts {

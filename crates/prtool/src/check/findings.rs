@@ -9,7 +9,7 @@
 use pr_manager::{FullStatus, FullStatusDescriptor, ReservationType, TransportId};
 
 use super::facts::{
-    DeviceKind, Facts, PathFacts, PrAnswer, Program, SocketFile, Source, WriteTest,
+    DeviceKind, DirectRoute, Facts, PathFacts, PrAnswer, Program, SocketFile, Source, WriteTest,
 };
 use crate::render::human::transport_id_words;
 
@@ -201,6 +201,7 @@ impl Findings<'_> {
             DeviceKind::ScsiDisk
                 | DeviceKind::ScsiGeneric { .. }
                 | DeviceKind::Multipath { .. }
+                | DeviceKind::Nvme(_)
                 | DeviceKind::ImageFile
         )
     }
@@ -308,21 +309,40 @@ impl Findings<'_> {
                     what.push_str(&format!(", {} controller(s)", nvme.controllers.len()));
                     what.push(')');
                 }
-                self.push(
-                    "nvme-unverified",
-                    Severity::Degraded,
-                    what,
-                    Some(
-                        "NVMe namespaces do not answer SCSI PERSISTENT RESERVE IN, the only way \
-                         this prtool reads reservation state: the registrations, the holder and \
-                         the per-controller state are not checked"
-                            .to_owned(),
-                    ),
-                    Some(format!(
-                        "read them with nvme-cli (`nvme resv-report {path}`), and check that \
-                         the helper serving the guests supports NVMe reservations"
-                    )),
-                );
+                if !nvme.host_ids.is_empty() {
+                    what.push_str(&format!(", this host's ID {}", nvme.host_ids.join(", ")));
+                }
+                self.push("nvme-namespace", Severity::Ok, what, None, None);
+                if nvme.host_ids.len() > 1 {
+                    self.push(
+                        "nvme-host-ids-differ",
+                        Severity::Degraded,
+                        format!(
+                            "the controllers of {path} present different host IDs ({})",
+                            nvme.host_ids.join(", ")
+                        ),
+                        Some(
+                            "an NVMe reservation belongs to a host ID: each ID is a registrant \
+                             of its own, and a reservation held through one controller \
+                             conflicts with writes through the others"
+                                .to_owned(),
+                        ),
+                        Some(
+                            "connect every controller with the same host ID \
+                             (/etc/nvme/hostid, `nvme connect --hostid`)"
+                                .to_owned(),
+                        ),
+                    );
+                }
+                if self.facts.device.route == DirectRoute::PrIoctls {
+                    self.push(
+                        "nvme-no-passthrough",
+                        Severity::Note,
+                        format!("{path} takes no NVMe passthrough command"),
+                        Some("its reservation state was asked through the kernel's PR ioctls, which have no READ FULL STATUS".to_owned()),
+                        None,
+                    );
+                }
             }
             DeviceKind::ImageFile => self.push(
                 "image-file",
@@ -507,7 +527,7 @@ impl Findings<'_> {
             return;
         };
         let via = match &pr.source {
-            Source::Direct(node) => format!("SG_IO on {node}"),
+            Source::Direct(node) => format!("{} on {node}", self.facts.device.route.words()),
             Source::Helper => "the helper".to_owned(),
         };
         let caps_unsupported = matches!(
@@ -619,10 +639,17 @@ impl Findings<'_> {
                         other.problem().unwrap_or_default()
                     ),
                     Some("the device's reservation state cannot be read".to_owned()),
-                    Some(format!(
-                        "check the device and its paths (`sg_persist -s {path}`), then run the \
-                         check again"
-                    )),
+                    Some(if matches!(self.facts.device.kind, DeviceKind::Nvme(_)) {
+                        format!(
+                            "check the namespace (`nvme resv-report {path}`), then run the check \
+                             again"
+                        )
+                    } else {
+                        format!(
+                            "check the device and its paths (`sg_persist -s {path}`), then run \
+                             the check again"
+                        )
+                    }),
                 );
                 return;
             }
@@ -665,9 +692,17 @@ impl Findings<'_> {
                      told from other hosts'"
                         .to_owned(),
                 ),
-                Some(format!(
-                    "name them: prtool check --initiator sas:ADDRESS|fc:WWPN|iscsi:NAME {path}"
-                )),
+                Some(if matches!(self.facts.device.kind, DeviceKind::Nvme(_)) {
+                    format!(
+                        "name this host's ID: prtool check --initiator \
+                         iscsi:{}HOSTID {path} (HOSTID as in /etc/nvme/hostid)",
+                        blk_pr::nvme::HOST_NQN_UUID_PREFIX
+                    )
+                } else {
+                    format!(
+                        "name them: prtool check --initiator sas:ADDRESS|fc:WWPN|iscsi:NAME {path}"
+                    )
+                }),
             );
             return;
         }
@@ -1388,7 +1423,10 @@ impl Findings<'_> {
         if caller.uid != 0
             && !caller.cap_sys_rawio
             && self.speaks_scsi_pr()
-            && self.facts.device.kind != DeviceKind::ImageFile
+            && !matches!(
+                self.facts.device.kind,
+                DeviceKind::ImageFile | DeviceKind::Nvme(_)
+            )
         {
             self.push(
                 "direct-needs-rawio",
@@ -1396,6 +1434,20 @@ impl Findings<'_> {
                 "you lack CAP_SYS_RAWIO: `prtool --direct` PR OUT commands need it (PR IN needs read access only)",
                 Some("the helper holds it for the guests".to_owned()),
                 None,
+            );
+        }
+        if caller.uid != 0 && !caller.cap_sys_admin && self.facts.device.route == DirectRoute::Nvme
+        {
+            self.push(
+                "direct-needs-sys-admin",
+                Severity::Note,
+                "you lack CAP_SYS_ADMIN: the NVMe commands the check and `prtool --direct` send \
+                 (Identify, Get Features, the reservation commands) may be refused",
+                Some(
+                    "the kernel lets unprivileged callers send few NVMe passthrough commands"
+                        .to_owned(),
+                ),
+                Some("run the check as root".to_owned()),
             );
         }
         let timeout = self.facts.device.queue_timeout;

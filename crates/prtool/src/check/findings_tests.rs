@@ -525,25 +525,216 @@ fn device_kinds_that_are_not_pr_devices() {
 }
 
 #[test]
-fn an_nvme_namespace_is_classified_and_not_called_ready() {
+fn an_nvme_namespace_whose_state_is_unread_is_not_called_ready() {
     let mut facts = healthy();
     facts.device.kind = DeviceKind::Nvme(NvmeFacts {
         nsid: Some("1".into()),
         subsystem_nqn: Some("nqn.2026-11.org.example:sub".into()),
         controllers: vec!["nvme0".into(), "nvme1".into()],
         transport: Some("tcp".into()),
+        host_ids: vec![],
     });
+    facts.device.route = DirectRoute::Nvme;
     facts.device.path = "/dev/nvme0n1".into();
     facts.device.paths.clear();
     facts.device.pr = None;
     let d = diagnose(&facts);
-    assert_eq!(d.verdict, Verdict::Degraded);
-    let f = only(&d, "nvme-unverified");
+    assert_eq!(d.verdict, Verdict::NotReady);
+    let f = only(&d, "nvme-namespace");
     assert!(
         f.summary
             .contains("nsid 1 of nqn.2026-11.org.example:sub, transport tcp, 2 controller(s)")
     );
+    only(&d, "pr-unread");
+}
+
+const HOST_A: &str = "5001405a-0000-4000-8000-000000000a01";
+const HOST_B: &str = "5001405a-0000-4000-8000-000000000a02";
+
+fn nvme_host(id: &str) -> TransportId {
+    TransportId::iscsi(format!("nqn.2014-08.org.nvmexpress:uuid:{id}"))
+}
+
+fn nvme_reg(k: u64, host: &str, holds: Option<ReservationType>) -> FullStatusDescriptor {
+    FullStatusDescriptor {
+        reservation_key: k,
+        all_tg_pt: true,
+        r_holder: holds.is_some(),
+        scope_type: ScopeType::new(Scope::LogicalUnit, holds),
+        relative_target_port: 0,
+        transport_id: nvme_host(host),
+    }
+}
+
+/// Host A's namespace (`/dev/nvme0n1`, host ID `HOST_A`) with `state`, read
+/// with NVMe reservation commands, our helper serving it, a guest holding it.
+fn nvme_with(state: FullStatus) -> Facts {
+    let mut facts = map_with(state.clone());
+    facts.device.path = "/dev/nvme0n1".into();
+    facts.device.kind = DeviceKind::Nvme(NvmeFacts {
+        nsid: Some("1".into()),
+        subsystem_nqn: Some("nqn.2026-12.io.pr-rs:nvme-pr".into()),
+        controllers: vec!["nvme0".into()],
+        transport: Some("loop".into()),
+        host_ids: vec![HOST_A.into()],
+    });
+    facts.device.route = DirectRoute::Nvme;
+    facts.device.queue_timeout = None;
+    facts.device.paths = vec![PathFacts {
+        node: "/dev/nvme0n1".into(),
+        devnum: "259:0".into(),
+        usable: None,
+        fail_count: 0,
+        initiator: crate::check::probe::nvme_host_transport_id(HOST_A),
+        full_status: None,
+    }];
+    facts.device.pr = Some(PrState {
+        source: Source::Direct("/dev/nvme0n1".into()),
+        capabilities: PrAnswer::Good(caps()),
+        full_status: PrAnswer::Good(state),
+    });
+    facts
+}
+
+#[test]
+fn a_healthy_nvme_namespace_is_ready() {
+    let facts = nvme_with(full(vec![
+        nvme_reg(
+            0xa1,
+            HOST_A,
+            Some(ReservationType::WriteExclusiveRegistrantsOnly),
+        ),
+        nvme_reg(0xb1, HOST_B, None),
+    ]));
+    let d = diagnose(&facts);
+    assert_eq!(d.verdict, Verdict::Ready, "{:#?}", d.findings);
+    let ns = only(&d, "nvme-namespace");
+    assert!(
+        ns.summary.contains(&format!("this host's ID {HOST_A}")),
+        "{}",
+        ns.summary
+    );
+    assert!(ns.summary.contains("transport loop"));
+    assert!(
+        only(&d, "host-registered")
+            .summary
+            .contains("key(s) 0xa1 on 1 nexus(es)")
+    );
+    assert!(
+        only(&d, "registrations")
+            .summary
+            .contains("2 registration(s), reservation")
+    );
+    // Host B is another host, shown by its host ID.
+    let foreign = only(&d, "foreign-registration");
+    assert!(foreign.summary.contains("0xb1"), "{}", foreign.summary);
+    assert!(foreign.summary.contains(HOST_B), "{}", foreign.summary);
+    absent(&d, "foreign-reservation");
+    absent(&d, "nvme-unverified");
+    absent(&d, "direct-needs-rawio");
+    // The write test must not touch it: this host is registered.
+    assert!(
+        crate::check::write_test::refusal(&facts)
+            .unwrap()
+            .contains("this host has a registration")
+    );
+}
+
+#[test]
+fn an_nvme_namespace_reserved_by_another_host() {
+    let facts = nvme_with(full(vec![nvme_reg(
+        0xb1,
+        HOST_B,
+        Some(ReservationType::WriteExclusive),
+    )]));
+    let d = diagnose(&facts);
+    let f = only(&d, "foreign-reservation");
+    assert!(f.summary.contains("key 0xb1"), "{}", f.summary);
+    assert!(f.summary.contains(HOST_B), "{}", f.summary);
+    assert!(f.cause.unwrap().contains("RESERVATION CONFLICT"));
+    only(&d, "host-unregistered");
+    assert!(
+        crate::check::write_test::refusal(&facts)
+            .unwrap()
+            .contains("a reservation exists that this host does not hold (key 0xb1)")
+    );
+    // The same key from this host's ID is this host's.
+    let mine = nvme_with(full(vec![nvme_reg(
+        0xb1,
+        &HOST_A.to_ascii_uppercase(),
+        Some(ReservationType::WriteExclusive),
+    )]));
+    let d = diagnose(&mine);
+    absent(&d, "foreign-reservation");
+    only(&d, "host-registered");
+}
+
+#[test]
+fn an_unregistered_nvme_namespace_takes_the_write_test() {
+    let facts = nvme_with(full(vec![nvme_reg(0xb1, HOST_B, None)]));
+    assert_eq!(crate::check::write_test::refusal(&facts), None);
+    let d = diagnose(&facts);
+    assert_eq!(d.verdict, Verdict::Ready, "{:#?}", d.findings);
+    only(&d, "host-unregistered");
+}
+
+#[test]
+fn an_nvme_namespace_without_a_host_id() {
+    let mut facts = nvme_with(full(vec![nvme_reg(0xb1, HOST_B, None)]));
+    facts.device.paths[0].initiator = None;
+    if let DeviceKind::Nvme(nvme) = &mut facts.device.kind {
+        nvme.host_ids.clear();
+    }
+    let d = diagnose(&facts);
+    assert_eq!(d.verdict, Verdict::Degraded);
+    let f = only(&d, "initiators-unknown");
+    assert!(
+        f.fix
+            .unwrap()
+            .contains("--initiator iscsi:nqn.2014-08.org.nvmexpress:uuid:HOSTID /dev/nvme0n1")
+    );
+    assert!(crate::check::write_test::refusal(&facts).is_some());
+}
+
+#[test]
+fn nvme_controllers_with_different_host_ids() {
+    let mut facts = nvme_with(full(vec![]));
+    if let DeviceKind::Nvme(nvme) = &mut facts.device.kind {
+        nvme.host_ids.push(HOST_B.into());
+        nvme.controllers.push("nvme1".into());
+    }
+    let d = diagnose(&facts);
+    assert_eq!(d.verdict, Verdict::Degraded);
+    assert!(
+        only(&d, "nvme-host-ids-differ")
+            .fix
+            .unwrap()
+            .contains("hostid")
+    );
+}
+
+#[test]
+fn an_nvme_failure_names_the_route_and_nvme_cli() {
+    let mut facts = nvme_with(full(vec![]));
+    if let Some(pr) = &mut facts.device.pr {
+        pr.full_status = PrAnswer::Failed("Reservation Report: Invalid Field".into());
+    }
+    facts.caller = CallerFacts {
+        uid: 1000,
+        cap_sys_rawio: false,
+        cap_sys_admin: false,
+    };
+    let d = diagnose(&facts);
+    let f = only(&d, "pr-unanswered");
+    assert!(
+        f.summary
+            .contains("through NVMe reservation commands on /dev/nvme0n1"),
+        "{}",
+        f.summary
+    );
     assert!(f.fix.unwrap().contains("nvme resv-report /dev/nvme0n1"));
+    only(&d, "direct-needs-sys-admin");
+    absent(&d, "direct-needs-rawio");
 }
 
 #[test]

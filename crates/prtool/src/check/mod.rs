@@ -55,7 +55,10 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> Report {
         ),
         ..Facts::default()
     };
-    facts.device.extra_initiators = args.initiator.clone();
+    facts
+        .device
+        .extra_initiators
+        .extend(args.initiator.iter().cloned());
     if let (Err(e), false) = (
         &device_file,
         facts.device.kind == facts::DeviceKind::Missing,

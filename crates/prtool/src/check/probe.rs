@@ -18,8 +18,8 @@ use scsi::sense::{Sense, key};
 use scsi::status::Status as ScsiStatus;
 
 use super::facts::{
-    DeviceFacts, DeviceKind, EmulatedInitiator, NodeLock, NvmeFacts, Opener, PathFacts, PrAnswer,
-    PrState, Source,
+    DeviceFacts, DeviceKind, DirectRoute, EmulatedInitiator, NodeLock, NvmeFacts, Opener,
+    PathFacts, PrAnswer, PrState, Source,
 };
 
 /// The allocation length of every PR IN the check sends.
@@ -100,7 +100,8 @@ pub fn past_unit_attentions<E>(mut send: impl FnMut() -> Result<Reply, E>) -> Re
     Ok(reply)
 }
 
-/// Sends one PR IN with SG_IO on `fd`.
+/// Sends one PR IN on `fd` directly: SG_IO, or on an NVMe namespace (and a
+/// block device without SG_IO) through blk-pr, answered as SCSI.
 pub fn direct_pr_in(
     fd: BorrowedFd<'_>,
     action: PrInAction,
@@ -118,6 +119,7 @@ pub fn direct_pr_in(
             &cdb,
             pr_manager::DataTransfer::FromDevice(&mut buffer),
             timeout,
+            crate::args::DirectPath::Auto,
         )
     });
     match sent {
@@ -294,6 +296,38 @@ pub fn probe_device(
                 });
             }
         }
+        DeviceKind::Nvme(nvme) => {
+            facts.route = DirectRoute::Nvme;
+            let mut host_ids = nvme
+                .host_ids
+                .iter()
+                .filter_map(|id| nvme_host_transport_id(id));
+            facts.paths.push(PathFacts {
+                node: path.display().to_string(),
+                devnum: dev.to_string(),
+                usable: None,
+                fail_count: 0,
+                initiator: host_ids.next(),
+                full_status: None,
+            });
+            facts.extra_initiators.extend(host_ids);
+            if let Some(fd) = fd {
+                if !matches!(blk_pr::probe(fd), blk_pr::PrPath::Nvme { .. }) {
+                    // A namespace node that takes no NVMe passthrough: the
+                    // kernel's PR ioctls answer instead.
+                    facts.route = DirectRoute::PrIoctls;
+                }
+                facts.pr = Some(PrState {
+                    source: Source::Direct(path.display().to_string()),
+                    capabilities: capabilities(fd, timeout),
+                    full_status: full_status_of(direct_pr_in(
+                        fd,
+                        PrInAction::ReadFullStatus,
+                        timeout,
+                    )),
+                });
+            }
+        }
         _ => {}
     }
     facts.openers = openers_of(roots, &|m: &fs::Metadata| {
@@ -413,7 +447,43 @@ fn nvme_facts(_roots: &Roots, sys_dir: &Path) -> NvmeFacts {
         facts.transport = read_trimmed(device.join(first).join("transport"));
     }
     facts.controllers.sort();
+    // The host ID this host presents: the controller's (without native
+    // multipath), else each controller's below the subsystem.
+    let mut host_id_files = vec![device.join("hostid")];
+    host_id_files.extend(
+        facts
+            .controllers
+            .iter()
+            .map(|c| device.join(c).join("hostid")),
+    );
+    for id in host_id_files.iter().filter_map(read_trimmed) {
+        let id = id.to_ascii_lowercase();
+        if !facts.host_ids.contains(&id) {
+            facts.host_ids.push(id);
+        }
+    }
     facts
+}
+
+/// The TransportID READ FULL STATUS names an NVMe host by (blk-pr's
+/// translation): its host ID as a UUID-based host NQN in an iSCSI TransportID.
+/// `None` for a host ID that is no UUID (or all zeros: not set).
+pub fn nvme_host_transport_id(host_id: &str) -> Option<TransportId> {
+    let digits: Vec<char> = host_id.chars().filter(|c| *c != '-').collect();
+    let uuid_shape = host_id.len() == 36
+        && digits.len() == 32
+        && digits.iter().all(char::is_ascii_hexdigit)
+        && [8, 13, 18, 23]
+            .iter()
+            .all(|&i| host_id.as_bytes().get(i) == Some(&b'-'));
+    if !uuid_shape || digits.iter().all(|c| *c == '0') {
+        return None;
+    }
+    Some(TransportId::iscsi(format!(
+        "{}{}",
+        blk_pr::nvme::HOST_NQN_UUID_PREFIX,
+        host_id.to_ascii_lowercase()
+    )))
 }
 
 /// The live table's targets of a device-mapper device, through the control node.
@@ -839,6 +909,7 @@ mod tests {
                 subsystem_nqn: Some("nqn.2026-11.org.example:sub".into()),
                 controllers: vec!["nvme0".into(), "nvme1".into()],
                 transport: Some("tcp".into()),
+                host_ids: vec![],
             })
         );
         // A partition and a loop device.
@@ -864,6 +935,67 @@ mod tests {
             classify(&roots, &vd, false),
             DeviceKind::OtherBlock { what: "vda".into() }
         );
+    }
+
+    /// A namespace without native multipath: below its controller, whose
+    /// `hostid` is this host's; and under a subsystem, each controller's.
+    #[test]
+    fn an_nvme_namespace_host_id_from_sysfs() {
+        let root = tempfile::tempdir().unwrap();
+        let ctrl = root.path().join("devices/virtual/nvme-fabrics/ctl/nvme0");
+        let ns = root.path().join("block/nvme0n1");
+        fs::create_dir_all(&ctrl).unwrap();
+        fs::create_dir_all(&ns).unwrap();
+        fs::write(ns.join("nsid"), "1\n").unwrap();
+        fs::write(ctrl.join("transport"), "loop\n").unwrap();
+        fs::write(ctrl.join("subsysnqn"), "nqn.2026-12.io.pr-rs:nvme-pr\n").unwrap();
+        fs::write(
+            ctrl.join("hostid"),
+            "5001405A-0000-4000-8000-000000000A01\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(&ctrl, ns.join("device")).unwrap();
+        let roots = Roots {
+            sysfs: root.path().to_path_buf(),
+            configfs: root.path().join("config"),
+            proc: root.path().join("proc"),
+        };
+        let DeviceKind::Nvme(nvme) = classify(&roots, &ns, false) else {
+            panic!("not nvme");
+        };
+        assert_eq!(nvme.controllers, ["nvme0"]);
+        assert_eq!(nvme.transport.as_deref(), Some("loop"));
+        assert_eq!(nvme.host_ids, ["5001405a-0000-4000-8000-000000000a01"]);
+        assert_eq!(
+            nvme_host_transport_id(&nvme.host_ids[0]),
+            Some(TransportId::iscsi(
+                "nqn.2014-08.org.nvmexpress:uuid:5001405a-0000-4000-8000-000000000a01"
+            ))
+        );
+        // The same as blk-pr's translation names the host in READ FULL STATUS.
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&[0x50, 0x01, 0x40, 0x5a]);
+        bytes[6] = 0x40;
+        bytes[8] = 0x80;
+        bytes[14] = 0x0a;
+        bytes[15] = 0x01;
+        assert_eq!(
+            nvme_host_transport_id(&nvme.host_ids[0]),
+            Some(blk_pr::nvme::HostId(bytes).transport_id())
+        );
+    }
+
+    #[test]
+    fn host_ids_that_are_no_uuid() {
+        for bad in [
+            "",
+            "00000000-0000-0000-0000-000000000000",
+            "5001405a00004000800000000000a01",
+            "5001405a-0000-4000-8000-00000000zz01",
+            "5001405a0-000-4000-8000-000000000a01",
+        ] {
+            assert_eq!(nvme_host_transport_id(bad), None, "{bad}");
+        }
     }
 
     /// A fake sysfs and configfs: a tcm_loop disk on host 3 and an FC disk on host 5.

@@ -26,6 +26,7 @@ pub fn refusal(facts: &Facts) -> Option<String> {
         DeviceKind::ScsiDisk
             | DeviceKind::ScsiGeneric { .. }
             | DeviceKind::Multipath { .. }
+            | DeviceKind::Nvme(_)
             | DeviceKind::ImageFile
     );
     if !supported {
@@ -129,7 +130,13 @@ impl Route for Target<'_> {
             let file = std::fs::File::from(fd.try_clone().map_err(|e| e.to_string())?);
             // A command answered with a UNIT ATTENTION was not executed: send it again.
             let reply = probe::past_unit_attentions(|| {
-                crate::direct::send(&file, &cdb, DataTransfer::ToDevice(&params), self.timeout)
+                crate::direct::send(
+                    &file,
+                    &cdb,
+                    DataTransfer::ToDevice(&params),
+                    self.timeout,
+                    crate::args::DirectPath::Auto,
+                )
             })?;
             reply_result(&reply).map_err(|e| format!("{node}: {e}"))?;
         }

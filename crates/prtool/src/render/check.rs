@@ -12,7 +12,9 @@ use super::json::{
     transport_id_json,
 };
 use crate::check::Report;
-use crate::check::facts::{DeviceKind, PrAnswer, Program, SocketFile, Source, WriteTest};
+use crate::check::facts::{
+    DeviceKind, DirectRoute, PrAnswer, Program, SocketFile, Source, WriteTest,
+};
 use crate::check::findings::{Severity, Verdict};
 use crate::exit::Exit;
 
@@ -101,6 +103,8 @@ struct DeviceJson {
     paths: Vec<PathJson>,
     host_initiators: Vec<TransportIdJson>,
     source: Option<String>,
+    /// How the direct reads reached the device: `sg-io`, `nvme`, `pr-ioctls`.
+    route: &'static str,
     capabilities: Option<DataJson>,
     full_status: Option<DataJson>,
     openers: Option<Vec<OpenerJson>>,
@@ -239,6 +243,11 @@ fn device_json(report: &Report) -> DeviceJson {
             Source::Direct(node) => format!("direct:{node}"),
             Source::Helper => "helper".to_owned(),
         }),
+        route: match d.route {
+            DirectRoute::SgIo => "sg-io",
+            DirectRoute::Nvme => "nvme",
+            DirectRoute::PrIoctls => "pr-ioctls",
+        },
         capabilities: pr
             .and_then(|pr| pr.capabilities.good())
             .map(|c: &ReportCapabilities| capabilities_json(&decoded(*c))),
