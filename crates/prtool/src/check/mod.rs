@@ -279,6 +279,7 @@ fn run_write_test(
         helper,
         paths,
         timeout,
+        direct: facts.device.route,
     };
     write_test::run(&target, write_test::throwaway_key())
 }

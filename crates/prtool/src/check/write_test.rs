@@ -14,7 +14,7 @@ use pr_manager::{
 };
 use scsi::status::Status;
 
-use super::facts::{DeviceKind, Facts, PrAnswer, WriteTest};
+use super::facts::{DeviceKind, DirectRoute, Facts, PrAnswer, WriteTest};
 use super::findings::{CLUSTER_TYPE, same_initiator};
 use super::probe::{self, ALLOCATION, answer_of, full_status_of};
 
@@ -81,6 +81,8 @@ pub struct Target<'a> {
     /// device itself for a disk, every usable path for a map, none for an image.
     pub paths: Vec<(String, OwnedFd, Option<TransportId>)>,
     pub timeout: Duration,
+    /// How the paths are reached without the helper (SG_IO, NVMe commands).
+    pub direct: DirectRoute,
 }
 
 /// What the write test needs of its way to the device: PR OUT, and READ FULL
@@ -102,8 +104,8 @@ impl Route for Target<'_> {
     fn name(&self) -> String {
         match (&self.helper, self.paths.len()) {
             (Some(_), _) => "the helper".to_owned(),
-            (None, 1) => format!("SG_IO on {}", self.paths[0].0),
-            (None, n) => format!("SG_IO on each of {n} paths"),
+            (None, 1) => format!("{} on {}", self.direct.words(), self.paths[0].0),
+            (None, n) => format!("{} on each of {n} paths", self.direct.words()),
         }
     }
 
