@@ -17,6 +17,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // The `check --as` connect probe: this program re-run as another user.
+    if let Some(code) = check::connect_as::child_main() {
+        return code;
+    }
     // clap exits with 2 on a usage error and 0 for --help/--version.
     let cli = args::Cli::parse();
     if let args::Command::Check(check_args) = &cli.command {

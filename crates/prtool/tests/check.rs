@@ -351,6 +351,47 @@ fn a_socket_closed_to_the_named_user() {
     );
 }
 
+/// As root, `--as` is also tried for real: a child with the user's uid and
+/// groups calls connect(); its answer is reported next to the computed one.
+#[test]
+fn the_named_user_is_tried_for_real_as_root() {
+    let (daemon, _state) = emulated_with(&["--socket-mode", "0600"]);
+    let disk = image(daemon.dir(), "disk.img");
+    let root = rustix::process::geteuid().is_root();
+    let (code, human, json) = check(daemon.socket(), &["--as", "nobody", &disk]);
+    assert_eq!(code, 1, "{human}");
+    let as_user = &json["facts"]["helper"]["as_user"];
+    if !root {
+        assert!(as_user.is_null(), "{as_user}");
+        return;
+    }
+    assert_eq!(as_user["computed"], false, "{as_user}");
+    assert_eq!(as_user["observed"], "refused", "{as_user}");
+    assert!(
+        as_user["error"]
+            .as_str()
+            .unwrap()
+            .contains("Permission denied"),
+        "{as_user}"
+    );
+    assert!(
+        finding(&json, "socket-access-observed")["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("nobody (uid 65534) cannot connect to"),
+        "{human}"
+    );
+    // Opened to everyone: both answers say yes, and the check is ready again.
+    std::fs::set_permissions(daemon.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, human, json) = check(daemon.socket(), &["--as", "nobody", &disk]);
+    assert_eq!(code, 0, "{human}");
+    let as_user = &json["facts"]["helper"]["as_user"];
+    assert_eq!(as_user["computed"], true, "{as_user}");
+    assert_eq!(as_user["observed"], "connected", "{as_user}");
+    assert_eq!(finding(&json, "socket-access-observed")["severity"], "ok");
+    assert!(has_line(&human, "ok", "socket-access-observed"), "{human}");
+}
+
 #[test]
 fn an_image_the_helper_does_not_serve() {
     let daemon = Daemon::start(["--no-multipath"]).unwrap();

@@ -283,6 +283,25 @@ pub struct Access {
     pub fix: Option<String>,
 }
 
+/// What connect() answered a process with a named user's uid, gid and groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedAccess {
+    /// The user in words, as in [`Access::who`].
+    pub who: String,
+    pub result: Observed,
+}
+
+/// The connect probe's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// connect() worked.
+    Connected,
+    /// connect() failed: the kernel's error in words.
+    Refused(String),
+    /// The probe itself did not run to the end (no answer from connect()).
+    ProbeFailed(String),
+}
+
 /// Which helper program runs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Program {
@@ -354,6 +373,9 @@ pub struct HelperFacts {
     pub handshake: Option<Result<(), String>>,
     /// READ KEYS through the helper.
     pub read_keys: Option<PrAnswer<Vec<u64>>>,
+    /// `--as USER` tried for real (root only): a child with the user's
+    /// credentials called connect() on the socket.
+    pub observed_access: Option<ObservedAccess>,
     /// The process, or why it was not found.
     pub process: Result<HelperProcess, String>,
 }
@@ -368,6 +390,7 @@ impl Default for HelperFacts {
             access: Vec::new(),
             handshake: None,
             read_keys: None,
+            observed_access: None,
             process: Err("not looked for".to_owned()),
         }
     }

@@ -9,7 +9,8 @@
 use pr_manager::{FullStatus, FullStatusDescriptor, ReservationType, TransportId};
 
 use super::facts::{
-    DeviceKind, DirectRoute, Facts, PathFacts, PrAnswer, Program, SocketFile, Source, WriteTest,
+    DeviceKind, DirectRoute, Facts, Observed, PathFacts, PrAnswer, Program, SocketFile, Source,
+    WriteTest,
 };
 use crate::render::human::transport_id_words;
 
@@ -1158,7 +1159,35 @@ impl Findings<'_> {
                 ),
             );
         }
+        let observed = h.observed_access.as_ref().map(|o| &o.result);
         for access in &h.access {
+            if access.named {
+                if let (Err(why), Some(Observed::Connected)) = (&access.verdict, observed) {
+                    // The kernel let the user in: the bits do not tell the whole
+                    // story (an ACL, a capability), and connect() is what counts.
+                    self.push(
+                        "socket-access",
+                        Severity::Ok,
+                        format!(
+                            "{} may connect to {socket} (tried as that user)",
+                            access.who
+                        ),
+                        None,
+                        None,
+                    );
+                    self.push(
+                        "socket-access-differs",
+                        Severity::Note,
+                        format!(
+                            "the permission bits say {} cannot connect ({why}), but a process with its uid and groups connected",
+                            access.who
+                        ),
+                        Some("an access control list or another rule the bits do not show lets it in".to_owned()),
+                        Some(format!("see `getfacl {socket}`")),
+                    );
+                    continue;
+                }
+            }
             match (&access.verdict, access.named) {
                 (Ok(()), _) => self.push(
                     "socket-access",
@@ -1180,6 +1209,47 @@ impl Findings<'_> {
                     format!("you ({}) cannot connect to {socket}: {why}", access.who),
                     Some("the checks through the helper were skipped".to_owned()),
                     Some("run the check as root, or as the guests' user (and name that user with --as to check it)".to_owned()),
+                ),
+            }
+        }
+        if let Some(o) = &h.observed_access {
+            let computed_ok = h
+                .access
+                .iter()
+                .find(|a| a.named)
+                .is_some_and(|a| a.verdict.is_ok());
+            match (&o.result, computed_ok) {
+                (Observed::Connected, true) => self.push(
+                    "socket-access-observed",
+                    Severity::Ok,
+                    format!("{} connected to {socket} (tried as that user)", o.who),
+                    None,
+                    None,
+                ),
+                (Observed::Connected, false) => {}
+                (Observed::Refused(why), false) => self.push(
+                    "socket-access-observed",
+                    Severity::Note,
+                    format!("{} cannot connect to {socket} when tried either: {why}", o.who),
+                    None,
+                    None,
+                ),
+                (Observed::Refused(why), true) => self.push(
+                    "socket-access-denied",
+                    Severity::NotReady,
+                    format!(
+                        "{} cannot connect to {socket} when tried: {why}, though the permission bits allow it",
+                        o.who
+                    ),
+                    Some("a rule the bits do not show refuses it: an access control list, an LSM (AppArmor, SELinux), or the socket is another one in that user's view".to_owned()),
+                    Some(format!("see `getfacl {socket}` and the LSM's log (`journalctl -k | grep -i denied`)")),
+                ),
+                (Observed::ProbeFailed(why), _) => self.push(
+                    "socket-access-unobserved",
+                    Severity::Note,
+                    format!("connecting as {} was not tried for real: {why}", o.who),
+                    None,
+                    None,
                 ),
             }
         }

@@ -1133,3 +1133,72 @@ fn findings_are_worst_first_and_every_code_is_kebab_case() {
         assert!(!f.summary.is_empty());
     }
 }
+
+fn with_named(verdict: Result<(), String>, observed: Option<Observed>) -> Facts {
+    let mut facts = healthy();
+    facts.helper.access.push(Access {
+        who: "libvirt-qemu (uid 64055)".into(),
+        named: true,
+        verdict,
+        fix: Some("pr-helper --socket-mode 0660 --socket-group kvm".into()),
+    });
+    facts.helper.observed_access = observed.map(|result| ObservedAccess {
+        who: "libvirt-qemu (uid 64055)".into(),
+        result,
+    });
+    facts
+}
+
+#[test]
+fn the_named_user_tried_for_real_agrees() {
+    let d = diagnose(&with_named(Ok(()), Some(Observed::Connected)));
+    assert_eq!(d.verdict, Verdict::Ready);
+    assert_eq!(only(&d, "socket-access-observed").severity, Severity::Ok);
+
+    let denied = Err("no write permission on /run/pr.sock (mode 0600, root:root)".to_owned());
+    let refused = Observed::Refused("Permission denied (os error 13)".into());
+    let d = diagnose(&with_named(denied, Some(refused)));
+    assert_eq!(d.verdict, Verdict::NotReady);
+    only(&d, "socket-access-denied");
+    let f = only(&d, "socket-access-observed");
+    assert_eq!(f.severity, Severity::Note);
+    assert!(
+        f.summary.contains("when tried either: Permission denied"),
+        "{}",
+        f.summary
+    );
+}
+
+#[test]
+fn the_named_user_tried_for_real_disagrees() {
+    // The bits allow it, the kernel refuses: not ready, the observed answer wins.
+    let refused = Observed::Refused("Permission denied (os error 13)".into());
+    let d = diagnose(&with_named(Ok(()), Some(refused)));
+    assert_eq!(d.verdict, Verdict::NotReady);
+    let f = only(&d, "socket-access-denied");
+    assert!(
+        f.summary.contains("though the permission bits allow it"),
+        "{}",
+        f.summary
+    );
+    assert!(f.fix.unwrap().contains("getfacl /run/pr.sock"));
+
+    // The bits refuse, the kernel lets it in (an ACL): ready, with a note.
+    let d = diagnose(&with_named(
+        Err("no write permission".into()),
+        Some(Observed::Connected),
+    ));
+    assert_eq!(d.verdict, Verdict::Ready, "{:#?}", d.findings);
+    absent(&d, "socket-access-denied");
+    assert!(
+        only(&d, "socket-access-differs")
+            .summary
+            .contains("cannot connect (no write permission), but a process with its uid")
+    );
+
+    // A probe that did not finish changes nothing but a note.
+    let failed = Observed::ProbeFailed("connect() did not return within 5 s".into());
+    let d = diagnose(&with_named(Ok(()), Some(failed)));
+    assert_eq!(d.verdict, Verdict::Ready);
+    only(&d, "socket-access-unobserved");
+}

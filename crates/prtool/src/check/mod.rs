@@ -5,6 +5,7 @@
 //! part that changes anything, and only with `--write-test`.
 
 pub mod access;
+pub mod connect_as;
 pub mod facts;
 pub mod findings;
 pub mod helper;
@@ -21,7 +22,7 @@ use dm_multipath::device::NodeLookup;
 use pr_manager::{Client, Config, PrInAction};
 
 use self::access::PeerFilter;
-use self::facts::{Access, Facts, PrAnswer, PrState, SocketFile, Source};
+use self::facts::{Access, Facts, ObservedAccess, PrAnswer, PrState, SocketFile, Source};
 use self::findings::Diagnosis;
 use self::helper::Databases;
 use self::probe::Roots;
@@ -131,6 +132,13 @@ fn check_helper(
                     &directories,
                     &filter,
                 ));
+                if matches!(file, SocketFile::Socket(_)) {
+                    h.observed_access =
+                        connect_as::observe(&identity, socket).map(|result| ObservedAccess {
+                            who: identity.words(),
+                            result,
+                        });
+                }
             }
             Err(why) => h.access.push(Access {
                 who: user.clone(),

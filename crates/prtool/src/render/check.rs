@@ -13,7 +13,7 @@ use super::json::{
 };
 use crate::check::Report;
 use crate::check::facts::{
-    DeviceKind, DirectRoute, PrAnswer, Program, SocketFile, Source, WriteTest,
+    DeviceKind, DirectRoute, Observed, PrAnswer, Program, SocketFile, Source, WriteTest,
 };
 use crate::check::findings::{Severity, Verdict};
 use crate::exit::Exit;
@@ -138,6 +138,18 @@ struct HelperJson {
     handshake: Option<bool>,
     read_keys: Option<Vec<String>>,
     process: Option<ProcessJson>,
+    /// `--as USER` tried for real (root only).
+    as_user: Option<AsUserJson>,
+}
+
+#[derive(Serialize)]
+struct AsUserJson {
+    who: String,
+    /// From the permission bits and the helper's peer filter.
+    computed: bool,
+    /// `connected`, `refused` or `not-tried`.
+    observed: &'static str,
+    error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -284,6 +296,23 @@ fn helper_json(report: &Report) -> HelperJson {
             .as_ref()
             .map(|m| m.group.clone().unwrap_or_else(|| m.gid.to_string())),
         handshake: h.handshake.as_ref().map(Result::is_ok),
+        as_user: h.observed_access.as_ref().map(|o| {
+            let (observed, error) = match &o.result {
+                Observed::Connected => ("connected", None),
+                Observed::Refused(why) => ("refused", Some(why.clone())),
+                Observed::ProbeFailed(why) => ("not-tried", Some(why.clone())),
+            };
+            AsUserJson {
+                who: o.who.clone(),
+                computed: h
+                    .access
+                    .iter()
+                    .find(|a| a.named)
+                    .is_some_and(|a| a.verdict.is_ok()),
+                observed,
+                error,
+            }
+        }),
         read_keys: h
             .read_keys
             .as_ref()
