@@ -3,7 +3,7 @@
 //! [`super::helper`]) and read by the findings engine ([`super::findings`]),
 //! which does no I/O. Tests build these by hand.
 
-use pr_manager::{FullStatus, ReportCapabilities, TransportId};
+use pr_manager::{FullStatus, ReadKeys, ReadReservation, ReportCapabilities, TransportId};
 
 /// Everything the findings are derived from.
 #[derive(Debug, Clone, Default)]
@@ -220,6 +220,16 @@ pub struct DeviceFacts {
     pub queue_timeout: Option<u32>,
     /// How PR commands reach the device directly.
     pub route: DirectRoute,
+    /// With [`DirectRoute::PrIoctls`]: what the kernel's read ioctls tell.
+    pub keys_view: Option<KeysView>,
+}
+
+/// What the kernel's PR read ioctls (6.19 and later) tell: keys and the
+/// holder's key, without the TransportIDs that registered them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysView {
+    pub keys: PrAnswer<ReadKeys>,
+    pub reservation: PrAnswer<ReadReservation>,
 }
 
 impl DeviceFacts {

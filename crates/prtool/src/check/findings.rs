@@ -9,8 +9,8 @@
 use pr_manager::{FullStatus, FullStatusDescriptor, ReservationType, TransportId};
 
 use super::facts::{
-    DeviceKind, DirectRoute, Facts, Observed, PathFacts, PrAnswer, Program, SocketFile, Source,
-    WriteTest,
+    DeviceKind, DirectRoute, Facts, KeysView, Observed, PathFacts, PrAnswer, Program, SocketFile,
+    Source, WriteTest,
 };
 use crate::render::human::transport_id_words;
 
@@ -517,6 +517,12 @@ impl Findings<'_> {
             return;
         }
         let path = self.path().to_owned();
+        if self.facts.device.route == DirectRoute::PrIoctls {
+            if let Some(view) = self.facts.device.keys_view.clone() {
+                self.keys_only(&view);
+                return;
+            }
+        }
         let Some(pr) = self.facts.device.pr.clone() else {
             self.push(
                 "pr-unread",
@@ -802,6 +808,75 @@ impl Findings<'_> {
                 }
             }
         }
+    }
+
+    /// Through the kernel's PR ioctls: keys and the holder's key, but not who
+    /// registered them.
+    fn keys_only(&mut self, view: &KeysView) {
+        let path = self.path().to_owned();
+        let keys = match &view.keys {
+            PrAnswer::Good(keys) => keys.clone(),
+            other => {
+                self.push(
+                    "pr-ioctls-unread",
+                    Severity::NotReady,
+                    format!(
+                        "{path} takes no SG_IO, and READ KEYS through the kernel's PR ioctls: {}",
+                        other.problem().unwrap_or_default()
+                    ),
+                    Some(
+                        "the kernel has PR read ioctls from 6.19 on; before, a device without \
+                         SG_IO tells nothing of its registrations"
+                            .to_owned(),
+                    ),
+                    Some(
+                        "check the SCSI disk or sg node below it, or run a kernel 6.19 or later"
+                            .to_owned(),
+                    ),
+                );
+                return;
+            }
+        };
+        let list: Vec<String> = keys.keys.iter().map(|k| key(*k)).collect();
+        let held = match &view.reservation {
+            PrAnswer::Good(r) => match &r.reservation {
+                Some(res) => format!(
+                    "reservation {} held by key {}",
+                    res.scope_type
+                        .rtype()
+                        .map(|t| format!("{} ({})", t.long_name(), t.short_name()))
+                        .unwrap_or_else(|| format!("type 0x{:x}", res.scope_type.0 & 0x0f)),
+                    key(res.key)
+                ),
+                None => "no reservation".to_owned(),
+            },
+            other => format!(
+                "reservation unread ({})",
+                other.problem().unwrap_or_default()
+            ),
+        };
+        self.push(
+            "registrations-keys-only",
+            Severity::Degraded,
+            format!(
+                "through the kernel's PR ioctls: generation 0x{:x}, {} key(s){}{}, {held}",
+                keys.generation,
+                keys.keys.len(),
+                if list.is_empty() { "" } else { " " },
+                list.join(", ")
+            ),
+            Some(
+                "the PR ioctls report keys without the TransportIDs that registered them: this \
+                 host's registrations, other hosts' and stale ones cannot be told apart, and \
+                 the holder's host is not known"
+                    .to_owned(),
+            ),
+            Some(
+                "check a node that takes SG_IO (the disk's sd or sg node) or NVMe passthrough \
+                 (the namespace's /dev/nvmeXnY as root)"
+                    .to_owned(),
+            ),
+        );
     }
 
     /// The software target's initiators are processes of this host: a registration

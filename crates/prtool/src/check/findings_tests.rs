@@ -1,7 +1,10 @@
 //! Every rule of the findings engine, on facts built by hand: a healthy map and
 //! the ways it can go wrong, the helper's socket and process, image files.
 
-use pr_manager::{FullStatus, FullStatusDescriptor, ReportCapabilities, ReservationType};
+use pr_manager::{
+    FullStatus, FullStatusDescriptor, ReadKeys, ReadReservation, ReportCapabilities,
+    ReservationType,
+};
 use scsi::pr::{Scope, ScopeType, TypeMask};
 
 use super::*;
@@ -1201,4 +1204,74 @@ fn the_named_user_tried_for_real_disagrees() {
     let d = diagnose(&with_named(Ok(()), Some(failed)));
     assert_eq!(d.verdict, Verdict::Ready);
     only(&d, "socket-access-unobserved");
+}
+
+fn unsupported<T>() -> PrAnswer<T> {
+    PrAnswer::Refused {
+        status: "CHECK CONDITION".into(),
+        sense: Some("ILLEGAL REQUEST: INVALID FIELD IN CDB".into()),
+        unsupported: true,
+    }
+}
+
+/// An sd node without SG_IO, read through the kernel's PR ioctls (6.19+).
+fn through_ioctls(keys: PrAnswer<ReadKeys>, reservation: PrAnswer<ReadReservation>) -> Facts {
+    let mut facts = healthy();
+    facts.device.kind = DeviceKind::ScsiDisk;
+    facts.device.path = "/dev/sda".into();
+    facts.device.paths.truncate(1);
+    facts.device.paths[0].usable = None;
+    facts.device.paths[0].full_status = None;
+    facts.device.route = DirectRoute::PrIoctls;
+    facts.device.pr = Some(PrState {
+        source: Source::Direct("/dev/sda".into()),
+        capabilities: unsupported(),
+        full_status: unsupported(),
+    });
+    facts.device.keys_view = Some(KeysView { keys, reservation });
+    facts
+}
+
+#[test]
+fn through_the_pr_ioctls_keys_are_shown_but_not_attributed() {
+    let facts = through_ioctls(
+        PrAnswer::Good(ReadKeys {
+            generation: 5,
+            keys: vec![0xa1, 0xb1],
+        }),
+        PrAnswer::Good(ReadReservation {
+            generation: 5,
+            reservation: Some(scsi::pr::Reservation {
+                key: 0xb1,
+                scope_type: ScopeType::new(
+                    Scope::LogicalUnit,
+                    Some(ReservationType::WriteExclusive),
+                ),
+            }),
+        }),
+    );
+    let d = diagnose(&facts);
+    assert_eq!(d.verdict, Verdict::Degraded, "{:#?}", d.findings);
+    let f = only(&d, "registrations-keys-only");
+    assert_eq!(
+        f.summary,
+        "through the kernel's PR ioctls: generation 0x5, 2 key(s) 0xa1, 0xb1, reservation \
+         Write Exclusive (we) held by key 0xb1"
+    );
+    assert!(f.cause.unwrap().contains("cannot be told apart"));
+    // Not called a device without PR support, and no attribution claimed.
+    absent(&d, "no-pr-support");
+    absent(&d, "foreign-registration");
+    absent(&d, "host-registered");
+    // The write test needs READ FULL STATUS: refused.
+    assert!(crate::check::write_test::refusal(&facts).is_some());
+}
+
+#[test]
+fn through_the_pr_ioctls_before_6_19_nothing_is_read() {
+    let d = diagnose(&through_ioctls(unsupported(), unsupported()));
+    assert_eq!(d.verdict, Verdict::NotReady);
+    let f = only(&d, "pr-ioctls-unread");
+    assert!(f.summary.contains("takes no SG_IO"), "{}", f.summary);
+    assert!(f.fix.unwrap().contains("6.19"));
 }

@@ -18,7 +18,7 @@ use scsi::sense::{Sense, key};
 use scsi::status::Status as ScsiStatus;
 
 use super::facts::{
-    DeviceFacts, DeviceKind, DirectRoute, EmulatedInitiator, NodeLock, NvmeFacts, Opener,
+    DeviceFacts, DeviceKind, DirectRoute, EmulatedInitiator, KeysView, NodeLock, NvmeFacts, Opener,
     PathFacts, PrAnswer, PrState, Source,
 };
 
@@ -285,6 +285,10 @@ pub fn probe_device(
                 full_status: None,
             });
             if let Some(fd) = fd {
+                if file_type.is_block_device() && sg_io_missing(fd, timeout) {
+                    facts.route = DirectRoute::PrIoctls;
+                    facts.keys_view = Some(keys_view(fd, timeout));
+                }
                 facts.pr = Some(PrState {
                     source: Source::Direct(path.display().to_string()),
                     capabilities: capabilities(fd, timeout),
@@ -316,6 +320,7 @@ pub fn probe_device(
                     // A namespace node that takes no NVMe passthrough: the
                     // kernel's PR ioctls answer instead.
                     facts.route = DirectRoute::PrIoctls;
+                    facts.keys_view = Some(keys_view(fd, timeout));
                 }
                 facts.pr = Some(PrState {
                     source: Source::Direct(path.display().to_string()),
@@ -335,6 +340,37 @@ pub fn probe_device(
             && rdevs.contains(&m.rdev())
     });
     facts
+}
+
+/// Whether the block device takes no SG_IO at all (the ioctl fails with
+/// ENOTTY or EINVAL): then pr-manager's direct mode, and the check, use the
+/// kernel's PR ioctls.
+fn sg_io_missing(fd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let cdb = pr_in_command(PrInAction::ReadKeys, ALLOCATION);
+    sg_io::execute_pr(fd, &cdb, &[], timeout)
+        .outcome
+        .and_then(|outcome| outcome.errno)
+        .is_some_and(|errno| errno == scsi::errno::ENOTTY || errno == scsi::errno::EINVAL)
+}
+
+/// READ KEYS and READ RESERVATION through the kernel's read ioctls.
+fn keys_view(fd: BorrowedFd<'_>, timeout: Duration) -> KeysView {
+    KeysView {
+        keys: map_answer(
+            direct_pr_in(fd, PrInAction::ReadKeys, timeout),
+            |d| match d {
+                PrInData::Keys(d) => Some(d.value),
+                _ => None,
+            },
+        ),
+        reservation: map_answer(
+            direct_pr_in(fd, PrInAction::ReadReservation, timeout),
+            |d| match d {
+                PrInData::Reservation(d) => Some(d.value),
+                _ => None,
+            },
+        ),
+    }
 }
 
 fn capabilities(fd: BorrowedFd<'_>, timeout: Duration) -> PrAnswer<pr_manager::ReportCapabilities> {
