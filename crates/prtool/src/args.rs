@@ -145,14 +145,16 @@ pub struct CheckArgs {
     #[arg(long)]
     pub write_test: bool,
     /// Also check whether USER (name or number, e.g. libvirt's QEMU user) may
-    /// connect to the helper's socket (computed from the permissions).
+    /// connect to the helper's socket: computed from the permissions, and as
+    /// root also tried by a child process with USER's uid and groups.
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
     /// The helper's pid file (default: the process listening on the socket).
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
     /// One of this host's initiator ports, when sysfs does not tell it
-    /// (repeatable): fc:HEX16, sas:HEX16, iscsi:NAME or iscsi:NAME,i,0xISID.
+    /// (repeatable): fc:HEX16, sas:HEX16, iscsi:NAME or iscsi:NAME,i,0xISID
+    /// (an NVMe host: iscsi:nqn.2014-08.org.nvmexpress:uuid:HOSTID).
     #[arg(long, value_name = "ID", value_parser = parse_transport_id)]
     pub initiator: Vec<TransportId>,
     /// libvirt's QEMU driver configuration, for its pr_helper setting.

@@ -200,9 +200,9 @@ complete -c prtool -n "__fish_prtool_using_subcommand register-move" -l aptpl -d
 complete -c prtool -n "__fish_prtool_using_subcommand register-move" -l direct -d 'Send the command to the device directly (needs privileges): SG_IO on SCSI devices; NVMe reservations on NVMe namespaces and the kernel\'s PR ioctls on block devices without SG_IO, answered as a SCSI device would'
 complete -c prtool -n "__fish_prtool_using_subcommand register-move" -l json -d 'Print one JSON object (schema in the README) instead of text'
 complete -c prtool -n "__fish_prtool_using_subcommand register-move" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c prtool -n "__fish_prtool_using_subcommand check" -l as -d 'Also check whether USER (name or number, e.g. libvirt\'s QEMU user) may connect to the helper\'s socket (computed from the permissions)' -r
+complete -c prtool -n "__fish_prtool_using_subcommand check" -l as -d 'Also check whether USER (name or number, e.g. libvirt\'s QEMU user) may connect to the helper\'s socket: computed from the permissions, and as root also tried by a child process with USER\'s uid and groups' -r
 complete -c prtool -n "__fish_prtool_using_subcommand check" -l pid-file -d 'The helper\'s pid file (default: the process listening on the socket)' -r -F
-complete -c prtool -n "__fish_prtool_using_subcommand check" -l initiator -d 'One of this host\'s initiator ports, when sysfs does not tell it (repeatable): fc:HEX16, sas:HEX16, iscsi:NAME or iscsi:NAME,i,0xISID' -r
+complete -c prtool -n "__fish_prtool_using_subcommand check" -l initiator -d 'One of this host\'s initiator ports, when sysfs does not tell it (repeatable): fc:HEX16, sas:HEX16, iscsi:NAME or iscsi:NAME,i,0xISID (an NVMe host: iscsi:nqn.2014-08.org.nvmexpress:uuid:HOSTID)' -r
 complete -c prtool -n "__fish_prtool_using_subcommand check" -l libvirt-config -d 'libvirt\'s QEMU driver configuration, for its pr_helper setting' -r -F
 complete -c prtool -n "__fish_prtool_using_subcommand check" -s k -l socket -d 'Helper socket to send the command through' -r -F
 complete -c prtool -n "__fish_prtool_using_subcommand check" -l direct-path -d 'With --direct: which way to the device (auto picks by device)' -r -f -a "auto\t'NVMe namespaces: NVMe reservations; anything else: SG_IO, and the PR ioctls where the device has no SG_IO'
