@@ -17,6 +17,9 @@ done
 for host in /sys/class/scsi_host/host*; do
     info scsi-host "$host proc_name=$(cat "$host/proc_name" 2>&1)"
 done
+for class in sas_host sas_phy fc_host iscsi_session; do
+    info transport-class "$class: $(ls /sys/class/$class 2>&1 | tr '\n' ' ')"
+done
 for tpg in /sys/kernel/config/target/loopback/*/tpgt_1; do
     info tcm-loop-tpg "$tpg address=$(cat "$tpg/address" 2>&1) nexus=$(cat "$tpg/nexus" 2>&1)"
 done
@@ -27,13 +30,6 @@ check_map() {
     local name=$1 want=$2
     shift 2
     expect_status "$name" "$want" prt check "$@" "$MAP_A"
-}
-
-# show NAME: the last check's output, line by line, as VMINFO lines.
-show() {
-    while IFS= read -r line; do
-        info "$1" "$line"
-    done <"$WORK/out"
 }
 
 # A guest of host A: a process holding the map open.

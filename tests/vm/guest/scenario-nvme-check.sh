@@ -19,12 +19,6 @@ check_ns() {
     expect_status "$name" "$want" prt check "$@" "$a"
 }
 
-show() {
-    while IFS= read -r line; do
-        info "$1" "$line"
-    done <"$WORK/out"
-}
-
 # report_json DEV: the Reservation Report as nvme-cli prints it in JSON, but
 # its generation line.
 report_json() {

@@ -289,15 +289,7 @@ pub fn probe_device(
                     facts.route = DirectRoute::PrIoctls;
                     facts.keys_view = Some(keys_view(fd, timeout));
                 }
-                facts.pr = Some(PrState {
-                    source: Source::Direct(path.display().to_string()),
-                    capabilities: capabilities(fd, timeout),
-                    full_status: full_status_of(direct_pr_in(
-                        fd,
-                        PrInAction::ReadFullStatus,
-                        timeout,
-                    )),
-                });
+                facts.pr = Some(direct_state(path, fd, timeout));
             }
         }
         DeviceKind::Nvme(nvme) => {
@@ -322,15 +314,7 @@ pub fn probe_device(
                     facts.route = DirectRoute::PrIoctls;
                     facts.keys_view = Some(keys_view(fd, timeout));
                 }
-                facts.pr = Some(PrState {
-                    source: Source::Direct(path.display().to_string()),
-                    capabilities: capabilities(fd, timeout),
-                    full_status: full_status_of(direct_pr_in(
-                        fd,
-                        PrInAction::ReadFullStatus,
-                        timeout,
-                    )),
-                });
+                facts.pr = Some(direct_state(path, fd, timeout));
             }
         }
         _ => {}
@@ -340,6 +324,15 @@ pub fn probe_device(
             && rdevs.contains(&m.rdev())
     });
     facts
+}
+
+/// REPORT CAPABILITIES and READ FULL STATUS sent on the device itself.
+fn direct_state(path: &Path, fd: BorrowedFd<'_>, timeout: Duration) -> PrState {
+    PrState {
+        source: Source::Direct(path.display().to_string()),
+        capabilities: capabilities(fd, timeout),
+        full_status: full_status_of(direct_pr_in(fd, PrInAction::ReadFullStatus, timeout)),
+    }
 }
 
 /// Whether the block device takes no SG_IO at all (the ioctl fails with
@@ -667,22 +660,9 @@ pub fn scsi_initiator(roots: &Roots, device: &Path) -> Option<TransportId> {
         return Some(TransportId::Iscsi { name, isid });
     }
     if class.join(format!("sas_host/host{host}")).exists() {
-        let prefix = format!("phy-{host}:");
-        let mut phys: Vec<_> = fs::read_dir(class.join("sas_phy"))
-            .ok()?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&prefix) && n.matches(':').count() == 1)
-            .collect();
-        phys.sort();
-        let address = read_trimmed(
-            class
-                .join("sas_phy")
-                .join(phys.first()?)
-                .join("sas_address"),
-        )?;
-        let address = u64::from_str_radix(address.trim_start_matches("0x"), 16).ok()?;
-        return Some(TransportId::Sas { address });
+        if let Some(address) = sas_host_address(&class, host) {
+            return Some(TransportId::Sas { address });
+        }
     }
     let proc_name = read_trimmed(class.join(format!("scsi_host/host{host}/proc_name")));
     // tcm_loop's host template calls itself "tcm_loopback".
@@ -692,13 +672,36 @@ pub fn scsi_initiator(roots: &Roots, device: &Path) -> Option<TransportId> {
     None
 }
 
+/// The SAS address of SCSI host `host`'s first phy.
+fn sas_host_address(class: &Path, host: u32) -> Option<u64> {
+    let prefix = format!("phy-{host}:");
+    let mut phys: Vec<_> = fs::read_dir(class.join("sas_phy"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix) && n.matches(':').count() == 1)
+        .collect();
+    phys.sort();
+    let address = read_trimmed(
+        class
+            .join("sas_phy")
+            .join(phys.first()?)
+            .join("sas_address"),
+    )?;
+    u64::from_str_radix(address.trim_start_matches("0x"), 16).ok()
+}
+
 /// tcm_loop: the TPG whose `address` names SCSI host `host` (`H:C:T`), and the
 /// initiator WWN of its nexus; the fabric emulates SAS for `naa.`, FC for `fc.`
 /// and iSCSI for `iqn.` names.
 fn tcm_loop_initiator(roots: &Roots, host: u32) -> Option<TransportId> {
     let loopback = roots.configfs.join("target/loopback");
     for wwn in fs::read_dir(loopback).ok()?.flatten() {
-        for tpg in fs::read_dir(wwn.path()).ok()?.flatten() {
+        // Files sit next to the WWN directories (the fabric's `version`).
+        let Ok(tpgs) = fs::read_dir(wwn.path()) else {
+            continue;
+        };
+        for tpg in tpgs.flatten() {
             let Some(address) = read_trimmed(tpg.path().join("address")) else {
                 continue;
             };
@@ -1059,6 +1062,8 @@ mod tests {
             configfs.join("target/loopback/naa.5001405000000f01/tpgt_1/nexus"),
             "naa.5001405000000a01\n",
         );
+        // The fabric's own attribute, a file among the WWN directories.
+        write(configfs.join("target/loopback/version"), "v1\n");
         write(
             configfs.join("target/loopback/naa.5001405000000f02/tpgt_1/address"),
             "4:0:1\n",
