@@ -17,9 +17,6 @@ done
 for host in /sys/class/scsi_host/host*; do
     info scsi-host "$host proc_name=$(cat "$host/proc_name" 2>&1)"
 done
-for class in sas_host sas_phy fc_host iscsi_session; do
-    info transport-class "$class: $(ls /sys/class/$class 2>&1 | tr '\n' ' ')"
-done
 for tpg in /sys/kernel/config/target/loopback/*/tpgt_1; do
     info tcm-loop-tpg "$tpg address=$(cat "$tpg/address" 2>&1) nexus=$(cat "$tpg/nexus" 2>&1)"
 done
