@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pr_manager::{ReservationType, TransportId};
 
 use crate::parse::{parse_key, parse_transport_id, parse_type};
@@ -14,7 +14,9 @@ use crate::parse::{parse_key, parse_transport_id, parse_type};
 /// Exit codes: 0 success, 1 other failure (device cannot be opened,
 /// malformed payload), 2 usage error, 3 reservation conflict,
 /// 4 other SCSI error (CHECK CONDITION, BUSY, ...), 5 transport failure
-/// (helper unreachable or connection lost).
+/// (helper unreachable or connection lost). `prtool check`: 0 ready,
+/// 1 not ready, 2 degraded (and 2 for a usage error, with nothing on
+/// standard output).
 #[derive(Debug, Parser)]
 #[command(name = "prtool", version, about, long_about)]
 pub struct Cli {
@@ -29,9 +31,15 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
-    /// Send the command to the device directly with SG_IO (needs privileges).
+    /// Send the command to the device directly (needs privileges): SG_IO on
+    /// SCSI devices; NVMe reservations on NVMe namespaces and the kernel's PR
+    /// ioctls on block devices without SG_IO, answered as a SCSI device would.
     #[arg(long, global = true)]
     pub direct: bool,
+
+    /// With --direct: which way to the device (auto picks by device).
+    #[arg(long, value_enum, value_name = "PATH", default_value_t = DirectPath::Auto, global = true, requires = "direct")]
+    pub direct_path: DirectPath,
 
     /// Print one JSON object (schema in the README) instead of text.
     #[arg(long, global = true)]
@@ -51,6 +59,21 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Which way `--direct` reaches the device.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, ValueEnum)]
+pub enum DirectPath {
+    /// NVMe namespaces: NVMe reservations; anything else: SG_IO, and the PR
+    /// ioctls where the device has no SG_IO.
+    #[default]
+    Auto,
+    /// SG_IO only (SCSI disks, sg nodes, dm maps over SCSI paths).
+    SgIo,
+    /// The kernel's block-layer PR ioctls (IOC_PR_*), on any block device
+    /// with PR operations (sd, dm, nvme); NVMe namespaces still answer PR IN
+    /// through the Reservation Report where the kernel has no read ioctls.
+    PrIoctls,
 }
 
 /// The service actions.
@@ -103,6 +126,43 @@ pub enum Command {
                             --relative-target-port 1 --unreg /dev/sdb"
     )]
     RegisterMove(RegisterMoveArgs),
+    /// Whether the disk is ready for a cluster's reservations, and what to fix:
+    /// the device and its paths, registrations and holder, stale and foreign
+    /// keys, the helper's socket, process and answers. Read-only unless
+    /// --write-test. Exit codes: 0 ready, 1 not ready, 2 degraded.
+    #[command(after_help = "Examples:\n  prtool check /dev/mapper/mpatha\n  \
+                            prtool --json check --as libvirt-qemu /dev/sdb\n  \
+                            prtool --socket /run/pr.sock check --write-test /dev/mapper/mpatha")]
+    Check(CheckArgs),
+}
+
+/// Options of check.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Register a throwaway key on this host's nexuses, reserve (we-ro), read
+    /// both back on every path, release and unregister; refused when the device
+    /// holds a reservation or a registration of this host.
+    #[arg(long)]
+    pub write_test: bool,
+    /// Also check whether USER (name or number, e.g. libvirt's QEMU user) may
+    /// connect to the helper's socket: computed from the permissions, and as
+    /// root also tried by a child process with USER's uid and groups.
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
+    /// The helper's pid file (default: the process listening on the socket).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// One of this host's initiator ports, when sysfs does not tell it
+    /// (repeatable): fc:HEX16, sas:HEX16, iscsi:NAME or iscsi:NAME,i,0xISID
+    /// (an NVMe host: iscsi:nqn.2014-08.org.nvmexpress:uuid:HOSTID).
+    #[arg(long, value_name = "ID", value_parser = parse_transport_id)]
+    pub initiator: Vec<TransportId>,
+    /// libvirt's QEMU driver configuration, for its pr_helper setting.
+    #[arg(long, value_name = "PATH", default_value = "/etc/libvirt/qemu.conf")]
+    pub libvirt_config: PathBuf,
+    /// The device: a SCSI disk, an sg node, a multipath map, an NVMe namespace,
+    /// or an image file served by the helper's software target.
+    pub device: PathBuf,
 }
 
 /// Options of the PR IN commands.

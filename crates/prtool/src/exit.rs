@@ -18,6 +18,12 @@ pub enum Exit {
     ScsiError,
     /// Helper unreachable or connection lost (5); the sense is 0B/08/00.
     Transport,
+    /// `check`: the device is ready for a cluster's reservations (0).
+    Ready,
+    /// `check`: it is not; a finding says why (1).
+    NotReady,
+    /// `check`: it works now, but a finding will break fencing later (2).
+    Degraded,
 }
 
 impl Exit {
@@ -30,6 +36,9 @@ impl Exit {
             Self::ReservationConflict => 3,
             Self::ScsiError => 4,
             Self::Transport => 5,
+            Self::Ready => 0,
+            Self::NotReady => 1,
+            Self::Degraded => 2,
         }
     }
 
@@ -42,6 +51,9 @@ impl Exit {
             Self::ReservationConflict => "reservation-conflict",
             Self::ScsiError => "scsi-error",
             Self::Transport => "transport-failure",
+            Self::Ready => "ready",
+            Self::NotReady => "not-ready",
+            Self::Degraded => "degraded",
         }
     }
 }

@@ -141,6 +141,15 @@ pub fn request_of(command: &Command) -> (&'static str, Request, &PathBuf) {
             )),
             &a.device,
         ),
+        // `check` is dispatched by main before `run`; this keeps the match whole.
+        Command::Check(a) => (
+            "check",
+            Request::In {
+                action: PrInAction::ReadFullStatus,
+                allocation: pr_manager::PR_IN_ALLOCATION,
+            },
+            &a.device,
+        ),
     }
 }
 
@@ -197,7 +206,13 @@ pub fn run(cli: &Cli) -> Outcome {
     };
     let sent = match &outcome.via {
         Via::Socket(path) => send_to_helper(cli, path, &file, &cdb, data),
-        Via::Direct => crate::direct::send(&file, &cdb, data, Duration::from_secs(cli.timeout)),
+        Via::Direct => crate::direct::send(
+            &file,
+            &cdb,
+            data,
+            Duration::from_secs(cli.timeout),
+            cli.direct_path,
+        ),
     };
     let reply = match sent {
         Ok(reply) => reply,

@@ -6,20 +6,10 @@
 #[path = "../../pr-manager/tests/common/mod.rs"]
 mod common;
 
-use std::process::{Command, Output};
+mod support;
 
 use common::{Helper, Peer, regular_file};
-
-fn prtool(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_prtool"))
-        .args(args)
-        .output()
-        .expect("run prtool")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use support::{prtool, text};
 
 fn non_scsi_device(peer: Peer) {
     let helper = Helper::start(peer);

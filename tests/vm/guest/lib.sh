@@ -180,6 +180,13 @@ start_our_helper_for_prtool() {
     OUR_HELPER_PID=$HELPER_PID
 }
 
+# show NAME: the last expect_status's output, line by line, as VMINFO lines.
+show() {
+    while IFS= read -r line; do
+        info "$1" "$line"
+    done <"$WORK/out"
+}
+
 # out_has CHECK REGEX / out_lacks CHECK REGEX: the output of the last
 # expect_status (case-insensitive extended regex).
 out_has() {

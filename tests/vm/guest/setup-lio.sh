@@ -39,21 +39,30 @@ wait_for_path() {
     done
 }
 
-# add_path TARGET_WWN INITIATOR_WWN DISK: one loopback target with LUN 0 on
-# the backstore and an I_T nexus from the given initiator port.
+# add_path TARGET_WWN INITIATOR_WWN DISK RTPI: one loopback target with LUN 0
+# on the backstore and an I_T nexus from the given initiator port.
+# RTPI: the target port's RELATIVE TARGET PORT IDENTIFIER. Up to 6.1 LIO
+# numbers the ports of a device itself (1, 2, ... in creation order); newer
+# kernels make it an attribute of the target portal group (tpgt_1/rtpi) that
+# stays 0 on tcm_loop unless written, which gives all four ports the same
+# identifier (REGISTER AND MOVE then finds the wrong port). Where the
+# attribute exists it is set to the number 6.1 would give.
 add_path() {
     tpg=$config/loopback/naa.$1/tpgt_1
     mkdir -p "$tpg/lun/lun_0"
+    if [ -e "$tpg/rtpi" ]; then
+        echo "$4" >"$tpg/rtpi"
+    fi
     echo "naa.$2" >"$tpg/nexus"
     ln -s "$backstore" "$tpg/lun/lun_0/disk0"
     wait_for_path "$3"
 }
 
 # One at a time, so that the first path is sda and the second sdb.
-add_path 5001405000000f01 5001405000000a01 /dev/sda
-add_path 5001405000000f02 5001405000000a02 /dev/sdb
-add_path 5001405000000f03 5001405000000a03 /dev/sdc
-add_path 5001405000000f04 5001405000000a04 /dev/sdd
+add_path 5001405000000f01 5001405000000a01 /dev/sda 1
+add_path 5001405000000f02 5001405000000a02 /dev/sdb 2
+add_path 5001405000000f03 5001405000000a03 /dev/sdc 3
+add_path 5001405000000f04 5001405000000a04 /dev/sdd 4
 wait_for_path /dev/sg0
 wait_for_path /dev/sg1
 wait_for_path /dev/sg2

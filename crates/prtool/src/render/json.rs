@@ -50,14 +50,14 @@ struct SenseJson {
 }
 
 #[derive(Serialize)]
-struct Truncation {
+pub(super) struct Truncation {
     truncated: bool,
     advertised_length: u64,
 }
 
 #[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
-enum DataJson {
+pub(super) enum DataJson {
     ReadKeys {
         generation: u32,
         keys: Vec<String>,
@@ -92,14 +92,14 @@ enum DataJson {
 }
 
 #[derive(Serialize)]
-struct TypeJson {
+pub(super) struct TypeJson {
     code: u8,
     name: Option<&'static str>,
     description: Option<&'static str>,
 }
 
 #[derive(Serialize)]
-struct ReservationJson {
+pub(super) struct ReservationJson {
     key: String,
     scope: u8,
     #[serde(rename = "type")]
@@ -107,14 +107,14 @@ struct ReservationJson {
 }
 
 #[derive(Serialize)]
-struct MaskEntry {
+pub(super) struct MaskEntry {
     name: &'static str,
     description: &'static str,
     supported: bool,
 }
 
 #[derive(Serialize)]
-struct RegistrantJson {
+pub(super) struct RegistrantJson {
     key: String,
     all_tg_pt: bool,
     reservation_holder: bool,
@@ -127,7 +127,7 @@ struct RegistrantJson {
 
 #[derive(Serialize)]
 #[serde(tag = "protocol", rename_all = "kebab-case")]
-enum TransportIdJson {
+pub(super) enum TransportIdJson {
     Fc { n_port_name: String },
     Sas { address: String },
     Srp { id: String },
@@ -179,7 +179,7 @@ fn truncation<T>(d: &Decoded<T>) -> Truncation {
     }
 }
 
-fn key_hex(key: u64) -> String {
+pub(super) fn key_hex(key: u64) -> String {
     format!("0x{key:016x}")
 }
 
@@ -221,7 +221,7 @@ fn reservation_json(d: &Decoded<ReadReservation>) -> DataJson {
     }
 }
 
-fn capabilities_json(d: &Decoded<ReportCapabilities>) -> DataJson {
+pub(super) fn capabilities_json(d: &Decoded<ReportCapabilities>) -> DataJson {
     let c = &d.value;
     DataJson::ReportCapabilities {
         rlr_c: c.rlr_c,
@@ -244,7 +244,7 @@ fn capabilities_json(d: &Decoded<ReportCapabilities>) -> DataJson {
     }
 }
 
-fn full_status_json(d: &Decoded<FullStatus>) -> DataJson {
+pub(super) fn full_status_json(d: &Decoded<FullStatus>) -> DataJson {
     DataJson::ReadFullStatus {
         generation: d.value.generation,
         registrants: d
@@ -265,7 +265,7 @@ fn full_status_json(d: &Decoded<FullStatus>) -> DataJson {
     }
 }
 
-fn transport_id_json(id: &TransportId) -> TransportIdJson {
+pub(super) fn transport_id_json(id: &TransportId) -> TransportIdJson {
     match id {
         TransportId::FibreChannel { n_port_name } => TransportIdJson::Fc {
             n_port_name: key_hex(*n_port_name),

@@ -1,5 +1,6 @@
 //! Turning an [`Outcome`](crate::run::Outcome) into text or JSON.
 
+pub mod check;
 pub mod human;
 pub mod json;
 
