@@ -171,9 +171,36 @@ fn listener_inode(roots: &Roots, socket: &Path) -> Option<u64> {
         let listening = fields.get(3).is_some_and(|f| {
             u32::from_str_radix(f, 16).is_ok_and(|flags| flags & 0x0001_0000 != 0)
         });
-        let same = path == wanted || canonical.as_deref() == Some(path);
+        let same = path == wanted
+            || canonical.as_deref() == Some(path)
+            || is_staging_name_of(Path::new(path), socket)
+            || canonical
+                .as_deref()
+                .is_some_and(|canonical| is_staging_name_of(Path::new(path), Path::new(canonical)));
         (listening && same).then(|| fields.get(6)?.parse().ok())?
     })
+}
+
+/// Whether `bound` is the name pr-helper bound its socket under before
+/// renaming it to `socket`: `.NAME.PID.bind` in the same directory (see
+/// pr-helper's `startup::listener`). The kernel keeps reporting the name a
+/// socket was bound to, so that is what `/proc/net/unix` shows.
+fn is_staging_name_of(bound: &Path, socket: &Path) -> bool {
+    let (Some(name), Some(bound_name)) = (socket.file_name(), bound.file_name()) else {
+        return false;
+    };
+    if bound.parent() != socket.parent() {
+        return false;
+    }
+    let (Some(name), Some(bound_name)) = (name.to_str(), bound_name.to_str()) else {
+        return false;
+    };
+    bound_name
+        .strip_prefix('.')
+        .and_then(|rest| rest.strip_prefix(name))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".bind"))
+        .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The processes that hold socket inode `inode` (pid 1, systemd's socket unit,
@@ -420,6 +447,27 @@ pub fn libvirt_facts(path: &Path) -> LibvirtFacts {
 
 #[cfg(test)]
 mod tests {
+    use super::is_staging_name_of;
+
+    #[test]
+    fn the_daemons_staging_name_names_its_socket() {
+        let socket = std::path::Path::new("/run/qemu-pr-helper.sock");
+        for (bound, ours) in [
+            ("/run/.qemu-pr-helper.sock.4242.bind", true),
+            ("/run/.qemu-pr-helper.sock..bind", false),
+            ("/run/.qemu-pr-helper.sock.42x.bind", false),
+            ("/tmp/.qemu-pr-helper.sock.4242.bind", false),
+            ("/run/.other.sock.4242.bind", false),
+            ("/run/qemu-pr-helper.sock", false),
+        ] {
+            assert_eq!(
+                is_staging_name_of(std::path::Path::new(bound), socket),
+                ours,
+                "{bound}"
+            );
+        }
+    }
+
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {
