@@ -1581,6 +1581,29 @@ const SHRUNK: &[(&str, &[Step])] = &[
             },
         ],
     ),
+    (
+        "migration away after a gone path's nexus was re-registered",
+        &[
+            Step::Fail { path: 0 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Vanish { path: 1 },
+            Step::Arm {
+                path: 2,
+                armed: Armed::AfterExecution,
+                times: 2,
+            },
+            Step::Guest(GuestCmd::PreemptOther),
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa2,
+            }),
+            Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+            Step::MigrateToOther,
+        ],
+    ),
 ];
 
 #[test]
@@ -1590,4 +1613,35 @@ fn shrunk_failures_stay_fixed() {
             panic!("{what}: {error}");
         }
     }
+}
+
+/// The class of the shrunk case "migration away after a gone path's nexus was
+/// re-registered": a key change that a failed path (not only a gone one) missed
+/// leaves the old key on its nexus, which the other host's migrate-pr PREEMPT of
+/// the new key does not remove.
+#[test]
+fn a_failed_paths_old_key_does_not_outlive_a_key_change() {
+    let mut harness = Harness::new();
+    // B unregistered, so that its migrate-pr REGISTER (0, K) is accepted.
+    let (cdb, list) = command(PrOutAction::Register, 0, rk_sak(0xb1, 0));
+    assert_eq!(harness.on_b(&cdb, &list).status, Status::GOOD);
+    let steps = [
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa1,
+        }),
+        Step::Fail { path: 0 },
+        Step::Guest(GuestCmd::Register {
+            wrong_rk: false,
+            sak: 0xa2,
+        }),
+        Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+        Step::MigrateToOther,
+    ];
+    for step in steps {
+        harness.step(step).unwrap();
+    }
+    assert!(harness.fenced);
+    assert_eq!(harness.a_keys(), [None; 3]);
+    harness.settle().unwrap();
 }

@@ -579,6 +579,86 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         let targets = self.not_holding(&view);
         self.bring(&view, targets);
+        self.sweep_unreachable();
+    }
+
+    /// Nexuses of the map that no usable path reaches now (their path failed or
+    /// left the table) and that still hold a key the host no longer holds: the guest
+    /// changed its key while they were away. Such a registration is not the host's
+    /// any more, yet it survives the other hosts' fencing of the host's key (they
+    /// preempt the key they know) and gives write access back the moment its path
+    /// returns (under WE-RO or EA-RO a registrant writes, before any look). Taken
+    /// away by PREEMPT of that key through a path that holds the map's key, only when
+    /// every registration with that key is one of the map's nexuses (never another
+    /// host's), with the type of the reservation held now (a stale holder's
+    /// reservation moves to the issuing nexus and stays the host's). The map's paths
+    /// that lost the key with it are brought back.
+    fn sweep_unreachable(&mut self) {
+        let HostKey::Registered(key) = self.mem.key else {
+            return;
+        };
+        let Some(view) = self.last_view.borrow().clone() else {
+            return;
+        };
+        let mut ids = Vec::new();
+        let mut usable_ids = Vec::new();
+        let mut holding = Vec::new();
+        for path in self.all_paths() {
+            if let Some(id) = self.id(path) {
+                if self.paths.is_usable(path) {
+                    if view.held(&id).key == Some(key.key) {
+                        holding.push(path);
+                    }
+                    usable_ids.push(id.clone());
+                }
+                ids.push(id);
+            }
+        }
+        // Only nexuses known to be the map's count (an initiator port of this host
+        // may also reach the unit outside the map, for another guest).
+        let former = &self.mem.former;
+        let ours = |d: &FullStatusDescriptor| {
+            ids.iter().any(|id| id.matches(d)) || former.iter().any(|id| id.matches(d))
+        };
+        let mut stale = BTreeSet::new();
+        for d in &view.descriptors {
+            if d.reservation_key != key.key && ours(d) && !usable_ids.iter().any(|id| id.matches(d))
+            {
+                stale.insert(d.reservation_key);
+            }
+        }
+        let Some(&through) = holding.first() else {
+            return;
+        };
+        let rtype = view.reservation_type();
+        let mut swept = false;
+        for stale_key in stale {
+            if view
+                .descriptors
+                .iter()
+                .any(|d| d.reservation_key == stale_key && !ours(d))
+            {
+                tracing::warn!(
+                    map = self.map,
+                    key = format_args!("0x{stale_key:x}"),
+                    "a nexus of the host that no path reaches holds an old key another host holds too: left (preempting it would fence that host)"
+                );
+                continue;
+            }
+            let (cdb, data) = out_command(PrOutAction::Preempt, rtype, key.key, stale_key, false);
+            let reply = self.send(through, &cdb, &data);
+            if is_good(&reply) {
+                tracing::info!(map = self.map, path = %through, key = format_args!("0x{stale_key:x}"), "an old key on a nexus of the host that no path reaches: preempted");
+                swept = true;
+            } else {
+                tracing::info!(map = self.map, path = %through, key = format_args!("0x{stale_key:x}"), answer = %reply.answer, fault = ?reply.fault, "an old key on a nexus that no path reaches could not be preempted: tried again at the next look");
+                self.mem.recheck = true;
+            }
+        }
+        if swept && let Some(after) = self.view() {
+            let targets = self.not_holding(&after);
+            self.bring(&after, targets);
+        }
     }
 
     /// Restart recovery: the key the map's nexuses hold. When they disagree, the key
@@ -1066,6 +1146,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             // Paths that are failed now missed it: they are brought in line when they
             // return.
             self.mem.owed = self.failed_paths().collect();
+            if wanted.is_some() && self.view().is_some() {
+                self.sweep_unreachable();
+            }
             return Answer::good(Vec::new());
         }
         let failed: Vec<String> = usable
@@ -1263,6 +1346,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         if let Some(view) = self.view() {
             let targets = self.not_holding(&view);
             self.bring(&view, targets);
+            if self.view().is_some() {
+                self.sweep_unreachable();
+            }
         }
     }
 
