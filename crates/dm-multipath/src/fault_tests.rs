@@ -1640,6 +1640,25 @@ const SHRUNK: &[(&str, &[Step])] = &[
             Step::MigrateToOther,
         ],
     ),
+    (
+        "release after a restart while a gone path's nexus holds the reservation",
+        &[
+            Step::Fail { path: 0 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Guest(GuestCmd::Reserve { rtype: WE_RO }),
+            Step::Vanish { path: 1 },
+            Step::Restart,
+            Step::Guest(GuestCmd::Ignore { sak: 0xa2 }),
+            Step::Interleaved {
+                after: 0,
+                what: OtherCmd::Reserve,
+                step: Inner::Release { rtype: WE_RO },
+            },
+        ],
+    ),
 ];
 
 #[test]

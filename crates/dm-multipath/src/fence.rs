@@ -582,6 +582,36 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         self.sweep_unreachable();
     }
 
+    /// Registrations in `view` from one of the map's initiator ports through a target
+    /// port none of its paths goes through now are the host's too (the initiator
+    /// port is the host's, and dm-multipath claims every path to the unit): counted
+    /// among the nexuses that left the table, also after a restart, which forgot
+    /// those.
+    fn adopt_own_nexuses(&mut self, view: &View) {
+        let mut ids = Vec::new();
+        for path in self.all_paths() {
+            ids.extend(self.id(path));
+        }
+        for d in &view.descriptors {
+            if ids.iter().any(|id| id.matches(d))
+                || !ids
+                    .iter()
+                    .any(|id| same_initiator(&id.initiator, &d.transport_id))
+            {
+                continue;
+            }
+            let id = NexusId {
+                initiator: d.transport_id.clone(),
+                target_port: Some(d.relative_target_port),
+            };
+            if !self.mem.former.iter().any(|f| f.matches(d)) {
+                self.mem.former.push(id);
+            }
+        }
+        let excess = self.mem.former.len().saturating_sub(FORMER_NEXUSES);
+        self.mem.former.drain(..excess);
+    }
+
     /// Nexuses of the map that no usable path reaches now (their path failed or
     /// left the table) and that still hold a key the host no longer holds: the guest
     /// changed its key while they were away. Such a registration is not the host's
@@ -600,6 +630,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let Some(view) = self.last_view.borrow().clone() else {
             return;
         };
+        self.adopt_own_nexuses(&view);
         let mut ids = Vec::new();
         let mut usable_ids = Vec::new();
         let mut holding = Vec::new();
@@ -614,8 +645,8 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 ids.push(id);
             }
         }
-        // Only nexuses known to be the map's count (an initiator port of this host
-        // may also reach the unit outside the map, for another guest).
+        // Only the map's nexuses count (its paths', those that left its table, and
+        // its initiator ports' through other target ports: see adopt_own_nexuses).
         let former = &self.mem.former;
         let ours = |d: &FullStatusDescriptor| {
             ids.iter().any(|id| id.matches(d)) || former.iter().any(|id| id.matches(d))
@@ -1374,6 +1405,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             }
             return match self.view() {
                 Some(after) if !(rk != 0 && ours_holds(&after, rk)) => {
+                    self.adopt_own_nexuses(&after);
                     let mut held = false;
                     for path in self.all_paths() {
                         held |= self.held(&after, path).is_some_and(|h| h.holder);
@@ -1388,6 +1420,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 _ => Answer::check_condition(Sense::LUN_COMM_FAILURE),
             };
         };
+        self.adopt_own_nexuses(&view);
         let mut holders = Vec::new();
         let mut registered_usable = Vec::new();
         for path in self.all_paths() {
