@@ -579,6 +579,117 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         let targets = self.not_holding(&view);
         self.bring(&view, targets);
+        self.sweep_unreachable();
+    }
+
+    /// Registrations in `view` from one of the map's initiator ports through a target
+    /// port none of its paths goes through now are the host's too (the initiator
+    /// port is the host's, and dm-multipath claims every path to the unit): counted
+    /// among the nexuses that left the table, also after a restart, which forgot
+    /// those.
+    fn adopt_own_nexuses(&mut self, view: &View) {
+        let mut ids = Vec::new();
+        for path in self.all_paths() {
+            ids.extend(self.id(path));
+        }
+        for d in &view.descriptors {
+            if ids.iter().any(|id| id.matches(d))
+                || !ids
+                    .iter()
+                    .any(|id| same_initiator(&id.initiator, &d.transport_id))
+            {
+                continue;
+            }
+            let id = NexusId {
+                initiator: d.transport_id.clone(),
+                target_port: Some(d.relative_target_port),
+            };
+            if !self.mem.former.iter().any(|f| f.matches(d)) {
+                self.mem.former.push(id);
+            }
+        }
+        let excess = self.mem.former.len().saturating_sub(FORMER_NEXUSES);
+        self.mem.former.drain(..excess);
+    }
+
+    /// Nexuses of the map that no usable path reaches now (their path failed or
+    /// left the table) and that still hold a key the host no longer holds: the guest
+    /// changed its key while they were away. Such a registration is not the host's
+    /// any more, yet it survives the other hosts' fencing of the host's key (they
+    /// preempt the key they know) and gives write access back the moment its path
+    /// returns (under WE-RO or EA-RO a registrant writes, before any look). Taken
+    /// away by PREEMPT of that key through a path that holds the map's key, only when
+    /// every registration with that key is one of the map's nexuses (never another
+    /// host's), with the type of the reservation held now (a stale holder's
+    /// reservation moves to the issuing nexus and stays the host's). The map's paths
+    /// that lost the key with it are brought back.
+    fn sweep_unreachable(&mut self) {
+        let HostKey::Registered(key) = self.mem.key else {
+            return;
+        };
+        let Some(view) = self.last_view.borrow().clone() else {
+            return;
+        };
+        self.adopt_own_nexuses(&view);
+        let mut ids = Vec::new();
+        let mut usable_ids = Vec::new();
+        let mut holding = Vec::new();
+        for path in self.all_paths() {
+            if let Some(id) = self.id(path) {
+                if self.paths.is_usable(path) {
+                    if view.held(&id).key == Some(key.key) {
+                        holding.push(path);
+                    }
+                    usable_ids.push(id.clone());
+                }
+                ids.push(id);
+            }
+        }
+        // Only the map's nexuses count (its paths', those that left its table, and
+        // its initiator ports' through other target ports: see adopt_own_nexuses).
+        let former = &self.mem.former;
+        let ours = |d: &FullStatusDescriptor| {
+            ids.iter().any(|id| id.matches(d)) || former.iter().any(|id| id.matches(d))
+        };
+        let mut stale = BTreeSet::new();
+        for d in &view.descriptors {
+            if d.reservation_key != key.key && ours(d) && !usable_ids.iter().any(|id| id.matches(d))
+            {
+                stale.insert(d.reservation_key);
+            }
+        }
+        let Some(&through) = holding.first() else {
+            return;
+        };
+        let rtype = view.reservation_type();
+        let mut swept = false;
+        for stale_key in stale {
+            if view
+                .descriptors
+                .iter()
+                .any(|d| d.reservation_key == stale_key && !ours(d))
+            {
+                tracing::warn!(
+                    map = self.map,
+                    key = format_args!("0x{stale_key:x}"),
+                    "a nexus of the host that no path reaches holds an old key another host holds too: left (preempting it would fence that host)"
+                );
+                continue;
+            }
+            let (cdb, data) = out_command(PrOutAction::Preempt, rtype, key.key, stale_key, false);
+            let reply = self.send(through, &cdb, &data);
+            if is_good(&reply) {
+                tracing::info!(map = self.map, path = %through, key = format_args!("0x{stale_key:x}"), "an old key on a nexus of the host that no path reaches: preempted");
+                swept = true;
+            } else {
+                tracing::info!(map = self.map, path = %through, key = format_args!("0x{stale_key:x}"), answer = %reply.answer, fault = ?reply.fault, "an old key on a nexus that no path reaches could not be preempted: tried again at the next look");
+                self.mem.recheck = true;
+            }
+        }
+        if swept && let Some(after) = self.view() {
+            let targets = self.not_holding(&after);
+            self.bring(&after, targets);
+        }
     }
 
     /// Restart recovery: the key the map's nexuses hold. When they disagree, the key
@@ -1066,6 +1177,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             // Paths that are failed now missed it: they are brought in line when they
             // return.
             self.mem.owed = self.failed_paths().collect();
+            if wanted.is_some() && self.view().is_some() {
+                self.sweep_unreachable();
+            }
             return Answer::good(Vec::new());
         }
         let failed: Vec<String> = usable
@@ -1263,6 +1377,9 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         if let Some(view) = self.view() {
             let targets = self.not_holding(&view);
             self.bring(&view, targets);
+            if self.view().is_some() {
+                self.sweep_unreachable();
+            }
         }
     }
 
@@ -1288,6 +1405,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             }
             return match self.view() {
                 Some(after) if !(rk != 0 && ours_holds(&after, rk)) => {
+                    self.adopt_own_nexuses(&after);
                     let mut held = false;
                     for path in self.all_paths() {
                         held |= self.held(&after, path).is_some_and(|h| h.holder);
@@ -1302,6 +1420,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                 _ => Answer::check_condition(Sense::LUN_COMM_FAILURE),
             };
         };
+        self.adopt_own_nexuses(&view);
         let mut holders = Vec::new();
         let mut registered_usable = Vec::new();
         for path in self.all_paths() {
