@@ -38,33 +38,56 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use super::signalmask;
 use super::sys::{self, Forked};
 
-/// A file we created, identified by path and (device, inode).
+/// A file we created, identified by path, (device, inode) and, where the
+/// filesystem records it, its birth time: ext4 hands a freed inode number to the
+/// next file created, so a successor's socket bound just after ours was removed
+/// can have our inode number, but not our birth time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileIdentity {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    /// Birth time (seconds, nanoseconds), if the filesystem reports one.
+    pub born: Option<(i64, u32)>,
+}
+
+/// Device, inode and birth time of the file `name` in `dir` (not following a
+/// symlink), or of `dir` itself when `name` is empty.
+fn identify(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> rustix::io::Result<(u64, u64, Option<(i64, u32)>, FileType)> {
+    use rustix::fs::StatxFlags;
+    let flags = if name.is_empty() {
+        AtFlags::EMPTY_PATH
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    let stat = rustix::fs::statx(dir, name, flags, StatxFlags::BASIC_STATS | StatxFlags::BTIME)?;
+    let dev = rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor);
+    let born = (StatxFlags::from_bits_retain(stat.stx_mask) & StatxFlags::BTIME == StatxFlags::BTIME)
+        .then_some((stat.stx_btime.tv_sec, stat.stx_btime.tv_nsec));
+    Ok((dev, stat.stx_ino, born, FileType::from_raw_mode(stat.stx_mode.into())))
 }
 
 impl FileIdentity {
     /// The identity of the file now at `path`.
     pub fn of_path(path: &Path) -> io::Result<FileIdentity> {
         let (dir, name) = open_directory(path)?;
-        let stat = rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        let (dev, ino, born, _) = identify(dir.as_fd(), &name)?;
         Ok(FileIdentity {
             path: path.to_owned(),
-            dev: stat.st_dev,
-            ino: stat.st_ino,
+            dev,
+            ino,
+            born,
         })
     }
 
     /// The identity of an open file known to be at `path`.
     pub fn of_open(path: &Path, fd: BorrowedFd<'_>) -> io::Result<FileIdentity> {
-        let stat = rustix::fs::fstat(fd)?;
+        let (dev, ino, born, _) = identify(fd, std::ffi::OsStr::new(""))?;
         Ok(FileIdentity {
             path: path.to_owned(),
-            dev: stat.st_dev,
-            ino: stat.st_ino,
+            dev,
+            ino,
+            born,
         })
     }
 
@@ -81,6 +104,7 @@ impl FileIdentity {
             name,
             dev: self.dev,
             ino: self.ino,
+            born: self.born,
         })
     }
 }
@@ -111,20 +135,22 @@ struct Removal {
     name: OsString,
     dev: u64,
     ino: u64,
+    born: Option<(i64, u32)>,
 }
 
 impl Removal {
-    /// `fstatat` then `unlinkat` on the directory: removes the name if it is still
+    /// `statx` then `unlinkat` on the directory: removes the name if it is still
     /// our file (and not a directory). Returns whether it removed it.
     fn remove_if_ours(&self) -> io::Result<bool> {
-        let stat = match rustix::fs::statat(&self.dir, &*self.name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) => stat,
+        let (dev, ino, born, kind) = match identify(self.dir.as_fd(), &self.name) {
+            Ok(found) => found,
             Err(rustix::io::Errno::NOENT) => return Ok(false),
             Err(error) => return Err(error.into()),
         };
-        let ours = stat.st_dev == self.dev
-            && stat.st_ino == self.ino
-            && FileType::from_raw_mode(stat.st_mode) != FileType::Directory;
+        let ours = dev == self.dev
+            && ino == self.ino
+            && (born.is_none() || self.born.is_none() || born == self.born)
+            && kind != FileType::Directory;
         if !ours {
             return Ok(false);
         }
@@ -368,6 +394,23 @@ mod tests {
         assert!(now.remove_if_ours().unwrap());
         assert!(!path.exists());
         assert!(!now.remove_if_ours().unwrap());
+    }
+
+    /// ext4 gives a freed inode number to the next file: a successor's file with our
+    /// inode number is told apart by its birth time.
+    #[test]
+    fn a_successor_with_our_inode_number_is_not_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sock");
+        std::fs::write(&path, b"a").unwrap();
+        let ours = FileIdentity::of_path(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        std::fs::write(&path, b"b").unwrap();
+        let successor = FileIdentity::of_path(&path).unwrap();
+        assert_ne!(ours, successor);
+        assert!(!ours.remove_if_ours().unwrap());
+        assert!(path.exists());
     }
 
     /// The directory is the one opened at start: renaming it away and planting

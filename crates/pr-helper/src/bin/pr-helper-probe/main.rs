@@ -208,11 +208,22 @@ fn probe(backends: Backends) -> Backends {
     let tracee = (case == "ptrace").then(|| {
         let exe = std::env::current_exe()
             .unwrap_or_else(|e| fail(&format!("cannot find this binary: {e}")));
-        std::process::Command::new(exe)
+        let mut tracee = std::process::Command::new(exe)
             .env(ROLE_ENV, "ptrace-target")
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| fail(&format!("cannot start the ptrace target: {e}")))
+            .unwrap_or_else(|e| fail(&format!("cannot start the ptrace target: {e}")));
+        // One line once it has no capabilities left: attaching before that fails.
+        let mut line = String::new();
+        let ready = tracee
+            .stdout
+            .take()
+            .map(|out| std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line));
+        if !matches!(ready, Some(Ok(n)) if n > 0) {
+            fail("the ptrace target did not start");
+        }
+        tracee
     });
     backends.replace_all_with(Arc::new(Probe {
         case,
@@ -237,6 +248,7 @@ fn ptrace_target() -> ExitCode {
         eprintln!("pr-helper-probe: ptrace target: cannot drop capabilities: {error}");
         return ExitCode::FAILURE;
     }
+    println!("ready");
     let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     ExitCode::SUCCESS
 }
