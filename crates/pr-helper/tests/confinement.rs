@@ -62,11 +62,7 @@ fn run(case: &str, args: &[&str], target: Option<&Path>, expected: Expected) -> 
     let answered = daemon
         .client()
         .and_then(|mut client| {
-            client.call(
-                &pr_testkit::cdb::read_keys(64),
-                file.as_file().as_fd(),
-                &[],
-            )
+            client.call(&pr_testkit::cdb::read_keys(64), file.as_file().as_fd(), &[])
         })
         .is_ok();
     // A daemon that is gone (killed, or replaced by the exec) is waited for
@@ -229,9 +225,7 @@ fn a_block_device() -> PathBuf {
     names
         .into_iter()
         .map(|name| Path::new("/dev").join(name))
-        .find(|path| {
-            std::fs::metadata(path).is_ok_and(|meta| meta.file_type().is_block_device())
-        })
+        .find(|path| std::fs::metadata(path).is_ok_and(|meta| meta.file_type().is_block_device()))
         .expect("this machine has a block device node under /dev")
 }
 

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pr_helper::sandbox::{FilterPlan, SeccompMode};
 use pr_helper::sandbox::seccomp;
+use pr_helper::sandbox::{FilterPlan, SeccompMode};
 use pr_testkit::activation::{ActivationSockets, expect_ready};
 use pr_testkit::daemon::Daemon;
 use pr_testkit::detached::Detached;

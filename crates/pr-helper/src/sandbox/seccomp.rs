@@ -139,13 +139,7 @@ pub fn compile(mode: SeccompMode, plan: &FilterPlan) -> Result<Option<BpfProgram
     };
     let arch_name = std::env::consts::ARCH;
     let extras: &[&str] = if plan.multipath { &["multipath"] } else { &[] };
-    let joined = joined_policy(
-        "common",
-        arch_name,
-        extras,
-        &plan.datagram_sockets,
-        action,
-    )?;
+    let joined = joined_policy("common", arch_name, extras, &plan.datagram_sockets, action)?;
     let Some(allowlist) = build(&joined)? else {
         return Ok(None);
     };
@@ -246,7 +240,10 @@ fn per_socket_rules(template: &serde_json::Value, sockets: &[RawFd]) -> serde_js
                 "val": fd,
                 "comment": "one of the datagram sockets open at confinement",
             });
-            match rule.get_mut("args").and_then(serde_json::Value::as_array_mut) {
+            match rule
+                .get_mut("args")
+                .and_then(serde_json::Value::as_array_mut)
+            {
                 Some(args) => args.push(condition),
                 None => rule["args"] = serde_json::Value::Array(vec![condition]),
             }
@@ -370,7 +367,11 @@ pub fn datagram_sockets() -> Result<Vec<RawFd>, SeccompError> {
     let mut fds = Vec::new();
     for entry in std::fs::read_dir("/proc/self/fd").map_err(SeccompError::Sockets)? {
         let entry = entry.map_err(SeccompError::Sockets)?;
-        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
             continue;
         };
         // The directory's own descriptor is gone by now: no link.
@@ -458,14 +459,7 @@ mod tests {
             .filter_map(|rule| rule["syscall"].as_str().map(str::to_owned))
             .collect();
         assert!(with_a_log_socket.iter().any(|name| name == "sendmsg"));
-        for needed in [
-            "recvmsg",
-            "sendto",
-            "ioctl",
-            "epoll_ctl",
-            "futex",
-            "openat",
-        ] {
+        for needed in ["recvmsg", "sendto", "ioctl", "epoll_ctl", "futex", "openat"] {
             assert!(allowed.iter().any(|name| name == needed), "{needed}");
         }
         for forbidden in [
@@ -602,8 +596,16 @@ mod tests {
         // on those sockets.
         let sendto = conditions_of("sendto", false, &[4]);
         assert_eq!(sendto.len(), 2, "{sendto:?}");
-        assert!(sendto.iter().any(|args| args[0]["index"] == 4 && args[0]["val"] == 0));
-        assert!(sendto.iter().any(|args| args[0]["index"] == 0 && args[0]["val"] == 4));
+        assert!(
+            sendto
+                .iter()
+                .any(|args| args[0]["index"] == 4 && args[0]["val"] == 0)
+        );
+        assert!(
+            sendto
+                .iter()
+                .any(|args| args[0]["index"] == 0 && args[0]["val"] == 4)
+        );
     }
 
     #[test]

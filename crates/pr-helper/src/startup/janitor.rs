@@ -51,43 +51,59 @@ pub struct FileIdentity {
     pub born: Option<(i64, u32)>,
 }
 
+/// What [`identify`] finds: device, inode, birth time, file type.
+struct Found {
+    dev: u64,
+    ino: u64,
+    born: Option<(i64, u32)>,
+    kind: FileType,
+}
+
 /// Device, inode and birth time of the file `name` in `dir` (not following a
 /// symlink), or of `dir` itself when `name` is empty.
-fn identify(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> rustix::io::Result<(u64, u64, Option<(i64, u32)>, FileType)> {
+fn identify(dir: BorrowedFd<'_>, name: &std::ffi::OsStr) -> rustix::io::Result<Found> {
     use rustix::fs::StatxFlags;
     let flags = if name.is_empty() {
         AtFlags::EMPTY_PATH
     } else {
         AtFlags::SYMLINK_NOFOLLOW
     };
-    let stat = rustix::fs::statx(dir, name, flags, StatxFlags::BASIC_STATS | StatxFlags::BTIME)?;
-    let dev = rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor);
-    let born = (StatxFlags::from_bits_retain(stat.stx_mask) & StatxFlags::BTIME == StatxFlags::BTIME)
-        .then_some((stat.stx_btime.tv_sec, stat.stx_btime.tv_nsec));
-    Ok((dev, stat.stx_ino, born, FileType::from_raw_mode(stat.stx_mode.into())))
+    let stat = rustix::fs::statx(
+        dir,
+        name,
+        flags,
+        StatxFlags::BASIC_STATS | StatxFlags::BTIME,
+    )?;
+    let has_birth = StatxFlags::from_bits_retain(stat.stx_mask).contains(StatxFlags::BTIME);
+    Ok(Found {
+        dev: rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+        ino: stat.stx_ino,
+        born: has_birth.then_some((stat.stx_btime.tv_sec, stat.stx_btime.tv_nsec)),
+        kind: FileType::from_raw_mode(stat.stx_mode.into()),
+    })
 }
 
 impl FileIdentity {
     /// The identity of the file now at `path`.
     pub fn of_path(path: &Path) -> io::Result<FileIdentity> {
         let (dir, name) = open_directory(path)?;
-        let (dev, ino, born, _) = identify(dir.as_fd(), &name)?;
+        let found = identify(dir.as_fd(), &name)?;
         Ok(FileIdentity {
             path: path.to_owned(),
-            dev,
-            ino,
-            born,
+            dev: found.dev,
+            ino: found.ino,
+            born: found.born,
         })
     }
 
     /// The identity of an open file known to be at `path`.
     pub fn of_open(path: &Path, fd: BorrowedFd<'_>) -> io::Result<FileIdentity> {
-        let (dev, ino, born, _) = identify(fd, std::ffi::OsStr::new(""))?;
+        let found = identify(fd, std::ffi::OsStr::new(""))?;
         Ok(FileIdentity {
             path: path.to_owned(),
-            dev,
-            ino,
-            born,
+            dev: found.dev,
+            ino: found.ino,
+            born: found.born,
         })
     }
 
@@ -142,15 +158,15 @@ impl Removal {
     /// `statx` then `unlinkat` on the directory: removes the name if it is still
     /// our file (and not a directory). Returns whether it removed it.
     fn remove_if_ours(&self) -> io::Result<bool> {
-        let (dev, ino, born, kind) = match identify(self.dir.as_fd(), &self.name) {
+        let found = match identify(self.dir.as_fd(), &self.name) {
             Ok(found) => found,
             Err(rustix::io::Errno::NOENT) => return Ok(false),
             Err(error) => return Err(error.into()),
         };
-        let ours = dev == self.dev
-            && ino == self.ino
-            && (born.is_none() || self.born.is_none() || born == self.born)
-            && kind != FileType::Directory;
+        let ours = found.dev == self.dev
+            && found.ino == self.ino
+            && (found.born.is_none() || self.born.is_none() || found.born == self.born)
+            && found.kind != FileType::Directory;
         if !ours {
             return Ok(false);
         }
@@ -435,7 +451,10 @@ mod tests {
         // A directory with the file's name is never removed, even if it has the inode.
         let inner = top.path().join("inner");
         std::fs::create_dir(&inner).unwrap();
-        let as_dir = FileIdentity::of_path(&inner).unwrap().in_its_directory().unwrap();
+        let as_dir = FileIdentity::of_path(&inner)
+            .unwrap()
+            .in_its_directory()
+            .unwrap();
         assert!(!as_dir.remove_if_ours().unwrap());
         assert!(inner.exists());
     }

@@ -296,9 +296,8 @@ fn serve_with_reduced_privileges(
     // Handlers are in place: let stop requests in (one that came early is
     // delivered now and starts the shutdown at once).
     signalmask::block_termination_signals(false).map_err(StartupError::Signals)?;
-    match notifier.map(|notifier| notifier.and_then(|notifier| notifier.ready())) {
-        Some(Err(error)) => tracing::warn!(error = %error, "cannot notify systemd of readiness"),
-        Some(Ok(())) | None => {}
+    if let Some(Err(error)) = notifier.map(|notifier| notifier.and_then(|n| n.ready())) {
+        tracing::warn!(error = %error, "cannot notify systemd of readiness");
     }
     if let Some(readiness) = readiness {
         readiness.ready();
@@ -335,7 +334,9 @@ fn sandbox_plan(
     env: &Environment,
     multipath: bool,
 ) -> Result<crate::sandbox::SandboxPlan, StartupError> {
-    use crate::sandbox::{FilterPlan, LandlockPlan, SandboxError, SandboxPlan, SeccompMode, seccomp};
+    use crate::sandbox::{
+        FilterPlan, LandlockPlan, SandboxError, SandboxPlan, SeccompMode, seccomp,
+    };
     let abstract_notify = env
         .notify_socket
         .as_ref()

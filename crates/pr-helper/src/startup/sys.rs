@@ -105,7 +105,11 @@ pub fn close_all_except(keep: &[i32]) -> io::Result<()> {
     let mut first = 3u32;
     for fd in kept.into_iter().chain(std::iter::once(u32::MAX)) {
         // Close first..fd-1 (all of first.. when fd is the u32::MAX sentinel).
-        let last = if fd == u32::MAX { u32::MAX } else { fd.saturating_sub(1) };
+        let last = if fd == u32::MAX {
+            u32::MAX
+        } else {
+            fd.saturating_sub(1)
+        };
         if fd >= first && last >= first {
             // SAFETY: called only in a forked child that never returns to the
             // code owning these descriptors (it exits from its own loop), so

@@ -125,7 +125,10 @@ impl Probe {
                     return Err(-1);
                 };
                 let result = std::env::var_os(RESULT_ENV).unwrap_or_default();
-                sys::execve(exe, &[(ROLE_ENV, "exec-marker".as_ref()), (RESULT_ENV, &result)])
+                sys::execve(
+                    exe,
+                    &[(ROLE_ENV, "exec-marker".as_ref()), (RESULT_ENV, &result)],
+                )
             }
             "ptrace" => {
                 let Some(tracee) = &self.tracee else {
@@ -159,10 +162,7 @@ impl Backend for Probe {
             // On a thread started now: thread creation under the filter is part of
             // every case, and `unshare` changes that thread only.
             let outcome = std::thread::scope(|scope| {
-                scope
-                    .spawn(|| self.attempt())
-                    .join()
-                    .unwrap_or(Err(-1))
+                scope.spawn(|| self.attempt()).join().unwrap_or(Err(-1))
             });
             match outcome {
                 Ok(()) => self.line(&format!("result {} ok", self.case)),
