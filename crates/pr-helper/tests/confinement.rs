@@ -121,6 +121,11 @@ fn check(case: &str, target: Option<&Path>, kill: Expected, trap: Expected, unco
     for (args, expected) in [(KILL, kill), (TRAP, trap), (UNCONFINED, unconfined)] {
         let observed = run(case, args, target, expected);
         assert!(observed.expected_matched, "{}", observed.report);
+        // Anything but kill is said in the log, as a warning.
+        let warned = observed.report.contains(" WARN ")
+            && (observed.report.contains("the seccomp filter does not kill")
+                || observed.report.contains("no seccomp filter"));
+        assert_eq!(warned, args != KILL, "{}", observed.report);
     }
 }
 
