@@ -29,7 +29,7 @@ PR_HELPER_SECCOMP_DERIVE_REPORT=$report cargo nextest run --no-fail-fast "$@"
 status=$?
 if [ -n "${VM:-}" ]; then
     # The guest writes its daemons' report lines to the console as
-    # "VMSECCOMP <line>" (scenario-confinement.sh prints them).
+    # "VMSECCOMP <line>" after the last scenario (guest/init prints them).
     PR_HELPER_SECCOMP_DERIVE_REPORT=/tmp/seccomp-report \
         cargo build --release -p pr-helper -p prtool -p pr-bench -p vm-tests &&
         tests/vm/run.sh | sed -n 's/^VMSECCOMP //p' >> "$report"

@@ -104,9 +104,3 @@ else
     check open-disk-write /dev/sdb "errno 13" "errno 13" ok
 fi
 stop_helper "$LISTENER_PID"
-
-# The derive build (scripts/seccomp-derive.sh with VM=1) appends what its
-# daemons' filters blocked to this file; the host collects these lines.
-if [ -f /tmp/seccomp-report ]; then
-    while read -r line; do vm_line "VMSECCOMP $line"; done </tmp/seccomp-report
-fi
