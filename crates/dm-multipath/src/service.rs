@@ -79,6 +79,9 @@ struct Inner {
     serves: Mutex<HashMap<DevNum, (bool, Instant)>>,
     maps: Mutex<HashMap<DevNum, Arc<MapState>>>,
     listener: Once,
+    /// The uevent socket, opened in [`Multipath::new`] (the daemon confines itself
+    /// afterwards and creates no socket then), taken by the listener.
+    uevents: Mutex<Option<std::io::Result<crate::sys::UeventSocket>>>,
 }
 
 #[derive(Debug)]
@@ -122,6 +125,7 @@ impl Multipath {
                 serves: Mutex::new(HashMap::new()),
                 maps: Mutex::new(HashMap::new()),
                 listener: Once::new(),
+                uevents: Mutex::new(Some(crate::sys::UeventSocket::open())),
             }),
         }
     }
@@ -194,9 +198,11 @@ impl Multipath {
 
     fn start_listener(&self) {
         self.inner.listener.call_once(|| {
-            let socket = match crate::sys::UeventSocket::open() {
-                Ok(socket) => socket,
-                Err(error) => {
+            let opened = lock(&self.inner.uevents).take();
+            let socket = match opened {
+                Some(Ok(socket)) => socket,
+                None => return,
+                Some(Err(error)) => {
                     tracing::warn!(error = %error, "cannot listen to kernel uevents: returning paths are registered at the next command only");
                     return;
                 }

@@ -15,7 +15,7 @@ kver=$(basename "$(ls -d "$tree"/lib/modules/*/ | head -n 1)")
 # dm-round-robin: the path selector a multipath table needs.
 modules=(configfs target_core_mod target_core_file tcm_loop scsi_mod sd_mod sg dm-mod dm-multipath dm-round-robin)
 # Our binaries (built by cargo --release) and the reference tools from Debian.
-our_binaries=(pr-helper prtool pr-bench pr-replay pr-sigterm-probe pr-model-check)
+our_binaries=(pr-helper prtool pr-bench pr-replay pr-sigterm-probe pr-model-check pr-helper-probe)
 debian_binaries=(/usr/bin/sg_persist /usr/bin/sg_raw /usr/bin/qemu-pr-helper /usr/sbin/dmsetup)
 
 root=$(mktemp -d)

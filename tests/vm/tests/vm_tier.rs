@@ -3,6 +3,8 @@
 //! every guest scenario and fails on any failed check, on an expected
 //! scenario that did not finish, or on the deadline.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,6 +37,7 @@ const RELEASE_BINARIES: &[&str] = &[
     "pr-bench",
     "pr-replay",
     "pr-sigterm-probe",
+    "pr-helper-probe",
 ];
 
 fn vm_dir() -> PathBuf {
