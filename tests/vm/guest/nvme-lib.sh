@@ -9,6 +9,8 @@ NVME_HOSTNQN_A=nqn.2014-08.org.nvmexpress:uuid:$NVME_HOSTID_A
 NVME_HOSTNQN_B=nqn.2014-08.org.nvmexpress:uuid:$NVME_HOSTID_B
 NVME_A=/dev/nvme0n1
 NVME_B=/dev/nvme1n1
+# Host A's second controller: another path of host A.
+NVME_A2=/dev/nvme2n1
 
 # wait_for_path PATH: device nodes appear asynchronously after the connect.
 wait_for_path() {

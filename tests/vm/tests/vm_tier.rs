@@ -38,8 +38,8 @@ const STABLE: Kernel = Kernel {
 /// the NVMe scenarios run on it.
 const CURRENT: Kernel = Kernel {
     name: "current",
-    guest_deadline: Duration::from_secs(330),
-    harness_deadline: Duration::from_secs(420),
+    guest_deadline: Duration::from_secs(420),
+    harness_deadline: Duration::from_secs(480),
     nvme: true,
 };
 
