@@ -12,19 +12,6 @@ NVME_B=/dev/nvme1n1
 # Host A's second controller: another path of host A.
 NVME_A2=/dev/nvme2n1
 
-# wait_for_path PATH: device nodes appear asynchronously after the connect.
-wait_for_path() {
-    tries=0
-    while [ ! -e "$1" ]; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 200 ]; then
-            echo "$1 did not appear" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
-
 # nvme_state DEV: the target's own view, from nvme-cli's Reservation Report
 # (extended data structure) on DEV, as one line:
 #   gen=<n> rtype=<NVMe type, 0 none> regs=<host>:<key>:<holder|->,...

@@ -15,6 +15,7 @@
 # Exit status: 0 ready; 2 the kernel has no NVMe target reservations (no
 # nvmet or nvme-loop, or no resv_enable: before 6.13); 1 anything else failed.
 set -e
+. /vm/lib.sh
 . /vm/nvme-lib.sh
 
 # fabrics_connect HOSTNQN HOSTID: one loop connection through the kernel's
