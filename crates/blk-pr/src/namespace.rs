@@ -19,6 +19,51 @@ const TIMEOUT_MS: u32 = 30_000;
 /// to what REGCTL (16 bits) asks for.
 const FIRST_REPORT_LEN: usize = 1024;
 
+mod sysfs {
+    //! The controller's `hostid` attribute, for a namespace descriptor.
+
+    use std::os::fd::BorrowedFd;
+    use std::path::{Path, PathBuf};
+
+    use rustix::fs::{FileType, fstat, major, minor};
+
+    use crate::nvme::HostId;
+
+    /// `/sys/dev/{block,char}/MAJ:MIN` of the descriptor's device.
+    fn device_dir(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+        let stat = fstat(fd).ok()?;
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::BlockDevice => "block",
+            FileType::CharacterDevice => "char",
+            _ => return None,
+        };
+        let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+        Some(PathBuf::from(format!("/sys/dev/{kind}/{major}:{minor}")))
+    }
+
+    fn read_host_id(controller: &Path) -> Option<HostId> {
+        let text = std::fs::read_to_string(controller.join("hostid")).ok()?;
+        HostId::parse_uuid(&text)
+    }
+
+    /// The host ID of the namespace's controller (`device/hostid`), or, for a native
+    /// multipath head, of its first path's controller (`multipath/*/device/hostid`).
+    pub(super) fn host_id(fd: BorrowedFd<'_>) -> Option<HostId> {
+        let dir = device_dir(fd)?;
+        if let Some(id) = read_host_id(&dir.join("device")) {
+            return Some(id);
+        }
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("multipath"))
+            .ok()?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .find_map(|path| read_host_id(&path.join("device")))
+    }
+}
+
 /// One NVMe namespace, named by a descriptor of its block device (`/dev/nvmeXnY`) or
 /// generic character device (`/dev/ngXnY`).
 #[derive(Debug)]
@@ -123,14 +168,23 @@ impl<'fd> NvmeNamespace<'fd> {
 
     fn capabilities_raw(&self) -> Result<ReservationCapabilities, NvmeError> {
         let mut identify = vec![0u8; IDENTIFY_DATA_LEN];
-        self.command(
+        let identified = self.command(
             nvme::opcode::IDENTIFY,
             0,
             0,
             NvmeData::FromDevice(&mut identify),
             true,
-        )?;
-        Ok(ReservationCapabilities::from_identify_namespace(&identify))
+        );
+        match identified {
+            Ok(()) => Ok(ReservationCapabilities::from_identify_namespace(&identify)),
+            // The kernel does not pass the admin command (EACCES without
+            // CAP_SYS_ADMIN before 6.2, or a seccomp policy): unknown, the device
+            // decides.
+            Err(NvmeError::Errno(errno::EACCES | errno::EPERM)) => {
+                Ok(ReservationCapabilities::UNKNOWN)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// RESCAP from Identify Namespace.
@@ -151,6 +205,11 @@ impl<'fd> NvmeNamespace<'fd> {
             true,
         );
         match extended {
+            // Admin commands other than Identify need CAP_SYS_ADMIN: the host ID of a
+            // fabrics controller is in sysfs too.
+            Err(NvmeError::Errno(code)) => {
+                return sysfs::host_id(self.fd).ok_or(NvmeError::Errno(code));
+            }
             Err(NvmeError::Status(_)) => {
                 id = [0u8; 16];
                 self.command(

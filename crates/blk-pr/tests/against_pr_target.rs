@@ -206,3 +206,66 @@ fn the_namespace_capabilities_shape_the_scsi_answers() {
         ScsiOutcome::good(Vec::new())
     );
 }
+
+/// A namespace whose capabilities cannot be read (Identify Namespace filtered by the
+/// kernel): the device decides what it supports.
+struct Unidentified<'a>(blk_pr::model::ModelHost<'a>);
+
+impl blk_pr::NvmeReservations for Unidentified<'_> {
+    fn host_id(&mut self) -> Result<blk_pr::nvme::HostId, blk_pr::NvmeError> {
+        self.0.host_id()
+    }
+    fn capabilities(&mut self) -> Result<ReservationCapabilities, blk_pr::NvmeError> {
+        Ok(ReservationCapabilities::UNKNOWN)
+    }
+    fn report(&mut self) -> Result<blk_pr::nvme::ReservationStatus, blk_pr::NvmeError> {
+        self.0.report()
+    }
+    fn register(&mut self, command: &blk_pr::nvme::Register) -> Result<(), blk_pr::NvmeError> {
+        self.0.register(command)
+    }
+    fn acquire(&mut self, command: &blk_pr::nvme::Acquire) -> Result<(), blk_pr::NvmeError> {
+        self.0.acquire(command)
+    }
+    fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
+        self.0.release(command)
+    }
+}
+
+#[test]
+fn unreadable_capabilities_leave_the_refusals_to_the_device() {
+    use blk_pr::NvmeReservations;
+    let no_ptpl = ReservationCapabilities {
+        persist_through_power_loss: false,
+        ..ReservationCapabilities::ALL
+    };
+    let mut namespace = NamespaceModel::new(no_ptpl);
+    let mut host = Unidentified(namespace.host(HOSTS[0]));
+    let caps = execute_scsi_pr_over_nvme(
+        &mut host,
+        &build::pr_in(PrInAction::ReportCapabilities, 8),
+        &[],
+    );
+    let decoded = scsi::pr::ReportCapabilities::decode(&caps.data)
+        .unwrap()
+        .value;
+    assert!(!decoded.tmv && !decoded.ptpl_c);
+    assert_eq!(decoded.type_mask, scsi::pr::TypeMask::default());
+    // APTPL goes to the device, which cannot persist: the SCSI answer all the same.
+    let (cdb, list) = build::register(0, 0xA1, true);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
+        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
+    );
+    let (cdb, list) = build::register(0, 0xA1, false);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
+        ScsiOutcome::good(Vec::new())
+    );
+    let (cdb, list) = build::reserve(0xA1, 6);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
+        ScsiOutcome::good(Vec::new())
+    );
+    assert_eq!(host.report().unwrap().rtype.map(|t| t.code()), Some(4));
+}

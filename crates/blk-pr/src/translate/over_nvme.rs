@@ -208,7 +208,8 @@ pub fn read_full_status(status: &ReservationStatus) -> FullStatus {
 }
 
 /// REPORT CAPABILITIES from RESCAP: the types the namespace supports, PTPL_C from its
-/// persist-through-power-loss bit, PTPL_A from the report's PTPLS; ATP_C (a
+/// persist-through-power-loss bit (neither when RESCAP could not be read: TMV 0),
+/// PTPL_A from the report's PTPLS; ATP_C (a
 /// registration is the host's on every controller), no SIP_C (no way to register
 /// another host), no CRH, no REPLACE LOST RESERVATION.
 pub fn report_capabilities(
@@ -219,12 +220,18 @@ pub fn report_capabilities(
         .into_iter()
         .filter(|&t| capabilities.supports(t))
         .map(ReservationType::from);
+    // Capabilities that could not be read: no type mask (TMV 0), no PTPL_C claimed.
+    let type_mask = if capabilities.reported {
+        TypeMask::from_types(types)
+    } else {
+        TypeMask::default()
+    };
     ReportCapabilities {
         atp_c: true,
         ptpl_c: capabilities.persist_through_power_loss,
-        tmv: true,
+        tmv: capabilities.reported,
         ptpl_a: status.ptpl_state,
-        type_mask: TypeMask::from_types(types),
+        type_mask,
         ..ReportCapabilities::default()
     }
 }
@@ -344,12 +351,18 @@ fn register(
             (action, params.reservation_key)
         }
     };
-    let ptpl = match (params.aptpl, capabilities.persist_through_power_loss) {
-        (true, true) => PtplChange::Set,
+    let persists = capabilities.persist_through_power_loss;
+    let ptpl = match (params.aptpl, persists, capabilities.reported) {
+        (true, true, _) => PtplChange::Set,
         // APTPL without PTPL_C: SPC-4's answer.
-        (true, false) => return Err(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
-        (false, true) => PtplChange::Clear,
-        (false, false) => PtplChange::NoChange,
+        (true, false, true) => {
+            return Err(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+        }
+        // Capabilities unknown: the device refuses what it cannot do (Invalid Field
+        // in Command, which is INVALID FIELD IN PARAMETER LIST here).
+        (true, false, false) => PtplChange::Set,
+        (false, true, _) | (false, false, false) => PtplChange::Clear,
+        (false, false, true) => PtplChange::NoChange,
     };
     let command = Register {
         action,
