@@ -161,6 +161,21 @@ fn the_deliberate_differences_are_the_documented_answers() {
     assert_eq!(decoded.type_mask, scsi::pr::TypeMask::ALL);
 }
 
+/// On a namespace that cannot persist through power loss, REGISTER with APTPL is
+/// INVALID FIELD IN PARAMETER LIST and without it GOOD (key 0xA1).
+fn registers_only_without_aptpl(host: &mut impl blk_pr::NvmeReservations) {
+    let (cdb, list) = build::register(0, 0xA1, true);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(host, &cdb, &list),
+        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
+    );
+    let (cdb, list) = build::register(0, 0xA1, false);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(host, &cdb, &list),
+        ScsiOutcome::good(Vec::new())
+    );
+}
+
 /// A namespace that cannot persist through power loss and knows only two types is
 /// reported, and refused, as a SCSI device with that type mask and no PTPL_C.
 #[test]
@@ -184,16 +199,7 @@ fn the_namespace_capabilities_shape_the_scsi_answers() {
             scsi::pr::ReservationType::WriteExclusiveRegistrantsOnly
         ]
     );
-    let (cdb, list) = build::register(0, 0xA1, true);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
-    );
-    let (cdb, list) = build::register(0, 0xA1, false);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::good(Vec::new())
-    );
+    registers_only_without_aptpl(&mut host);
     // Exclusive Access is not in the mask: INVALID FIELD IN CDB.
     let (cdb, list) = build::reserve(0xA1, 3);
     assert_eq!(
@@ -252,16 +258,7 @@ fn unreadable_capabilities_leave_the_refusals_to_the_device() {
     assert!(!decoded.tmv && !decoded.ptpl_c);
     assert_eq!(decoded.type_mask, scsi::pr::TypeMask::default());
     // APTPL goes to the device, which cannot persist: the SCSI answer all the same.
-    let (cdb, list) = build::register(0, 0xA1, true);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
-    );
-    let (cdb, list) = build::register(0, 0xA1, false);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::good(Vec::new())
-    );
+    registers_only_without_aptpl(&mut host);
     let (cdb, list) = build::reserve(0xA1, 6);
     assert_eq!(
         execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
