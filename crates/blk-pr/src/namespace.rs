@@ -29,8 +29,8 @@ mod sysfs {
 
     use crate::nvme::HostId;
 
-    /// `/sys/dev/{block,char}/MAJ:MIN` of the descriptor's device.
-    fn device_dir(fd: BorrowedFd<'_>) -> Option<PathBuf> {
+    /// `SYSFS/dev/{block,char}/MAJ:MIN` of the descriptor's device.
+    fn device_dir(sysfs: &Path, fd: BorrowedFd<'_>) -> Option<PathBuf> {
         let stat = fstat(fd).ok()?;
         let kind = match FileType::from_raw_mode(stat.st_mode) {
             FileType::BlockDevice => "block",
@@ -38,7 +38,7 @@ mod sysfs {
             _ => return None,
         };
         let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
-        Some(PathBuf::from(format!("/sys/dev/{kind}/{major}:{minor}")))
+        Some(sysfs.join(format!("dev/{kind}/{major}:{minor}")))
     }
 
     fn read_host_id(controller: &Path) -> Option<HostId> {
@@ -49,7 +49,12 @@ mod sysfs {
     /// The host ID of the namespace's controller (`device/hostid`), or, for a native
     /// multipath head, of its first path's controller (`multipath/*/device/hostid`).
     pub(super) fn host_id(fd: BorrowedFd<'_>) -> Option<HostId> {
-        let dir = device_dir(fd)?;
+        host_id_under(Path::new("/sys"), fd)
+    }
+
+    /// [`host_id`] in the sysfs mounted at `sysfs`.
+    pub(super) fn host_id_under(sysfs: &Path, fd: BorrowedFd<'_>) -> Option<HostId> {
+        let dir = device_dir(sysfs, fd)?;
         if let Some(id) = read_host_id(&dir.join("device")) {
             return Some(id);
         }
@@ -310,5 +315,44 @@ impl NvmeReservations for NvmeNamespace<'_> {
 
     fn release(&mut self, command: &Release) -> Result<(), NvmeError> {
         self.release_raw(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// A fake sysfs for `/dev/null` (character device 1:3) with `files` written.
+    fn fake_sysfs(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("temporary directory");
+        for (path, text) in files {
+            let file = root.path().join("dev/char/1:3").join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn the_host_id_comes_from_the_controller_or_the_first_path_of_a_head() {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let id = "5001405a-0000-4000-8000-000000000a01\n";
+        let expected = HostId::parse_uuid(id);
+        let controller = fake_sysfs(&[("device/hostid", id)]);
+        assert_eq!(
+            sysfs::host_id_under(controller.path(), null.as_fd()),
+            expected
+        );
+        let head = fake_sysfs(&[
+            ("multipath/nvme0c1n1/device/hostid", id),
+            ("multipath/nvme0c2n1/device/hostid", "not a uuid"),
+        ]);
+        assert_eq!(sysfs::host_id_under(head.path(), null.as_fd()), expected);
+        let pcie = fake_sysfs(&[("device/model", "an SSD")]);
+        assert_eq!(sysfs::host_id_under(pcie.path(), null.as_fd()), None);
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(sysfs::host_id_under(controller.path(), file.as_fd()), None);
     }
 }
