@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// Only `sys` may hold `unsafe` (its ioctls); everything else is checked safe code.
+#![deny(unsafe_code)]
 
 mod block;
 mod error;
@@ -6,6 +8,7 @@ pub mod model;
 mod namespace;
 pub mod nvme;
 mod outcome;
+#[allow(unsafe_code)]
 mod sys;
 pub mod translate;
 
