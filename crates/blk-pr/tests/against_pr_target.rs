@@ -266,3 +266,52 @@ fn unreadable_capabilities_leave_the_refusals_to_the_device() {
     );
     assert_eq!(host.report().unwrap().rtype.map(|t| t.code()), Some(4));
 }
+
+/// A target that completes Preempt without removing anyone.
+struct PreemptDoesNothing<'a>(blk_pr::model::ModelHost<'a>);
+
+impl blk_pr::NvmeReservations for PreemptDoesNothing<'_> {
+    fn host_id(&mut self) -> Result<blk_pr::nvme::HostId, blk_pr::NvmeError> {
+        self.0.host_id()
+    }
+    fn capabilities(&mut self) -> Result<ReservationCapabilities, blk_pr::NvmeError> {
+        self.0.capabilities()
+    }
+    fn report(&mut self) -> Result<blk_pr::nvme::ReservationStatus, blk_pr::NvmeError> {
+        self.0.report()
+    }
+    fn register(&mut self, command: &blk_pr::nvme::Register) -> Result<(), blk_pr::NvmeError> {
+        self.0.register(command)
+    }
+    fn acquire(&mut self, command: &blk_pr::nvme::Acquire) -> Result<(), blk_pr::NvmeError> {
+        if command.action == blk_pr::nvme::AcquireAction::Acquire {
+            self.0.acquire(command)
+        } else {
+            Ok(())
+        }
+    }
+    fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
+        self.0.release(command)
+    }
+}
+
+#[test]
+fn a_preempt_that_fences_nobody_is_a_target_failure_not_good() {
+    let mut namespace = NamespaceModel::new(ReservationCapabilities::ALL);
+    let (cdb, list) = build::register(0, 0xB2, false);
+    execute_scsi_pr_over_nvme(&mut namespace.host(HOSTS[1]), &cdb, &list);
+    let mut a = PreemptDoesNothing(namespace.host(HOSTS[0]));
+    let (cdb, list) = build::register(0, 0xA1, false);
+    execute_scsi_pr_over_nvme(&mut a, &cdb, &list);
+    let (cdb, list) = build::reserve(0xA1, 5);
+    execute_scsi_pr_over_nvme(&mut a, &cdb, &list);
+    // The holder preempts B's key; the target says success but B stays registered.
+    let flags = build::Flags::default();
+    for action in [PrOutAction::Preempt, PrOutAction::PreemptAndAbort] {
+        let (cdb, list) = build::out_command(action, 5, 0xA1, 0xB2, flags);
+        assert_eq!(
+            execute_scsi_pr_over_nvme(&mut a, &cdb, &list),
+            ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE)
+        );
+    }
+}

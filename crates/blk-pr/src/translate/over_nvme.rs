@@ -492,10 +492,35 @@ fn preempt(
         preempt_key: params.service_action_key,
         rtype: nvme_type,
     };
-    done(
+    let answer = done(
         device.acquire(&command),
         Sense::INVALID_FIELD_IN_PARAMETER_LIST,
-    )
+    )?;
+    verify_fenced(device, view, params.service_action_key)?;
+    Ok(answer)
+}
+
+/// A preempt is a fence: after it no other host may still be registered with the
+/// preempted key (with key 0, under an all-registrants reservation, no other host at
+/// all). Some targets complete Preempt without doing it (Linux's nvmet, when the
+/// holder preempts another key); reporting GOOD then would tell a cluster a node is
+/// fenced when it is not, so the answer is HARDWARE ERROR, INTERNAL TARGET FAILURE.
+fn verify_fenced(
+    device: &mut impl NvmeReservations,
+    view: &View,
+    preempted: u64,
+) -> Result<(), ScsiOutcome> {
+    let me = view.me.map(|r| r.host_id);
+    let after = device.report().map_err(unreadable)?;
+    let survivor = after
+        .hosts()
+        .iter()
+        .any(|r| Some(r.host_id) != me && (preempted == 0 || r.key == preempted));
+    if survivor {
+        Err(ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
