@@ -267,7 +267,8 @@ fn unreadable_capabilities_leave_the_refusals_to_the_device() {
     assert_eq!(host.report().unwrap().rtype.map(|t| t.code()), Some(4));
 }
 
-/// A target that completes Preempt without removing anyone.
+/// A target that completes Preempt without removing anyone, and Release without
+/// releasing.
 struct PreemptDoesNothing<'a>(blk_pr::model::ModelHost<'a>);
 
 impl blk_pr::NvmeReservations for PreemptDoesNothing<'_> {
@@ -291,12 +292,16 @@ impl blk_pr::NvmeReservations for PreemptDoesNothing<'_> {
         }
     }
     fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
-        self.0.release(command)
+        if command.action == blk_pr::nvme::ReleaseAction::Clear {
+            self.0.release(command)
+        } else {
+            Ok(())
+        }
     }
 }
 
 #[test]
-fn a_preempt_that_fences_nobody_is_a_target_failure_not_good() {
+fn a_preempt_or_release_that_changes_nothing_is_a_target_failure_not_good() {
     let mut namespace = NamespaceModel::new(ReservationCapabilities::ALL);
     let (cdb, list) = build::register(0, 0xB2, false);
     execute_scsi_pr_over_nvme(&mut namespace.host(HOSTS[1]), &cdb, &list);
@@ -314,4 +319,10 @@ fn a_preempt_that_fences_nobody_is_a_target_failure_not_good() {
             ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE)
         );
     }
+    // A RELEASE that releases nothing is no GOOD either.
+    let (cdb, list) = build::out_command(PrOutAction::Release, 5, 0xA1, 0, flags);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut a, &cdb, &list),
+        ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE)
+    );
 }

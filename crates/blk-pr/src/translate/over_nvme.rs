@@ -454,10 +454,20 @@ fn release(
         current_key: params.reservation_key,
         rtype: Some(current),
     };
-    done(
+    let answer = done(
         device.release(&command),
         Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
-    )
+    )?;
+    // Some targets complete a release without releasing (nvmet, from a registrant
+    // other than the one that created an all-registrants reservation): a reservation
+    // this host still holds afterwards is a target failure, not GOOD.
+    let after = device.report().map_err(unreadable)?;
+    let me = view.me.map(|r| r.host_id);
+    let still_held = me.is_some_and(|host| is_holder(&after, after.registrant(&host).as_ref()));
+    if still_held && after.rtype == Some(current) {
+        return Err(ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE));
+    }
+    Ok(answer)
 }
 
 fn preempt(
