@@ -213,28 +213,43 @@ fn the_namespace_capabilities_shape_the_scsi_answers() {
     );
 }
 
-/// A namespace whose capabilities cannot be read (Identify Namespace filtered by the
-/// kernel): the device decides what it supports.
-struct Unidentified<'a>(blk_pr::model::ModelHost<'a>);
+/// The model with a real target's quirks switched on.
+struct Quirky<'a> {
+    host: blk_pr::model::ModelHost<'a>,
+    /// Identify Namespace is refused: capabilities unknown.
+    unidentified: bool,
+    /// Preempt and Release complete successfully and change nothing.
+    hollow: bool,
+}
 
-impl blk_pr::NvmeReservations for Unidentified<'_> {
+impl blk_pr::NvmeReservations for Quirky<'_> {
     fn host_id(&mut self) -> Result<blk_pr::nvme::HostId, blk_pr::NvmeError> {
-        self.0.host_id()
+        self.host.host_id()
     }
     fn capabilities(&mut self) -> Result<ReservationCapabilities, blk_pr::NvmeError> {
-        Ok(ReservationCapabilities::UNKNOWN)
+        if self.unidentified {
+            Ok(ReservationCapabilities::UNKNOWN)
+        } else {
+            self.host.capabilities()
+        }
     }
     fn report(&mut self) -> Result<blk_pr::nvme::ReservationStatus, blk_pr::NvmeError> {
-        self.0.report()
+        self.host.report()
     }
     fn register(&mut self, command: &blk_pr::nvme::Register) -> Result<(), blk_pr::NvmeError> {
-        self.0.register(command)
+        self.host.register(command)
     }
     fn acquire(&mut self, command: &blk_pr::nvme::Acquire) -> Result<(), blk_pr::NvmeError> {
-        self.0.acquire(command)
+        if self.hollow && command.action != blk_pr::nvme::AcquireAction::Acquire {
+            return Ok(());
+        }
+        self.host.acquire(command)
     }
     fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
-        self.0.release(command)
+        if self.hollow && command.action == blk_pr::nvme::ReleaseAction::Release {
+            return Ok(());
+        }
+        self.host.release(command)
     }
 }
 
@@ -246,7 +261,11 @@ fn unreadable_capabilities_leave_the_refusals_to_the_device() {
         ..ReservationCapabilities::ALL
     };
     let mut namespace = NamespaceModel::new(no_ptpl);
-    let mut host = Unidentified(namespace.host(HOSTS[0]));
+    let mut host = Quirky {
+        host: namespace.host(HOSTS[0]),
+        unidentified: true,
+        hollow: false,
+    };
     let caps = execute_scsi_pr_over_nvme(
         &mut host,
         &build::pr_in(PrInAction::ReportCapabilities, 8),
@@ -267,45 +286,16 @@ fn unreadable_capabilities_leave_the_refusals_to_the_device() {
     assert_eq!(host.report().unwrap().rtype.map(|t| t.code()), Some(4));
 }
 
-/// A target that completes Preempt without removing anyone, and Release without
-/// releasing.
-struct PreemptDoesNothing<'a>(blk_pr::model::ModelHost<'a>);
-
-impl blk_pr::NvmeReservations for PreemptDoesNothing<'_> {
-    fn host_id(&mut self) -> Result<blk_pr::nvme::HostId, blk_pr::NvmeError> {
-        self.0.host_id()
-    }
-    fn capabilities(&mut self) -> Result<ReservationCapabilities, blk_pr::NvmeError> {
-        self.0.capabilities()
-    }
-    fn report(&mut self) -> Result<blk_pr::nvme::ReservationStatus, blk_pr::NvmeError> {
-        self.0.report()
-    }
-    fn register(&mut self, command: &blk_pr::nvme::Register) -> Result<(), blk_pr::NvmeError> {
-        self.0.register(command)
-    }
-    fn acquire(&mut self, command: &blk_pr::nvme::Acquire) -> Result<(), blk_pr::NvmeError> {
-        if command.action == blk_pr::nvme::AcquireAction::Acquire {
-            self.0.acquire(command)
-        } else {
-            Ok(())
-        }
-    }
-    fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
-        if command.action == blk_pr::nvme::ReleaseAction::Clear {
-            self.0.release(command)
-        } else {
-            Ok(())
-        }
-    }
-}
-
 #[test]
 fn a_preempt_or_release_that_changes_nothing_is_a_target_failure_not_good() {
     let mut namespace = NamespaceModel::new(ReservationCapabilities::ALL);
     let (cdb, list) = build::register(0, 0xB2, false);
     execute_scsi_pr_over_nvme(&mut namespace.host(HOSTS[1]), &cdb, &list);
-    let mut a = PreemptDoesNothing(namespace.host(HOSTS[0]));
+    let mut a = Quirky {
+        host: namespace.host(HOSTS[0]),
+        unidentified: false,
+        hollow: true,
+    };
     let (cdb, list) = build::register(0, 0xA1, false);
     execute_scsi_pr_over_nvme(&mut a, &cdb, &list);
     let (cdb, list) = build::reserve(0xA1, 5);
