@@ -8,6 +8,9 @@
 #                or $CARGO_TARGET_DIR/release)
 #   VM_CACHE     cache folder (default: <repo>/.cache/vm)
 #   VM_TIMEOUT   hard limit for the boot, in seconds (default 240)
+#   VM_KERNEL    which Debian kernel the guest boots: stable (default: this
+#                machine's release, Debian 12's 6.1) or current (Debian's
+#                current backports kernel, 7.x; see host/fetch-kernel.sh)
 # Exit status: 0 when the guest ran to the end (check the lines for FAILs),
 # non-zero when the harness itself failed or timed out.
 set -euo pipefail
@@ -20,7 +23,7 @@ deadline=${VM_TIMEOUT:-240}
 # depmod and modprobe live in sbin, which a non-login PATH may lack.
 export PATH="$PATH:/usr/sbin:/sbin"
 
-tools=(qemu-system-x86_64 busybox cpio depmod modprobe sg_persist qemu-pr-helper dmsetup apt-get dpkg-deb)
+tools=(qemu-system-x86_64 busybox cpio depmod modprobe sg_persist qemu-pr-helper dmsetup nvme apt-get dpkg-deb xz zstd)
 missing_tools() {
     for tool in "${tools[@]}"; do
         command -v "$tool" >/dev/null 2>&1 || echo "$tool"
@@ -37,13 +40,20 @@ if [ -n "$(missing_tools)" ]; then
     exit 2
 fi
 
+export VM_KERNEL=${VM_KERNEL:-stable}
+case $VM_KERNEL in
+    stable | current) ;;
+    *) echo "run.sh: VM_KERNEL must be stable or current, not '$VM_KERNEL'" >&2; exit 2 ;;
+esac
 mkdir -p "$VM_CACHE"
 # Concurrent runs (two test sessions) share the kernel cache, one at a time,
-# and each get their own run folder; last-run points at the newest one.
-tree=$(flock "$VM_CACHE/fetch.lock" "$here/host/fetch-kernel.sh")
+# and each get their own run folder; last-run points at the newest one,
+# last-run-$VM_KERNEL at the newest one of that kernel.
+tree=$(flock "$VM_CACHE/fetch.lock" "$here/host/fetch-kernel.sh" "$VM_KERNEL")
 find "$VM_CACHE" -maxdepth 1 -name 'run.*' -type d -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 run_dir=$(mktemp -d "$VM_CACHE/run.XXXXXX")
 ln -sfn "$run_dir" "$VM_CACHE/last-run"
+ln -sfn "$run_dir" "$VM_CACHE/last-run-$VM_KERNEL"
 "$here/host/build-initramfs.sh" "$tree" "$bin_dir" "$run_dir/initramfs.cpio.gz"
 
 status=0

@@ -7,6 +7,11 @@
 //! see. It is `Send + Sync` and keeps a pool of connections. The wire format
 //! is `pr-protocol`'s sans-I/O codec; this crate only does the I/O.
 //!
+//! Without a helper, [`execute_direct`] sends the same command to the device
+//! itself and returns the same kind of [`Reply`]: SG_IO on SCSI devices, NVMe
+//! reservations on NVMe namespaces and the kernel's PR ioctls on other block
+//! devices ([`DirectPath`]), with SCSI semantics on every path.
+//!
 //! ```no_run
 //! use std::fs::File;
 //! use std::os::fd::AsFd;
@@ -29,6 +34,7 @@
 mod client;
 mod command;
 mod conn;
+mod direct;
 mod error;
 mod pool;
 mod status;
@@ -38,6 +44,7 @@ mod watcher;
 
 pub use client::{Client, Config, DEFAULT_SOCKET, error_chain};
 pub use command::{DataTransfer, Reply};
+pub use direct::{DirectPath, execute_direct};
 pub use error::{ConnectError, Error, InvalidCommand, ProtocolError, ScsiError, TransportError};
 /// The `scsi` types the typed API speaks.
 pub use scsi::pr::{

@@ -50,5 +50,5 @@ pub use scsi::sense::Sense;
 pub use types::Access;
 pub use unit::{
     LogicalUnit, MAX_REGISTRATIONS, PERSISTENT_RESERVE_IN, PERSISTENT_RESERVE_OUT, Registration,
-    Reservation,
+    Reservation, conflicts_before_fields,
 };

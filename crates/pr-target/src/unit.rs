@@ -61,6 +61,37 @@ pub struct LogicalUnit {
 
 type Step = Result<(), Outcome>;
 
+/// The conflict check a PR OUT command passes before any field or parameter is looked
+/// at: with a reservation of type `reserved` that the initiator neither holds nor
+/// (registrants-only and all-registrants types) shares as a registrant, RESERVE and
+/// REGISTER AND MOVE conflict, and so do RELEASE, CLEAR, PREEMPT and PREEMPT AND ABORT
+/// from an unregistered initiator. REGISTER always passes. This is the order of a real
+/// SPC-4 target (LIO), checked by the VM tier's differential test; translations onto
+/// other reservation schemes (NVMe) answer in the same order with it.
+pub fn conflicts_before_fields(
+    action: PrOutAction,
+    reserved: Option<ReservationType>,
+    holder: bool,
+    registered: bool,
+) -> bool {
+    let Some(rtype) = reserved else {
+        return false;
+    };
+    if holder || (registered && rtype.registrants_share()) {
+        return false;
+    }
+    match action {
+        PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey => false,
+        PrOutAction::Reserve
+        | PrOutAction::RegisterAndMove
+        | PrOutAction::ReplaceLostReservation => true,
+        PrOutAction::Release
+        | PrOutAction::Clear
+        | PrOutAction::Preempt
+        | PrOutAction::PreemptAndAbort => !registered,
+    }
+}
+
 impl LogicalUnit {
     /// A unit with no registrations, reachable through `target_ports`.
     pub fn new(target_ports: Vec<u16>) -> LogicalUnit {
@@ -189,30 +220,16 @@ impl LogicalUnit {
         }
     }
 
-    /// The conflict check a command passes before it runs, for PR OUT: with a
-    /// reservation that `nexus` neither holds nor (registrants-only and all-registrants
-    /// types) shares as a registrant, RESERVE and REGISTER AND MOVE conflict, and so do
-    /// RELEASE, CLEAR, PREEMPT and PREEMPT AND ABORT from an unregistered nexus,
-    /// before any field or parameter is looked at. REGISTER always passes. This is the
-    /// order of a real SPC-4 target (LIO), checked by the VM tier's differential test.
+    /// The conflict check a command passes before it runs, for PR OUT (see
+    /// [`conflicts_before_fields`]).
     fn out_conflicts(&self, nexus: &Nexus, action: PrOutAction) -> bool {
-        let Some(reservation) = &self.reservation else {
-            return false;
-        };
-        let registered = self.key_of(nexus).is_some();
-        if self.is_holder(nexus) || (registered && reservation.rtype.registrants_share()) {
-            return false;
-        }
-        match action {
-            PrOutAction::Register | PrOutAction::RegisterAndIgnoreExistingKey => false,
-            PrOutAction::Reserve
-            | PrOutAction::RegisterAndMove
-            | PrOutAction::ReplaceLostReservation => true,
-            PrOutAction::Release
-            | PrOutAction::Clear
-            | PrOutAction::Preempt
-            | PrOutAction::PreemptAndAbort => !registered,
-        }
+        let reserved = self.reservation.as_ref().map(|r| r.rtype);
+        conflicts_before_fields(
+            action,
+            reserved,
+            self.is_holder(nexus),
+            self.key_of(nexus).is_some(),
+        )
     }
 
     fn registration(&self, nexus: &Nexus) -> Option<&Registration> {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use pr_manager::{ReservationType, TransportId};
 
 use crate::parse::{parse_key, parse_transport_id, parse_type};
@@ -29,9 +29,15 @@ pub struct Cli {
     )]
     pub socket: PathBuf,
 
-    /// Send the command to the device directly with SG_IO (needs privileges).
+    /// Send the command to the device directly (needs privileges): SG_IO on
+    /// SCSI devices; NVMe reservations on NVMe namespaces and the kernel's PR
+    /// ioctls on block devices without SG_IO, answered as a SCSI device would.
     #[arg(long, global = true)]
     pub direct: bool,
+
+    /// With --direct: which way to the device (auto picks by device).
+    #[arg(long, value_enum, value_name = "PATH", default_value_t = DirectPath::Auto, global = true, requires = "direct")]
+    pub direct_path: DirectPath,
 
     /// Print one JSON object (schema in the README) instead of text.
     #[arg(long, global = true)]
@@ -51,6 +57,21 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Which way `--direct` reaches the device.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, ValueEnum)]
+pub enum DirectPath {
+    /// NVMe namespaces: NVMe reservations; anything else: SG_IO, and the PR
+    /// ioctls where the device has no SG_IO.
+    #[default]
+    Auto,
+    /// SG_IO only (SCSI disks, sg nodes, dm maps over SCSI paths).
+    SgIo,
+    /// The kernel's block-layer PR ioctls (IOC_PR_*), on any block device
+    /// with PR operations (sd, dm, nvme); NVMe namespaces still answer PR IN
+    /// through the Reservation Report where the kernel has no read ioctls.
+    PrIoctls,
 }
 
 /// The service actions.

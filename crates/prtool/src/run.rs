@@ -197,7 +197,13 @@ pub fn run(cli: &Cli) -> Outcome {
     };
     let sent = match &outcome.via {
         Via::Socket(path) => send_to_helper(cli, path, &file, &cdb, data),
-        Via::Direct => crate::direct::send(&file, &cdb, data, Duration::from_secs(cli.timeout)),
+        Via::Direct => crate::direct::send(
+            &file,
+            &cdb,
+            data,
+            Duration::from_secs(cli.timeout),
+            cli.direct_path,
+        ),
     };
     let reply = match sent {
         Ok(reply) => reply,

@@ -8,6 +8,7 @@
 //! | descriptor | answer |
 //! |---|---|
 //! | whole block device, sg character device | `SG_IO` ([`sgio`]) |
+//! | NVMe namespace (a whole block device that answers `NVME_IOCTL_ID`) | NVMe reservations through the SCSI translation ([`nvme`], the `blk-pr` crate) |
 //! | device-mapper multipath map (a single `multipath` target), unless `--no-multipath` | every path as the service action needs ([`multipath`], the `dm-multipath` crate) |
 //! | partition | refused with 0B/00/06 unless partitions are allowed (see below) |
 //! | device-mapper device mapping part of a device (LVM volume) | as a partition |
@@ -32,6 +33,7 @@
 
 pub mod emulated;
 pub mod multipath;
+pub mod nvme;
 pub mod sgio;
 
 use std::fmt;
@@ -47,6 +49,7 @@ use std::time::{Duration, Instant};
 
 pub use emulated::{EmulatedBackend, EmulatedSettings};
 pub use multipath::{MultipathBackend, MultipathSettings};
+pub use nvme::NvmeBackend;
 pub use sgio::{SgIoBackend, SgIoSettings};
 
 /// One way of executing PR commands on a kind of descriptor. The router calls it on
@@ -162,6 +165,7 @@ pub struct Backends {
     /// Device classifications, so a busy device is not looked up in sysfs per command.
     classifications: sg_io::ClassifyCache,
     sgio: SgIoBackend,
+    nvme: NvmeBackend,
     emulated: Option<EmulatedBackend>,
     /// dm-multipath maps (unless `--no-multipath`).
     multipath: Option<MultipathBackend>,
@@ -193,6 +197,7 @@ impl Backends {
             sgio: SgIoBackend::new(&SgIoSettings {
                 timeout: settings.sgio_timeout,
             }),
+            nvme: NvmeBackend,
             emulated,
             multipath: settings.multipath.then(|| {
                 MultipathBackend::new(&MultipathSettings {
@@ -280,10 +285,17 @@ impl Backends {
             return Ok(*last);
         }
         let kind = self.classifications.classify_examined(&examined, now)?;
+        let mut route = self.route_for(kind, &key.identity());
+        if route == Route::SgIo
+            && kind == DescriptorKind::WholeBlockDevice
+            && matches!(blk_pr::probe(fd), blk_pr::PrPath::Nvme { .. })
+        {
+            route = Route::Nvme;
+        }
         let routed = Routed {
             key,
             kind,
-            route: self.route_for(kind, &key.identity()),
+            route,
             checked: now,
         };
         match memo.last.as_deref_mut() {
@@ -321,6 +333,7 @@ impl Backends {
         }
         match route {
             Route::SgIo => Some(&self.sgio),
+            Route::Nvme => Some(&self.nvme),
             Route::Multipath => self.multipath.as_ref().map(|m| m as &dyn Backend),
             Route::Emulated => self.emulated.as_ref().map(|e| e as &dyn Backend),
             Route::Refused => None,
@@ -351,6 +364,8 @@ struct Routed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     SgIo,
+    /// An NVMe namespace: no SG_IO, the translation onto NVMe reservations.
+    Nvme,
     Multipath,
     Emulated,
     /// Answered 0B/00/06 without an ioctl.

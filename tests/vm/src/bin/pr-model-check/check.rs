@@ -66,12 +66,24 @@
 //!     off). The driver follows which registrations carry such a value
 //!     (`lio_stale_scope`); LIO changes nothing, so the model's state before the
 //!     command is put back.
+//! 15. PREEMPT with a TYPE that is no reservation type (0, 2, 4, 9-F). `pr-target`
+//!     (and LIO up to Debian's 6.1 kernel) refuse it first: ILLEGAL REQUEST /
+//!     INVALID FIELD IN CDB. LIO of the 7.x kernel checks the TYPE only where the
+//!     PREEMPT would take the reservation over; where it only removes registrations
+//!     (no reservation, or the SERVICE ACTION RESERVATION KEY is not the holder's) it
+//!     ignores the TYPE and answers by its other rules: RESERVATION CONFLICT (caller
+//!     unregistered or wrong key), INVALID FIELD IN PARAMETER LIST (SERVICE ACTION
+//!     RESERVATION KEY 0), or GOOD after removing the registrations with that key.
+//!     Counted, and both sides are reset (a resync): the GOOD answers change LIO's
+//!     state and not the model's.
 //!
 //! After a real mismatch the two may have diverged, so both are reset to an empty
 //! state before the sequence goes on; each mismatch is reported once.
 
 use pr_target::build::{self, Flags};
-use pr_target::{LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, Sense, TransportId};
+use pr_target::{
+    LogicalUnit, Nexus, Outcome, PrInAction, PrOutAction, ReservationType, Sense, TransportId,
+};
 
 use crate::device::{Device, DeviceError, Path, Reply};
 use crate::generate::{Command, generate};
@@ -228,6 +240,12 @@ impl<D: Device> Checker<D> {
                     && is_lio_release_without_key_check(&command.cdb, &reply, &expected))
             {
                 self.summary.deliberate += 1;
+                continue;
+            }
+            if is_lio_preempt_type_unchecked(&command.cdb, &reply, &expected) {
+                // Deliberate difference 15: LIO may have removed registrations.
+                self.summary.deliberate += 1;
+                self.resync()?;
                 continue;
             }
             let stale_scope = self.lio_stale_scope[command.path.index()];
@@ -429,6 +447,19 @@ fn is_lio_release_type_conflict(cdb: &[u8], reply: &Reply, expected: &Outcome) -
     service_action(cdb) == Some(PrOutAction::Release.code())
         && *expected == Outcome::CheckCondition(Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION)
         && reply.status == 0x18
+}
+
+/// Deliberate difference 15: PREEMPT with an invalid TYPE that the model refuses
+/// with INVALID FIELD IN CDB and the device answers otherwise.
+fn is_lio_preempt_type_unchecked(cdb: &[u8], reply: &Reply, expected: &Outcome) -> bool {
+    let invalid_type = cdb
+        .get(2)
+        .is_some_and(|b| ReservationType::from_code(b & 0x0F).is_none());
+    let refused = Sense::INVALID_FIELD_IN_CDB;
+    service_action(cdb) == Some(PrOutAction::Preempt.code())
+        && invalid_type
+        && *expected == Outcome::CheckCondition(refused)
+        && !(reply.status == 0x02 && reply.sense == Some((refused.key, refused.asc, refused.ascq)))
 }
 
 /// Deliberate difference 13: PREEMPT under an all-registrants reservation with the

@@ -25,8 +25,11 @@ pub struct FakeDevice {
     /// state: unregistering does not advance PRgeneration (8), PREEMPT under an
     /// all-registrants reservation (13), the stale scope after REGISTER AND MOVE (14).
     pub lio_quirks: bool,
-    /// How often differences 13 and 14 were played.
-    pub quirks_played: [usize; 2],
+    /// Behave like LIO of the 7.x kernel for deliberate difference 15: a PREEMPT's
+    /// TYPE is checked only where it would take the reservation over.
+    pub lio7_preempt_type: bool,
+    /// How often differences 13, 14 and 15 were played.
+    pub quirks_played: [usize; 3],
     /// Per path, the scope LIO keeps in that nexus's registration (difference 14).
     lio_scope: [u8; 2],
     pending: [bool; 2],
@@ -54,7 +57,8 @@ impl FakeDevice {
             unit_attentions: false,
             bug: None,
             lio_quirks: true,
-            quirks_played: [0; 2],
+            lio7_preempt_type: false,
+            quirks_played: [0; 3],
             lio_scope: [0; 2],
             pending: [false; 2],
         }
@@ -151,6 +155,9 @@ impl FakeDevice {
     fn quirky_execute(&mut self, path: Path, cdb: &[u8], data_out: &[u8]) -> Outcome {
         let me = self.nexus[path.index()].clone();
         let other = self.nexus[path.other().index()].clone();
+        if let Some(outcome) = self.lio7_preempt(&me, cdb, data_out) {
+            return outcome;
+        }
         let (Some(fields), Some(reservation)) = (out_fields(cdb, data_out), self.lu.reservation())
         else {
             return self.lu.execute(&me, cdb, data_out);
@@ -205,6 +212,30 @@ impl FakeDevice {
         // Otherwise the key is only the caller's own, which LIO keeps: no change.
         self.lu.set_generation(generation.wrapping_add(1));
         Outcome::Good(Vec::new())
+    }
+
+    /// 15: a PREEMPT with an invalid TYPE, as the 7.x kernel's LIO answers it: the
+    /// TYPE is replaced by a valid one, and only a PREEMPT that would then change the
+    /// reservation is refused for it. `None` for every other command.
+    fn lio7_preempt(&mut self, me: &Nexus, cdb: &[u8], data_out: &[u8]) -> Option<Outcome> {
+        let fields = out_fields(cdb, data_out)?;
+        if !self.lio7_preempt_type
+            || fields.action != PrOutAction::Preempt.code()
+            || ReservationType::from_code(fields.type_code).is_some()
+        {
+            return None;
+        }
+        let mut lu = self.lu.clone();
+        let mut valid = cdb.to_vec();
+        valid[2] = fields.scope | ReservationType::WriteExclusive.code();
+        let outcome = lu.execute(me, &valid, data_out);
+        let reservation = |lu: &LogicalUnit| lu.reservation().map(|r| (r.holder.clone(), r.rtype));
+        if reservation(&lu) != reservation(&self.lu) {
+            return None;
+        }
+        self.quirks_played[2] += 1;
+        self.lu = lu;
+        Some(outcome)
     }
 
     /// Keeps `lio_scope` as LIO keeps the scope in its registrations, after a GOOD
