@@ -20,7 +20,7 @@ use std::os::fd::BorrowedFd;
 use blk_pr::nvme::{
     Acquire, HostId, Register, Release, ReservationCapabilities, ReservationStatus,
 };
-use blk_pr::{NvmeError, NvmeNamespace, NvmeReservations};
+use blk_pr::{BlkPrError, NvmeError, NvmeNamespace, NvmeReservations, ScsiOutcome};
 use pr_protocol::{Response, SENSE_SIZE};
 
 use super::{Backend, Command};
@@ -39,8 +39,10 @@ impl Backend for NvmeBackend {
                 };
                 blk_pr::execute_scsi_pr_over_nvme(&mut namespace, command.cdb, command.data_out)
             }
-            // No longer a namespace (the node was replaced): the generic path answers.
-            Err(_) => blk_pr::execute_scsi_pr(command.fd, command.cdb, command.data_out),
+            // No longer answers as a namespace: the answer of a failed ioctl. Never the
+            // block layer's PR ioctls, which the daemon's seccomp filter does not allow
+            // (a call would kill the daemon).
+            Err(error) => ScsiOutcome::transport_failure(not_a_namespace_errno(&error)),
         };
         if let Some(errno) = outcome.transport_errno {
             tracing::debug!(peer = %command.peer, errno, "NVMe passthrough ioctl failed");
@@ -55,6 +57,15 @@ impl Backend for NvmeBackend {
             data: outcome.data,
         }
     }
+}
+
+/// The errno of a failed `NVME_IOCTL_ID` (ENOTTY when there is none).
+fn not_a_namespace_errno(error: &BlkPrError) -> i32 {
+    match error {
+        BlkPrError::NotNvme { source, .. } => source.raw_os_error(),
+        _ => None,
+    }
+    .unwrap_or(libc::ENOTTY)
 }
 
 /// A namespace whose Host Identifier falls back to sysfs when Get Features is refused.
@@ -121,6 +132,8 @@ fn parse_uuid(text: &str) -> Option<HostId> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     #[test]
@@ -129,6 +142,39 @@ mod tests {
         assert_eq!(id.to_string(), "5001405a-0000-4000-8000-000000000a01");
         assert_eq!(id.0[0], 0x50);
         assert_eq!(id.0[15], 0x01);
+    }
+
+    #[test]
+    fn a_descriptor_that_is_no_namespace_gets_a_failed_ioctls_answer() {
+        // A regular file answers NVME_IOCTL_ID with ENOTTY, as a namespace that went
+        // away between the router's probe and the command would fail it.
+        let file = tempfile::tempfile().expect("a temporary file");
+        // PERSISTENT RESERVE IN, READ KEYS, allocation length 16.
+        let mut cdb = [0u8; 16];
+        cdb[..10].copy_from_slice(&[0x5e, 0x00, 0, 0, 0, 0, 0, 0x00, 0x10, 0]);
+        let response = NvmeBackend.execute(&Command {
+            cdb: &cdb,
+            data_out: &[],
+            fd: file.as_fd(),
+            file: sg_io::FileIdentity {
+                dev: 0,
+                ino: 0,
+                rdev: 0,
+            },
+            peer: super::super::PeerInfo {
+                pid: 0,
+                uid: 0,
+                gid: 0,
+            },
+        });
+        assert_eq!(response.status, 0x02, "CHECK CONDITION");
+        assert_eq!(&response.sense[..3], &[0x70, 0x00, 0x0b], "ABORTED COMMAND");
+        assert_eq!(
+            &response.sense[12..14],
+            &[0x00, 0x06],
+            "I/O PROCESS TERMINATED"
+        );
+        assert!(response.data.is_empty());
     }
 
     #[test]
