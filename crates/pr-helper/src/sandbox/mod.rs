@@ -8,8 +8,9 @@
 //!
 //! - [`seccomp`]: the allowlist is data, in `seccomp-policy.json` next to
 //!   this file, with one comment per rule naming the code that needs it.
-//!   ioctl is allowed only for SG_IO, FIONREAD, FIONBIO and (multipath)
-//!   DM_TABLE_STATUS; `clone` only with a new thread's flags, `clone3` fails
+//!   ioctl is allowed only for SG_IO, the NVMe backend's NVME_IOCTL_ID,
+//!   NVME_IOCTL_IO_CMD and NVME_IOCTL_ADMIN_CMD, FIONREAD, FIONBIO and
+//!   (multipath) DM_TABLE_STATUS; `clone` only with a new thread's flags, `clone3` fails
 //!   with ENOSYS; no `socket`, `connect`, `bind` or `listen` at all (every
 //!   socket the daemon uses is open before it confines itself), and
 //!   `sendmsg` or an addressed `sendto` only on the datagram sockets it holds
