@@ -564,6 +564,35 @@ mod tests {
     }
 
     #[test]
+    fn the_nvme_backends_ioctls_are_allowed_and_the_block_pr_ioctls_are_not() {
+        use blk_pr::ioctl_numbers as numbers;
+        let requests: Vec<i64> = conditions_of("ioctl", false, &[])
+            .iter()
+            .filter_map(|args| args[0]["val"].as_i64())
+            .collect();
+        for needed in [
+            numbers::NVME_IOCTL_ID,
+            numbers::NVME_IOCTL_IO_CMD,
+            numbers::NVME_IOCTL_ADMIN_CMD,
+        ] {
+            assert!(requests.contains(&i64::from(needed)), "{needed:#x}");
+        }
+        // The daemon never sends the block layer's PR ioctls (backend/nvme.rs).
+        for refused in [
+            numbers::IOC_PR_REGISTER,
+            numbers::IOC_PR_RESERVE,
+            numbers::IOC_PR_RELEASE,
+            numbers::IOC_PR_PREEMPT,
+            numbers::IOC_PR_PREEMPT_ABORT,
+            numbers::IOC_PR_CLEAR,
+            numbers::IOC_PR_READ_KEYS,
+            numbers::IOC_PR_READ_RESERVATION,
+        ] {
+            assert!(!requests.contains(&i64::from(refused)), "{refused:#x}");
+        }
+    }
+
+    #[test]
     fn clone3_is_answered_enosys_before_the_allowlist() {
         assert_eq!(
             enosys_syscalls().unwrap(),
