@@ -85,7 +85,11 @@ mod tests {
         });
         assert_eq!(response.status, 0x02, "CHECK CONDITION");
         assert_eq!(&response.sense[..3], &[0x70, 0x00, 0x0b], "ABORTED COMMAND");
-        assert_eq!(&response.sense[12..14], &[0x00, 0x06], "I/O PROCESS TERMINATED");
+        assert_eq!(
+            &response.sense[12..14],
+            &[0x00, 0x06],
+            "I/O PROCESS TERMINATED"
+        );
         assert!(response.data.is_empty());
     }
 }
