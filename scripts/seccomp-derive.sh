@@ -1,25 +1,39 @@
 #!/bin/sh
-# Finds the syscalls the seccomp allowlist misses: runs tests with every
-# pr-helper they start in --seccomp=trap mode (blocked syscalls fail with
-# ENOSYS and are reported once per process), then prints each syscall
-# number hit, its name and, for ioctl, the request numbers.
+# Finds the syscalls the seccomp allowlist misses: builds the daemon with
+# PR_HELPER_SECCOMP_DERIVE_REPORT set at compile time (that build's default
+# is --seccomp=trap, and its SIGSYS handler appends one line per blocked
+# syscall, every ioctl request included, to the file named), runs tests
+# with it, then prints each syscall number hit, its name and, for ioctl,
+# the request numbers. The daemon changes mode at run time only by
+# --seccomp; no environment variable does.
 #
 #   scripts/seccomp-derive.sh                      # pr-helper's tests
-#   scripts/seccomp-derive.sh -p pr-helper -p vm-tests --no-capture
+#   scripts/seccomp-derive.sh -p pr-helper -p prtool --all-features
 #   REPORT=/tmp/hits scripts/seccomp-derive.sh ...  # keep the raw report
+#   VM=1 scripts/seccomp-derive.sh                  # the VM tier too (release build)
 #
 # Arguments go to `cargo nextest run` (default: -p pr-helper). Add what the
 # output names to crates/pr-helper/src/sandbox/seccomp-policy.json, with a
-# comment saying who needs it, and run again until nothing is printed.
-# Tests that assert a default-kill behaviour still pass in trap mode; a
-# test failing here points at a missing syscall too.
+# comment naming the code that needs it, and run again until nothing is
+# printed. Tests that assert a default-kill behaviour pass --seccomp=kill
+# and still kill; a test failing here points at a missing syscall too. The
+# next ordinary build rebuilds the daemon without the report (cargo tracks
+# the variable).
 set -u
 cd "$(dirname "$0")/.."
 report=${REPORT:-$(mktemp)}
 : > "$report"
+chmod 666 "$report" # daemons started with -u USER append too
 [ $# -eq 0 ] && set -- -p pr-helper
-PR_HELPER_SECCOMP_REPORT=$report cargo nextest run --no-fail-fast "$@"
+PR_HELPER_SECCOMP_DERIVE_REPORT=$report cargo nextest run --no-fail-fast "$@"
 status=$?
+if [ -n "${VM:-}" ]; then
+    # The guest writes its daemons' report lines to the console as
+    # "VMSECCOMP <line>" after the last scenario (guest/init prints them).
+    PR_HELPER_SECCOMP_DERIVE_REPORT=/tmp/seccomp-report \
+        cargo build --release -p pr-helper -p prtool -p pr-bench -p vm-tests &&
+        tests/vm/run.sh | sed -n 's/^VMSECCOMP //p' >> "$report"
+fi
 header=$(echo '#include <asm/unistd.h>' | cpp -dM 2>/dev/null | grep '#define __NR_')
 echo
 echo "== syscalls outside the allowlist ($(sort -u "$report" | wc -l) report lines, tests exit $status)"

@@ -230,7 +230,12 @@ impl BlockDevice<'_> {
 }
 
 impl BlockPrOps for BlockDevice<'_> {
+    /// Unregistering (new key 0) is refused with EINVAL on an NVMe namespace: the
+    /// kernel's NVMe driver would send it as Replace with key 0, a registration.
     fn register(&mut self, old_key: u64, new_key: u64, ignore: bool) -> Result<(), PrOpError> {
+        if new_key == 0 && sys::nvme_namespace_id(self.fd).is_ok() {
+            return Err(PrOpError::Errno(errno::EINVAL));
+        }
         let arg = sys::PrRegistration {
             old_key,
             new_key,

@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// Only `sys` may hold `unsafe` (its ioctls); everything else is checked safe code.
+#![deny(unsafe_code)]
 
 mod block;
 mod error;
@@ -6,6 +8,7 @@ pub mod model;
 mod namespace;
 pub mod nvme;
 mod outcome;
+#[allow(unsafe_code)]
 mod sys;
 pub mod translate;
 
@@ -93,9 +96,18 @@ pub fn read_keys(fd: BorrowedFd<'_>) -> Result<Keys, BlkPrError> {
 }
 
 /// The reservation, by whichever read path the device and kernel have (see
-/// [`read_keys`]). `rtype` is `None` when none is held.
+/// [`read_keys`]). `rtype` is `None` when none is held (the generation then comes
+/// from `IOC_PR_READ_KEYS`: the read-reservation ioctl reports 0 without a
+/// reservation).
 pub fn read_reservation(fd: BorrowedFd<'_>) -> Result<HeldReservation, BlkPrError> {
     match BlockDevice::new(fd).read_reservation() {
+        // No reservation: the kernel's drivers leave the generation 0; READ KEYS has it.
+        Ok(held) if held.rtype.is_none() => Ok(HeldReservation {
+            generation: BlockDevice::new(fd)
+                .read_keys()
+                .map_or(held.generation, |keys| keys.generation),
+            ..held
+        }),
         Err(BlkPrError::NoReadPath { op, errno }) => {
             let Ok(namespace) = NvmeNamespace::open(fd) else {
                 return Err(BlkPrError::NoReadPath { op, errno });

@@ -19,6 +19,56 @@ const TIMEOUT_MS: u32 = 30_000;
 /// to what REGCTL (16 bits) asks for.
 const FIRST_REPORT_LEN: usize = 1024;
 
+mod sysfs {
+    //! The controller's `hostid` attribute, for a namespace descriptor.
+
+    use std::os::fd::BorrowedFd;
+    use std::path::{Path, PathBuf};
+
+    use rustix::fs::{FileType, fstat, major, minor};
+
+    use crate::nvme::HostId;
+
+    /// `SYSFS/dev/{block,char}/MAJ:MIN` of the descriptor's device.
+    fn device_dir(sysfs: &Path, fd: BorrowedFd<'_>) -> Option<PathBuf> {
+        let stat = fstat(fd).ok()?;
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::BlockDevice => "block",
+            FileType::CharacterDevice => "char",
+            _ => return None,
+        };
+        let (major, minor) = (major(stat.st_rdev), minor(stat.st_rdev));
+        Some(sysfs.join(format!("dev/{kind}/{major}:{minor}")))
+    }
+
+    fn read_host_id(controller: &Path) -> Option<HostId> {
+        let text = std::fs::read_to_string(controller.join("hostid")).ok()?;
+        HostId::parse_uuid(&text)
+    }
+
+    /// The host ID of the namespace's controller (`device/hostid`), or, for a native
+    /// multipath head, of its first path's controller (`multipath/*/device/hostid`).
+    pub(super) fn host_id(fd: BorrowedFd<'_>) -> Option<HostId> {
+        host_id_under(Path::new("/sys"), fd)
+    }
+
+    /// [`host_id`] in the sysfs mounted at `sysfs`.
+    pub(super) fn host_id_under(sysfs: &Path, fd: BorrowedFd<'_>) -> Option<HostId> {
+        let dir = device_dir(sysfs, fd)?;
+        if let Some(id) = read_host_id(&dir.join("device")) {
+            return Some(id);
+        }
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("multipath"))
+            .ok()?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        paths.sort();
+        paths
+            .iter()
+            .find_map(|path| read_host_id(&path.join("device")))
+    }
+}
+
 /// One NVMe namespace, named by a descriptor of its block device (`/dev/nvmeXnY`) or
 /// generic character device (`/dev/ngXnY`).
 #[derive(Debug)]
@@ -123,14 +173,23 @@ impl<'fd> NvmeNamespace<'fd> {
 
     fn capabilities_raw(&self) -> Result<ReservationCapabilities, NvmeError> {
         let mut identify = vec![0u8; IDENTIFY_DATA_LEN];
-        self.command(
+        let identified = self.command(
             nvme::opcode::IDENTIFY,
             0,
             0,
             NvmeData::FromDevice(&mut identify),
             true,
-        )?;
-        Ok(ReservationCapabilities::from_identify_namespace(&identify))
+        );
+        match identified {
+            Ok(()) => Ok(ReservationCapabilities::from_identify_namespace(&identify)),
+            // The kernel does not pass the admin command (EACCES without
+            // CAP_SYS_ADMIN before 6.2, or a seccomp policy): unknown, the device
+            // decides.
+            Err(NvmeError::Errno(errno::EACCES | errno::EPERM)) => {
+                Ok(ReservationCapabilities::UNKNOWN)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// RESCAP from Identify Namespace.
@@ -151,6 +210,11 @@ impl<'fd> NvmeNamespace<'fd> {
             true,
         );
         match extended {
+            // Admin commands other than Identify need CAP_SYS_ADMIN: the host ID of a
+            // fabrics controller is in sysfs too.
+            Err(NvmeError::Errno(code)) => {
+                return sysfs::host_id(self.fd).ok_or(NvmeError::Errno(code));
+            }
             Err(NvmeError::Status(_)) => {
                 id = [0u8; 16];
                 self.command(
@@ -251,5 +315,44 @@ impl NvmeReservations for NvmeNamespace<'_> {
 
     fn release(&mut self, command: &Release) -> Result<(), NvmeError> {
         self.release_raw(command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+
+    use super::*;
+
+    /// A fake sysfs for `/dev/null` (character device 1:3) with `files` written.
+    fn fake_sysfs(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("temporary directory");
+        for (path, text) in files {
+            let file = root.path().join("dev/char/1:3").join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn the_host_id_comes_from_the_controller_or_the_first_path_of_a_head() {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null");
+        let id = "5001405a-0000-4000-8000-000000000a01\n";
+        let expected = HostId::parse_uuid(id);
+        let controller = fake_sysfs(&[("device/hostid", id)]);
+        assert_eq!(
+            sysfs::host_id_under(controller.path(), null.as_fd()),
+            expected
+        );
+        let head = fake_sysfs(&[
+            ("multipath/nvme0c1n1/device/hostid", id),
+            ("multipath/nvme0c2n1/device/hostid", "not a uuid"),
+        ]);
+        assert_eq!(sysfs::host_id_under(head.path(), null.as_fd()), expected);
+        let pcie = fake_sysfs(&[("device/model", "an SSD")]);
+        assert_eq!(sysfs::host_id_under(pcie.path(), null.as_fd()), None);
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(sysfs::host_id_under(controller.path(), file.as_fd()), None);
     }
 }

@@ -53,6 +53,27 @@ impl HostId {
     }
 }
 
+impl HostId {
+    /// Parses the UUID form (32 hexadecimal digits, dashes anywhere), as sysfs'
+    /// `hostid` attribute of an NVMe over Fabrics controller gives it.
+    pub fn parse_uuid(text: &str) -> Option<HostId> {
+        let digits: Vec<u8> = text
+            .trim()
+            .bytes()
+            .filter(|&b| b != b'-')
+            .map(|b| (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok()))
+            .collect::<Option<_>>()?;
+        if digits.len() != 32 {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (byte, pair) in id.iter_mut().zip(digits.chunks_exact(2)) {
+            *byte = pair[0] << 4 | pair[1];
+        }
+        Some(HostId(id))
+    }
+}
+
 impl fmt::Display for HostId {
     /// The UUID form, `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, bytes in order.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -496,6 +517,10 @@ pub struct ReservationCapabilities {
     pub types: [bool; 6],
     /// Bit 7: Ignore Existing Key behaves as NVMe 1.3 and later define it.
     pub ignore_existing_key: bool,
+    /// Whether these come from the namespace: `false` when Identify Namespace could
+    /// not be sent (no CAP_SYS_ADMIN on a kernel that filters it), and the device is
+    /// left to refuse what it does not support.
+    pub reported: bool,
 }
 
 impl ReservationCapabilities {
@@ -504,6 +529,15 @@ impl ReservationCapabilities {
         persist_through_power_loss: true,
         types: [true; 6],
         ignore_existing_key: true,
+        reported: true,
+    };
+
+    /// Nothing known: every type is tried, persistence is not claimed.
+    pub const UNKNOWN: ReservationCapabilities = ReservationCapabilities {
+        persist_through_power_loss: false,
+        types: [true; 6],
+        ignore_existing_key: true,
+        reported: false,
     };
 
     /// RESCAP of an Identify Namespace data structure (none if it is too short).
@@ -521,6 +555,7 @@ impl ReservationCapabilities {
             persist_through_power_loss: rescap & 1 != 0,
             types,
             ignore_existing_key: rescap & 0x80 != 0,
+            reported: true,
         }
     }
 
@@ -559,6 +594,15 @@ mod tests {
             0xcd, 0xef,
         ]);
         assert_eq!(host.to_string(), "12345678-9abc-def0-0123-456789abcdef");
+        assert_eq!(
+            HostId::parse_uuid("12345678-9ABC-def0-0123-456789abcdef\n"),
+            Some(host)
+        );
+        assert_eq!(HostId::parse_uuid("12345678-9abc"), None);
+        assert_eq!(
+            HostId::parse_uuid("g2345678-9abc-def0-0123-456789abcdef"),
+            None
+        );
         assert_eq!(
             host.transport_id(),
             TransportId::iscsi(

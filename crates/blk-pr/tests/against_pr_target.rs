@@ -161,6 +161,21 @@ fn the_deliberate_differences_are_the_documented_answers() {
     assert_eq!(decoded.type_mask, scsi::pr::TypeMask::ALL);
 }
 
+/// On a namespace that cannot persist through power loss, REGISTER with APTPL is
+/// INVALID FIELD IN PARAMETER LIST and without it GOOD (key 0xA1).
+fn registers_only_without_aptpl(host: &mut impl blk_pr::NvmeReservations) {
+    let (cdb, list) = build::register(0, 0xA1, true);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(host, &cdb, &list),
+        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
+    );
+    let (cdb, list) = build::register(0, 0xA1, false);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(host, &cdb, &list),
+        ScsiOutcome::good(Vec::new())
+    );
+}
+
 /// A namespace that cannot persist through power loss and knows only two types is
 /// reported, and refused, as a SCSI device with that type mask and no PTPL_C.
 #[test]
@@ -184,16 +199,7 @@ fn the_namespace_capabilities_shape_the_scsi_answers() {
             scsi::pr::ReservationType::WriteExclusiveRegistrantsOnly
         ]
     );
-    let (cdb, list) = build::register(0, 0xA1, true);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)
-    );
-    let (cdb, list) = build::register(0, 0xA1, false);
-    assert_eq!(
-        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
-        ScsiOutcome::good(Vec::new())
-    );
+    registers_only_without_aptpl(&mut host);
     // Exclusive Access is not in the mask: INVALID FIELD IN CDB.
     let (cdb, list) = build::reserve(0xA1, 3);
     assert_eq!(
@@ -204,5 +210,109 @@ fn the_namespace_capabilities_shape_the_scsi_answers() {
     assert_eq!(
         execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
         ScsiOutcome::good(Vec::new())
+    );
+}
+
+/// The model with a real target's quirks switched on.
+struct Quirky<'a> {
+    host: blk_pr::model::ModelHost<'a>,
+    /// Identify Namespace is refused: capabilities unknown.
+    unidentified: bool,
+    /// Preempt and Release complete successfully and change nothing.
+    hollow: bool,
+}
+
+impl blk_pr::NvmeReservations for Quirky<'_> {
+    fn host_id(&mut self) -> Result<blk_pr::nvme::HostId, blk_pr::NvmeError> {
+        self.host.host_id()
+    }
+    fn capabilities(&mut self) -> Result<ReservationCapabilities, blk_pr::NvmeError> {
+        if self.unidentified {
+            Ok(ReservationCapabilities::UNKNOWN)
+        } else {
+            self.host.capabilities()
+        }
+    }
+    fn report(&mut self) -> Result<blk_pr::nvme::ReservationStatus, blk_pr::NvmeError> {
+        self.host.report()
+    }
+    fn register(&mut self, command: &blk_pr::nvme::Register) -> Result<(), blk_pr::NvmeError> {
+        self.host.register(command)
+    }
+    fn acquire(&mut self, command: &blk_pr::nvme::Acquire) -> Result<(), blk_pr::NvmeError> {
+        if self.hollow && command.action != blk_pr::nvme::AcquireAction::Acquire {
+            return Ok(());
+        }
+        self.host.acquire(command)
+    }
+    fn release(&mut self, command: &blk_pr::nvme::Release) -> Result<(), blk_pr::NvmeError> {
+        if self.hollow && command.action == blk_pr::nvme::ReleaseAction::Release {
+            return Ok(());
+        }
+        self.host.release(command)
+    }
+}
+
+#[test]
+fn unreadable_capabilities_leave_the_refusals_to_the_device() {
+    use blk_pr::NvmeReservations;
+    let no_ptpl = ReservationCapabilities {
+        persist_through_power_loss: false,
+        ..ReservationCapabilities::ALL
+    };
+    let mut namespace = NamespaceModel::new(no_ptpl);
+    let mut host = Quirky {
+        host: namespace.host(HOSTS[0]),
+        unidentified: true,
+        hollow: false,
+    };
+    let caps = execute_scsi_pr_over_nvme(
+        &mut host,
+        &build::pr_in(PrInAction::ReportCapabilities, 8),
+        &[],
+    );
+    let decoded = scsi::pr::ReportCapabilities::decode(&caps.data)
+        .unwrap()
+        .value;
+    assert!(!decoded.tmv && !decoded.ptpl_c);
+    assert_eq!(decoded.type_mask, scsi::pr::TypeMask::default());
+    // APTPL goes to the device, which cannot persist: the SCSI answer all the same.
+    registers_only_without_aptpl(&mut host);
+    let (cdb, list) = build::reserve(0xA1, 6);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut host, &cdb, &list),
+        ScsiOutcome::good(Vec::new())
+    );
+    assert_eq!(host.report().unwrap().rtype.map(|t| t.code()), Some(4));
+}
+
+#[test]
+fn a_preempt_or_release_that_changes_nothing_is_a_target_failure_not_good() {
+    let mut namespace = NamespaceModel::new(ReservationCapabilities::ALL);
+    let (cdb, list) = build::register(0, 0xB2, false);
+    execute_scsi_pr_over_nvme(&mut namespace.host(HOSTS[1]), &cdb, &list);
+    let mut a = Quirky {
+        host: namespace.host(HOSTS[0]),
+        unidentified: false,
+        hollow: true,
+    };
+    let (cdb, list) = build::register(0, 0xA1, false);
+    execute_scsi_pr_over_nvme(&mut a, &cdb, &list);
+    let (cdb, list) = build::reserve(0xA1, 5);
+    execute_scsi_pr_over_nvme(&mut a, &cdb, &list);
+    // The holder preempts B's key; the target says success but B stays registered.
+    let flags = build::Flags::default();
+    for action in [PrOutAction::Preempt, PrOutAction::PreemptAndAbort] {
+        let (cdb, list) = build::out_command(action, 5, 0xA1, 0xB2, flags);
+        assert_eq!(
+            execute_scsi_pr_over_nvme(&mut a, &cdb, &list),
+            ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE)
+        );
+    }
+    // A RELEASE that releases nothing is no GOOD either.
+    let (cdb, list) = build::out_command(PrOutAction::Release, 5, 0xA1, 0, flags);
+    assert_eq!(
+        execute_scsi_pr_over_nvme(&mut a, &cdb, &list),
+        ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE)
     );
 }

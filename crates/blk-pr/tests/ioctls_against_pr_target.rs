@@ -113,7 +113,12 @@ impl BlockPrOps for SdDisk<'_> {
         let read = ReadReservation::decode(&data).map_err(|_| PrOpError::Status(PR_STS_IOERR))?;
         let read = read.value;
         Ok(Some(HeldReservation {
-            generation: read.generation,
+            // sd fills the generation from a reservation descriptor only.
+            generation: if read.reservation.is_some() {
+                read.generation
+            } else {
+                0
+            },
             key: read.reservation.map_or(0, |r| r.key),
             rtype: read
                 .reservation

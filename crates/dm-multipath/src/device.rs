@@ -11,7 +11,10 @@
 //!
 //! The node is opened read-only: SG_IO with PERSISTENT RESERVE OUT needs no write
 //! access when the caller holds CAP_SYS_RAWIO (the kernel's command filter is
-//! bypassed), and a read-only open can never write to the disk. The permission check
+//! bypassed). That bypass lets SG_IO carry any command, WRITE included, so
+//! read-only is not what keeps data safe: no `write(2)` goes through the descriptor,
+//! and the only CDBs this crate builds are PERSISTENT RESERVE IN and OUT. The
+//! permission check
 //! of `open` still applies; a helper running with `-u`/`-g` passes it with
 //! CAP_DAC_READ_SEARCH, raised only around this `open` (see [`crate::sys`]).
 

@@ -97,6 +97,9 @@ pub struct Host {
     control: Mutex<Option<Arc<OwnedFd>>>,
     /// The one warning when the control node cannot be opened was given.
     control_warned: Once,
+    /// The uevent socket, opened in [`Host::new`] (the daemon confines itself
+    /// afterwards and creates no socket then), taken by the listener.
+    uevents: Mutex<Option<std::io::Result<crate::sys::UeventSocket>>>,
 }
 
 impl Host {
@@ -107,6 +110,7 @@ impl Host {
             settings,
             control: Mutex::new(control),
             control_warned: Once::new(),
+            uevents: Mutex::new(Some(crate::sys::UeventSocket::open())),
         }
     }
 
@@ -203,9 +207,11 @@ impl System for Host {
     }
 
     fn start_events(&self, deliver: Box<dyn Fn(Option<MapEvent>) -> bool + Send>) {
-        let socket = match crate::sys::UeventSocket::open() {
-            Ok(socket) => socket,
-            Err(error) => {
+        let opened = lock(&self.uevents).take();
+        let socket = match opened {
+            Some(Ok(socket)) => socket,
+            None => return,
+            Some(Err(error)) => {
                 tracing::warn!(error = %error, "cannot listen to kernel uevents: returning paths are registered at the next command only");
                 return;
             }

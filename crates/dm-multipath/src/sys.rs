@@ -108,20 +108,41 @@ pub fn table_status(
 /// (the daemon keeps multipath's capabilities permitted but not effective), and puts
 /// the effective set back afterwards. Without the capability `f` runs as it is and
 /// fails with the kernel's EPERM/EACCES, which names the problem.
+///
+/// If the sets cannot be read, or the capability raised or lowered again, the process
+/// exits (status [`CAPABILITY_FAILURE_EXIT`], one message on the log and on standard
+/// error): a serving thread must never go on with a capability effective that it
+/// should have dropped, and the service manager restarts the daemon.
 pub fn with_capability<T>(cap: CapabilitySet, f: impl FnOnce() -> T) -> T {
-    let before = rustix::thread::capabilities(None).ok();
-    let raised =
-        before.filter(|sets| sets.permitted.contains(cap) && !sets.effective.contains(cap));
-    if let Some(sets) = raised {
-        let mut with = sets;
+    let before = rustix::thread::capabilities(None)
+        .unwrap_or_else(|error| capability_failure("read the capability sets", cap, error));
+    let raised = before.permitted.contains(cap) && !before.effective.contains(cap);
+    if raised {
+        let mut with = before;
         with.effective |= cap;
-        let _ = rustix::thread::set_capabilities(None, with);
+        if let Err(error) = rustix::thread::set_capabilities(None, with) {
+            capability_failure("raise", cap, error);
+        }
     }
     let result = f();
-    if let Some(sets) = raised {
-        let _ = rustix::thread::set_capabilities(None, sets);
+    if raised && let Err(error) = rustix::thread::set_capabilities(None, before) {
+        capability_failure("lower", cap, error);
     }
     result
+}
+
+/// Exit status of a daemon that could not raise or lower a capability.
+pub const CAPABILITY_FAILURE_EXIT: i32 = 70;
+
+fn capability_failure(step: &str, cap: CapabilitySet, error: rustix::io::Errno) -> ! {
+    let message = format!(
+        "cannot {step} {cap:?} for a multipath call ({error}): exiting, so that no thread \
+         keeps a capability effective (the service manager restarts the daemon; \
+         --no-multipath runs without these capabilities)"
+    );
+    tracing::error!("{message}");
+    eprintln!("pr-helper: {message}");
+    std::process::exit(CAPABILITY_FAILURE_EXIT)
 }
 
 /// A socket receiving the kernel's uevents (multicast group 1 of

@@ -20,6 +20,8 @@
 //! assert!(String::from_utf8_lossy(&man.contents).contains("max\\-connections"));
 //! ```
 
+#![forbid(unsafe_code)]
+
 use std::io;
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,8 @@
 //! `pr-dist check [DIR]`: exit 1, naming the files, if DIR's copies are not
 //! what the current command lines give.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -145,8 +145,9 @@ pub struct Args {
     /// What a syscall outside the seccomp allowlist gets once start-up is
     /// done: `kill` the process (SIGSYS), `log` it (kernel audit log) and
     /// let it run, `trap` it (fails with ENOSYS, reported once on standard
-    /// error), or `none` (no filter).
-    #[arg(long, value_name = "MODE", default_value = "kill")]
+    /// error), or `none` (no filter). Anything but `kill` is logged as a
+    /// warning at start-up.
+    #[arg(long, value_name = "MODE", default_value = crate::sandbox::seccomp::DEFAULT_MODE)]
     pub seccomp: crate::sandbox::SeccompMode,
 
     /// Do not restrict filesystem access with Landlock after start-up

@@ -173,8 +173,9 @@ pub const DELIBERATE_DIFFERENCES: &[Difference] = &[
         situation: "-u / -g",
         qemu_pr_helper: "keeps CAP_SYS_RAWIO, clears the bounding set; no NO_NEW_PRIVS; fails \
                          to remove its socket and pid file at exit",
-        pr_helper: "keeps only CAP_SYS_RAWIO, clears bounding, inheritable and ambient \
-                    sets, sets NO_NEW_PRIVS, drops supplementary groups, still removes socket \
+        pr_helper: "keeps only CAP_SYS_RAWIO effective (multipath: CAP_SYS_ADMIN and \
+                    CAP_DAC_READ_SEARCH permitted only), clears bounding, inheritable and \
+                    ambient sets, sets NO_NEW_PRIVS, drops supplementary groups, still removes socket \
                     and pid file at exit",
         reason: "least privilege, clean shutdown",
     },

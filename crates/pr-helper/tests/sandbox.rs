@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use pr_helper::sandbox::SeccompMode;
 use pr_helper::sandbox::seccomp;
+use pr_helper::sandbox::{FilterPlan, SeccompMode};
 use pr_testkit::activation::{ActivationSockets, expect_ready};
 use pr_testkit::daemon::Daemon;
 use pr_testkit::detached::Detached;
@@ -234,7 +234,7 @@ fn text(output: &std::process::Output) -> String {
 fn child_makes_a_forbidden_syscall() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("made-by-the-child");
-    seccomp::install(child_mode(), false, None).unwrap();
+    seccomp::install(child_mode(), &FilterPlan::default(), None).unwrap();
     // mkdir is not in the allowlist (the daemon never creates directories).
     let made = std::fs::create_dir(&target);
     println!("CHILD-RESULT {:?}", made.map_err(|e| e.raw_os_error()));
@@ -319,7 +319,7 @@ fn received_descriptor() -> std::os::fd::OwnedFd {
 #[ignore = "run by only_the_allowed_ioctls_reach_a_received_descriptor, in a child"]
 fn child_sends_ioctls_to_a_received_descriptor() {
     let fd = received_descriptor();
-    seccomp::install(child_mode(), false, None).unwrap();
+    seccomp::install(child_mode(), &FilterPlan::default(), None).unwrap();
     // Allowed: FIONREAD reaches the kernel (/dev/null answers it or not,
     // but not with ENOSYS).
     let fionread = rustix::io::ioctl_fionread(&fd).map_err(|e| e.raw_os_error());
@@ -347,4 +347,34 @@ fn only_the_allowed_ioctls_reach_a_received_descriptor() {
     );
     // The report names the request (FIOCLEX is 0x5451).
     assert!(output.contains(" arg1 0x5451;"), "{output}");
+}
+
+#[test]
+#[ignore = "run by a_capability_that_cannot_be_raised_ends_the_process, in a child"]
+fn child_cannot_raise_a_capability() {
+    use rustix::thread::CapabilitySet;
+    // CAP_SYS_ADMIN permitted but not effective, as the daemon keeps it for
+    // multipath; then a filter without the multipath part, so capset fails.
+    let mut sets = rustix::thread::capabilities(None).unwrap();
+    sets.effective.remove(CapabilitySet::SYS_ADMIN);
+    rustix::thread::set_capabilities(None, sets).unwrap();
+    seccomp::install(SeccompMode::Trap, &FilterPlan::default(), None).unwrap();
+    let ran = dm_multipath::sys::with_capability(CapabilitySet::SYS_ADMIN, || true);
+    println!("CHILD-RAN {ran}");
+}
+
+/// A multipath call whose capability cannot be raised (or lowered again) ends the
+/// process with a message, instead of running without it or leaving it effective.
+#[test]
+fn a_capability_that_cannot_be_raised_ends_the_process() {
+    assert!(is_root(), "needs root (the test machine runs as root)");
+    let output = run_child("child_cannot_raise_a_capability", "trap");
+    let text = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(dm_multipath::sys::CAPABILITY_FAILURE_EXIT),
+        "{text}"
+    );
+    assert!(text.contains("cannot raise"), "{text}");
+    assert!(!text.contains("CHILD-RAN"), "{text}");
 }

@@ -2,5 +2,7 @@
 //! and shell completions are generated from the same clap definition the
 //! binary parses (see `crates/pr-dist`). Everything else lives in the binary.
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 mod parse;

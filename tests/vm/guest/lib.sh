@@ -101,6 +101,20 @@ reset_reservations() {
 
 # --- helpers: daemons on sockets ------------------------------------------
 
+# wait_for_path PATH: device nodes appear asynchronously (after a SCSI scan, an
+# NVMe connect); up to 20 s.
+wait_for_path() {
+    tries=0
+    while [ ! -e "$1" ]; do
+        tries=$((tries + 1))
+        if [ "$tries" -gt 200 ]; then
+            echo "$1 did not appear" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 have_binary() {
     command -v "$1" >/dev/null 2>&1
 }

@@ -9,19 +9,8 @@ NVME_HOSTNQN_A=nqn.2014-08.org.nvmexpress:uuid:$NVME_HOSTID_A
 NVME_HOSTNQN_B=nqn.2014-08.org.nvmexpress:uuid:$NVME_HOSTID_B
 NVME_A=/dev/nvme0n1
 NVME_B=/dev/nvme1n1
-
-# wait_for_path PATH: device nodes appear asynchronously after the connect.
-wait_for_path() {
-    tries=0
-    while [ ! -e "$1" ]; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 200 ]; then
-            echo "$1 did not appear" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
+# Host A's second controller: another path of host A.
+NVME_A2=/dev/nvme2n1
 
 # nvme_state DEV: the target's own view, from nvme-cli's Reservation Report
 # (extended data structure) on DEV, as one line:

@@ -13,6 +13,8 @@
 #   initiator A2: naa.5001405000000a03  ->  target naa.5001405000000f03  ->  /dev/sdc
 #   initiator B2: naa.5001405000000a04  ->  target naa.5001405000000f04  ->  /dev/sdd
 set -e
+# wait_for_path
+. /vm/lib.sh
 
 config=/sys/kernel/config/target
 backstore=$config/core/fileio_0/disk0
@@ -25,19 +27,6 @@ mkdir -p /var/target/pr
 mkdir -p "$backstore"
 echo "fd_dev_name=/tmp/disk0.img,fd_dev_size=16777216" >"$backstore/control"
 echo 1 >"$backstore/enable"
-
-# wait_for_path PATH: device nodes appear asynchronously after the scan.
-wait_for_path() {
-    tries=0
-    while [ ! -e "$1" ]; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 200 ]; then
-            echo "setup-lio: $1 did not appear" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
 
 # add_path TARGET_WWN INITIATOR_WWN DISK RTPI: one loopback target with LUN 0
 # on the backstore and an I_T nexus from the given initiator port.

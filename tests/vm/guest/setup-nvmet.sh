@@ -5,6 +5,7 @@
 #
 #   host A: hostid 5001405a-0000-4000-8000-000000000a01  ->  /dev/nvme0n1 (/dev/ng0n1)
 #   host B: hostid 5001405a-0000-4000-8000-000000000a02  ->  /dev/nvme1n1 (/dev/ng1n1)
+#   host A's second controller (same host ID)             ->  /dev/nvme2n1
 #
 # nvmet identifies registrants by host ID, so the two connections are two
 # registrants. The guest loads nvme-core with multipath=N (see init): with
@@ -14,7 +15,19 @@
 # Exit status: 0 ready; 2 the kernel has no NVMe target reservations (no
 # nvmet or nvme-loop, or no resv_enable: before 6.13); 1 anything else failed.
 set -e
+. /vm/lib.sh
 . /vm/nvme-lib.sh
+
+# fabrics_connect HOSTNQN HOSTID: one loop connection through the kernel's
+# fabrics interface, as nvme-cli writes it.
+fabrics_connect() {
+    exec 3<>/dev/nvme-fabrics
+    printf 'transport=loop,nqn=%s,hostnqn=%s,hostid=%s,duplicate_connect' \
+        "$NVME_SUBNQN" "$1" "$2" >&3
+    read -r created <&3
+    exec 3>&-
+    echo "setup-nvmet: $1 connected through /dev/nvme-fabrics: $created" >&2
+}
 
 nvmet=/sys/kernel/config/nvmet
 if [ ! -d "$nvmet" ] || [ ! -d /sys/module/nvme_loop ]; then
@@ -47,11 +60,10 @@ wait_for_path "$NVME_A"
 # fabrics interface directly, as nvme-cli would write them.
 if ! nvme connect -t loop -n "$NVME_SUBNQN" --hostnqn="$NVME_HOSTNQN_B" --hostid="$NVME_HOSTID_B" \
     --duplicate-connect >&2; then
-    exec 3<>/dev/nvme-fabrics
-    printf 'transport=loop,nqn=%s,hostnqn=%s,hostid=%s,duplicate_connect' \
-        "$NVME_SUBNQN" "$NVME_HOSTNQN_B" "$NVME_HOSTID_B" >&3
-    read -r created <&3
-    exec 3>&-
-    echo "setup-nvmet: host B connected through /dev/nvme-fabrics: $created" >&2
+    fabrics_connect "$NVME_HOSTNQN_B" "$NVME_HOSTID_B"
 fi
 wait_for_path "$NVME_B"
+# Host A's second controller (the same host ID): two paths of one host, each its
+# own namespace node here (multipath=N). nvme-cli refuses it as above.
+fabrics_connect "$NVME_HOSTNQN_A" "$NVME_HOSTID_A"
+wait_for_path "$NVME_A2"

@@ -18,7 +18,7 @@ modules=(configfs target_core_mod target_core_file tcm_loop scsi_mod sd_mod sg d
 # (the nvme-* scenarios; Debian's 6.1 builds no nvme-loop).
 optional_modules=(nvmet nvme-loop)
 # Our binaries (built by cargo --release) and the reference tools from Debian.
-our_binaries=(pr-helper prtool pr-bench pr-replay pr-sigterm-probe pr-model-check)
+our_binaries=(pr-helper prtool pr-bench pr-replay pr-sigterm-probe pr-model-check pr-helper-probe)
 debian_binaries=(/usr/bin/sg_persist /usr/bin/sg_raw /usr/bin/qemu-pr-helper /usr/sbin/dmsetup /usr/sbin/nvme)
 
 root=$(mktemp -d)

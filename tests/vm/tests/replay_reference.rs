@@ -2,6 +2,8 @@
 //! that need no SCSI device: the tool the VM tier's differential scenario
 //! relies on must frame requests and read replies exactly.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

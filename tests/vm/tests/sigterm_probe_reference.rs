@@ -3,6 +3,8 @@
 //! prints its accounting. What the reference loses is its business; the
 //! probe's own bookkeeping must be complete and consistent.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::process::Command;
 

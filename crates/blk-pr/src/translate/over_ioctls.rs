@@ -122,8 +122,15 @@ fn pr_in(device: &mut impl BlockPrOps, cdb: &[u8]) -> Answer {
             .map_err(|_| ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE))?
         }
         PrInAction::ReadReservation => {
-            let held = device.read_reservation().map_err(read_refused)?;
-            read_reservation(held).encode()
+            let mut data = read_reservation(device.read_reservation().map_err(read_refused)?);
+            if data.reservation.is_none() {
+                // Without a reservation the kernel's drivers leave the generation 0
+                // (sd reads it only from a reservation descriptor); READ KEYS has it.
+                if let Ok(keys) = device.read_keys() {
+                    data.generation = keys.generation;
+                }
+            }
+            data.encode()
         }
         PrInAction::ReportCapabilities | PrInAction::ReadFullStatus => {
             return Err(ScsiOutcome::check(Sense::INVALID_FIELD_IN_CDB));

@@ -208,7 +208,8 @@ pub fn read_full_status(status: &ReservationStatus) -> FullStatus {
 }
 
 /// REPORT CAPABILITIES from RESCAP: the types the namespace supports, PTPL_C from its
-/// persist-through-power-loss bit, PTPL_A from the report's PTPLS; ATP_C (a
+/// persist-through-power-loss bit (neither when RESCAP could not be read: TMV 0),
+/// PTPL_A from the report's PTPLS; ATP_C (a
 /// registration is the host's on every controller), no SIP_C (no way to register
 /// another host), no CRH, no REPLACE LOST RESERVATION.
 pub fn report_capabilities(
@@ -219,12 +220,18 @@ pub fn report_capabilities(
         .into_iter()
         .filter(|&t| capabilities.supports(t))
         .map(ReservationType::from);
+    // Capabilities that could not be read: no type mask (TMV 0), no PTPL_C claimed.
+    let type_mask = if capabilities.reported {
+        TypeMask::from_types(types)
+    } else {
+        TypeMask::default()
+    };
     ReportCapabilities {
         atp_c: true,
         ptpl_c: capabilities.persist_through_power_loss,
-        tmv: true,
+        tmv: capabilities.reported,
         ptpl_a: status.ptpl_state,
-        type_mask: TypeMask::from_types(types),
+        type_mask,
         ..ReportCapabilities::default()
     }
 }
@@ -344,12 +351,18 @@ fn register(
             (action, params.reservation_key)
         }
     };
-    let ptpl = match (params.aptpl, capabilities.persist_through_power_loss) {
-        (true, true) => PtplChange::Set,
+    let persists = capabilities.persist_through_power_loss;
+    let ptpl = match (params.aptpl, persists, capabilities.reported) {
+        (true, true, _) => PtplChange::Set,
         // APTPL without PTPL_C: SPC-4's answer.
-        (true, false) => return Err(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST)),
-        (false, true) => PtplChange::Clear,
-        (false, false) => PtplChange::NoChange,
+        (true, false, true) => {
+            return Err(ScsiOutcome::check(Sense::INVALID_FIELD_IN_PARAMETER_LIST));
+        }
+        // Capabilities unknown: the device refuses what it cannot do (Invalid Field
+        // in Command, which is INVALID FIELD IN PARAMETER LIST here).
+        (true, false, false) => PtplChange::Set,
+        (false, true, _) | (false, false, false) => PtplChange::Clear,
+        (false, false, true) => PtplChange::NoChange,
     };
     let command = Register {
         action,
@@ -441,10 +454,20 @@ fn release(
         current_key: params.reservation_key,
         rtype: Some(current),
     };
-    done(
+    let answer = done(
         device.release(&command),
         Sense::INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
-    )
+    )?;
+    // Some targets complete a release without releasing (nvmet, from a registrant
+    // other than the one that created an all-registrants reservation): a reservation
+    // this host still holds afterwards is a target failure, not GOOD.
+    let after = device.report().map_err(unreadable)?;
+    let me = view.me.map(|r| r.host_id);
+    let still_held = me.is_some_and(|host| is_holder(&after, after.registrant(&host).as_ref()));
+    if still_held && after.rtype == Some(current) {
+        return Err(ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE));
+    }
+    Ok(answer)
 }
 
 fn preempt(
@@ -479,10 +502,35 @@ fn preempt(
         preempt_key: params.service_action_key,
         rtype: nvme_type,
     };
-    done(
+    let answer = done(
         device.acquire(&command),
         Sense::INVALID_FIELD_IN_PARAMETER_LIST,
-    )
+    )?;
+    verify_fenced(device, view, params.service_action_key)?;
+    Ok(answer)
+}
+
+/// A preempt is a fence: after it no other host may still be registered with the
+/// preempted key (with key 0, under an all-registrants reservation, no other host at
+/// all). Some targets complete Preempt without doing it (Linux's nvmet, when the
+/// holder preempts another key); reporting GOOD then would tell a cluster a node is
+/// fenced when it is not, so the answer is HARDWARE ERROR, INTERNAL TARGET FAILURE.
+fn verify_fenced(
+    device: &mut impl NvmeReservations,
+    view: &View,
+    preempted: u64,
+) -> Result<(), ScsiOutcome> {
+    let me = view.me.map(|r| r.host_id);
+    let after = device.report().map_err(unreadable)?;
+    let survivor = after
+        .hosts()
+        .iter()
+        .any(|r| Some(r.host_id) != me && (preempted == 0 || r.key == preempted));
+    if survivor {
+        Err(ScsiOutcome::check(Sense::INTERNAL_TARGET_FAILURE))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! `pr-helper-slow`: `pr-helper` whose backend waits before every command (see the
 //! README). Same command line as `pr-helper`.
 
+#![forbid(unsafe_code)]
+
 use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -1,39 +1,56 @@
 //! The Landlock ruleset: after start-up the daemon opens files only for
 //! reading under /sys and /proc (device classification, peer identity),
-//! in the software target's state directory, and (for the multipath
-//! backend) device nodes under /dev. It cannot create, remove, rename or
-//! write anything else, bind or connect TCP sockets, signal processes
-//! outside the sandbox or connect to abstract Unix sockets created outside
-//! it.
+//! in the software target's state directory (read, write, create, remove),
+//! and, for the multipath backend, device nodes under /dev for reading and
+//! device ioctls (the path nodes) and `/dev/mapper/control` for writing too.
+//! It cannot create, remove, rename or write anything else, execute
+//! anything, bind or connect TCP sockets, signal processes outside the
+//! sandbox or connect to abstract Unix sockets created outside it. Image
+//! files of the software target need no rule: they arrive as the peer's
+//! descriptors.
 //!
 //! Landlock checks a file when it is opened: descriptors opened before
 //! (the log file, the listener, the state directory lock) and descriptors
 //! received from peers are unaffected, which is what serving needs.
 //!
-//! Best effort: the ruleset asks for everything the crate knows and the
-//! kernel enforces what it supports; a kernel without Landlock leaves the
-//! daemon unconfined by it, which the caller logs once.
+//! Best effort: the ruleset asks for the rights of ABI 6 (Linux 6.12) and
+//! the kernel enforces what it supports (the landlock crate drops what an
+//! older kernel lacks: 6.1 enforces ABI 2, without Truncate, IoctlDev, TCP
+//! or scopes); a kernel without Landlock leaves the daemon unconfined by
+//! it, which the caller logs once. A newer kernel enforces exactly ABI 6's
+//! rights: ABI 9 (Linux 7.1) adds `ResolveUnix`, connecting to pathname
+//! Unix sockets, which would need rules for the journal's, syslog's and
+//! systemd's notify sockets; it is left unhandled (the seccomp filter
+//! already allows no `socket` or `connect`, and addressed sends only on the
+//! daemon's own datagram sockets).
 
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, RestrictionStatus,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
-    path_beneath_rules,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath,
+    RestrictionStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus,
+    Scope, path_beneath_rules,
 };
 
-/// The newest ABI this code was written against; older kernels get what
-/// they support.
+/// The ABI whose rights are handled; older kernels get what they support,
+/// newer ones exactly these (see the module comment for ABI 9).
 const NEWEST: ABI = ABI::V6;
+
+/// device-mapper's control node, the one device the multipath backend writes to.
+const DM_CONTROL: &str = "/dev/mapper/control";
 
 /// What the daemon still needs to open after start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LandlockPlan {
     /// Read-only trees: /sys and /proc.
     pub read_only: Vec<PathBuf>,
-    /// Trees of device nodes opened read-write with ioctls (multipath:
-    /// path nodes, /dev/mapper/control). Empty when nothing opens devices.
+    /// Trees of device nodes opened read-only, with device ioctls (multipath:
+    /// path nodes, sent SG_IO). Empty when nothing opens devices.
     pub devices: Vec<PathBuf>,
+    /// Device nodes opened read-write, with device ioctls (multipath:
+    /// /dev/mapper/control, DM_TABLE_STATUS).
+    pub writable_devices: Vec<PathBuf>,
     /// Directories whose files are created, rewritten and removed (the
     /// software target's state directory).
     pub state_dirs: Vec<PathBuf>,
@@ -54,6 +71,11 @@ impl LandlockPlan {
             read_only: vec![PathBuf::from("/sys"), PathBuf::from("/proc")],
             devices: if device_nodes {
                 vec![PathBuf::from("/dev")]
+            } else {
+                Vec::new()
+            },
+            writable_devices: if device_nodes {
+                vec![PathBuf::from(DM_CONTROL)]
             } else {
                 Vec::new()
             },
@@ -116,7 +138,9 @@ pub fn restrict(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
 /// a thread of their own).
 fn restrict_this_thread(plan: &LandlockPlan) -> Result<LandlockOutcome, LandlockError> {
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
-    let devices = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::ReadDir | AccessFs::IoctlDev;
+    let devices = AccessFs::ReadFile | AccessFs::ReadDir | AccessFs::IoctlDev;
+    // A rule on a file may only carry file rights (no ReadDir).
+    let writable_devices = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
     let state = AccessFs::ReadFile
         | AccessFs::WriteFile
         | AccessFs::ReadDir
@@ -135,6 +159,7 @@ fn restrict_this_thread(plan: &LandlockPlan) -> Result<LandlockOutcome, Landlock
         .create()?
         .add_rules(path_beneath_rules(&plan.read_only, read))?
         .add_rules(path_beneath_rules(&plan.devices, devices))?
+        .add_rules(path_beneath_rules(&plan.writable_devices, writable_devices))?
         .add_rules(path_beneath_rules(&plan.state_dirs, state))?
         .restrict_self()?;
     Ok(outcome(&status))
@@ -150,16 +175,20 @@ fn outcome(status: &RestrictionStatus) -> LandlockOutcome {
 }
 
 /// Restricts the calling process (the janitor, single-threaded) to removing
-/// files beneath `dirs`: it opens, creates and writes nothing, binds and
+/// files beneath the directories `dirs` (descriptors it holds, the ones it
+/// removes through): it opens, creates and writes nothing, binds and
 /// connects no TCP socket, and signals nothing outside its domain.
-pub fn restrict_janitor(dirs: &[PathBuf]) -> Result<LandlockOutcome, LandlockError> {
+pub fn restrict_janitor(dirs: &[BorrowedFd<'_>]) -> Result<LandlockOutcome, LandlockError> {
+    let rules = dirs
+        .iter()
+        .map(|dir| Ok::<_, RulesetError>(PathBeneath::new(*dir, AccessFs::RemoveFile)));
     let status: RestrictionStatus = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(NEWEST))?
         .handle_access(AccessNet::from_all(NEWEST))?
         .scope(Scope::from_all(NEWEST))?
         .create()?
-        .add_rules(path_beneath_rules(dirs, AccessFs::RemoveFile))?
+        .add_rules(rules)?
         .restrict_self()?;
     Ok(outcome(&status))
 }
@@ -177,8 +206,13 @@ mod tests {
         );
         assert!(plan.devices.is_empty());
         assert_eq!(plan.state_dirs, [PathBuf::from("/var/lib/pr")]);
+        assert!(plan.writable_devices.is_empty());
         let multipath = LandlockPlan::for_daemon(None, true, true);
         assert_eq!(multipath.devices, [PathBuf::from("/dev")]);
+        assert_eq!(
+            multipath.writable_devices,
+            [PathBuf::from("/dev/mapper/control")]
+        );
         assert!(multipath.state_dirs.is_empty() && multipath.abstract_sockets);
     }
 
@@ -194,7 +228,8 @@ mod tests {
         let (outcome, removed, created, removed_elsewhere) = std::thread::spawn({
             let (ours, elsewhere) = (ours.clone(), elsewhere.clone());
             move || {
-                let outcome = restrict_janitor(std::slice::from_ref(&ours)).unwrap();
+                let dir = std::fs::File::open(&ours).unwrap();
+                let outcome = restrict_janitor(&[std::os::fd::AsFd::as_fd(&dir)]).unwrap();
                 let removed = std::fs::remove_file(ours.join("sock")).is_ok();
                 let created = std::fs::write(ours.join("new"), b"x").is_ok();
                 let removed_elsewhere = std::fs::remove_file(&elsewhere).is_ok();

@@ -7,23 +7,29 @@
 //! so a thread that exists anyway (none should) is covered too.
 //!
 //! - [`seccomp`]: the allowlist is data, in `seccomp-policy.json` next to
-//!   this file, with one comment per rule saying who needs it. ioctl is
-//!   allowed only for SG_IO, FIONREAD, FIONBIO and the read-only
-//!   device-mapper requests of the multipath backend.
+//!   this file, with one comment per rule naming the code that needs it.
+//!   ioctl is allowed only for SG_IO, the NVMe backend's NVME_IOCTL_ID,
+//!   NVME_IOCTL_IO_CMD and NVME_IOCTL_ADMIN_CMD, FIONREAD, FIONBIO and
+//!   (multipath) DM_TABLE_STATUS; `clone` only with a new thread's flags, `clone3` fails
+//!   with ENOSYS; no `socket`, `connect`, `bind` or `listen` at all (every
+//!   socket the daemon uses is open before it confines itself), and
+//!   `sendmsg` or an addressed `sendto` only on the datagram sockets it holds
+//!   then (journald, syslog, readiness).
 //! - The janitor (`startup/janitor.rs`), forked before all this, installs its own
 //!   small filter ([`seccomp::compile_janitor`]) and ruleset
 //!   ([`landlock::restrict_janitor`]).
 //! - [`landlock`]: read-only /sys and /proc, the software target's state
-//!   directory, device nodes (for multipath); no TCP, no signals or abstract
-//!   sockets outside the sandbox. Best effort: a kernel without Landlock
-//!   gets one log line.
+//!   directory; for multipath, device nodes under /dev read-only with device
+//!   ioctls and /dev/mapper/control read-write; no TCP, no signals or
+//!   abstract sockets outside the sandbox. Best effort: a kernel without
+//!   Landlock gets one log line.
 
 pub mod landlock;
 pub mod seccomp;
 mod sys;
 
 pub use self::landlock::{LandlockError, LandlockOutcome, LandlockPlan};
-pub use self::seccomp::{SeccompError, SeccompMode};
+pub use self::seccomp::{FilterPlan, SeccompError, SeccompMode};
 
 /// What to confine, worked out from the configuration.
 #[derive(Debug)]
@@ -31,12 +37,12 @@ pub struct SandboxPlan {
     /// `--seccomp`.
     pub seccomp: SeccompMode,
     /// Where trap mode reports blocked syscalls besides standard error
-    /// (the file named by `PR_HELPER_SECCOMP_REPORT`, see
-    /// [`seccomp::REPORT_ENV`]), opened by [`seccomp::open_report`] while
-    /// the daemon may still open it.
+    /// (only in the derive build, see [`seccomp::DERIVE_REPORT`]), opened by
+    /// [`seccomp::open_report`] while the daemon may still open it.
     pub seccomp_report: Option<std::fs::File>,
-    /// The multipath backend is on: its part of the policy (capset) is added.
-    pub seccomp_multipath: bool,
+    /// What the filter allows beyond the common part: the multipath
+    /// backend's rules, and the datagram sockets the daemon may send on.
+    pub seccomp_filter: seccomp::FilterPlan,
     /// `None` with `--no-landlock`.
     pub landlock: Option<LandlockPlan>,
 }
@@ -66,7 +72,7 @@ pub fn confine(plan: SandboxPlan) -> Result<Confined, SandboxError> {
         .as_ref()
         .map(self::landlock::restrict)
         .transpose()?;
-    seccomp::install(plan.seccomp, plan.seccomp_multipath, plan.seccomp_report)?;
+    seccomp::install(plan.seccomp, &plan.seccomp_filter, plan.seccomp_report)?;
     Ok(Confined {
         seccomp: plan.seccomp,
         landlock,

@@ -243,45 +243,33 @@ const SYSLOG_PATH: &str = "/dev/log";
 const MAX_DATAGRAM: usize = 8192;
 
 /// Our socket to syslog. It never blocks: when the reader falls behind,
-/// lines are dropped rather than stalling the thread that logs (a tokio
-/// worker serving connections). When syslog restarts, or starts only after
-/// us, the next line reconnects.
+/// lines are dropped rather than stalling the thread that logs (a serving
+/// thread). It is never connected: each line is sent to the path, so a
+/// syslog that restarts, or starts only after us, gets the next line, and
+/// the confined daemon needs neither `connect` nor a new socket.
 struct SyslogSocket {
     socket: UnixDatagram,
     path: PathBuf,
 }
 
 impl SyslogSocket {
-    /// A non-blocking socket, connected to `path` if something listens there.
+    /// A non-blocking, unconnected socket for `path` (nobody listening there
+    /// yet is fine).
     fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
         let socket = UnixDatagram::unbound()?;
         socket.set_nonblocking(true)?;
-        let path = path.into();
-        // Nobody listening yet is fine: `send` connects later.
-        let _ = socket.connect(&path);
-        Ok(Self { socket, path })
+        Ok(Self {
+            socket,
+            path: path.into(),
+        })
     }
 
-    /// Sends one datagram; a line that cannot be delivered is dropped,
-    /// since a lost log line must not stop the daemon.
+    /// Sends one datagram; a line that cannot be delivered (the reader
+    /// behind, or nobody listening) is dropped, since a lost log line must
+    /// not stop the daemon.
     fn send(&self, datagram: &[u8]) {
-        let Err(error) = self.socket.send(datagram) else {
-            return;
-        };
-        // The reader being behind (EAGAIN) or refusing the line: drop it.
-        if lost_the_listener(&error) && self.socket.connect(&self.path).is_ok() {
-            let _ = self.socket.send(datagram);
-        }
+        let _ = self.socket.send_to(datagram, &self.path);
     }
-}
-
-/// Send errors after which connecting again may help: never connected,
-/// the listener closed (syslog restarted) or its path vanished.
-fn lost_the_listener(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::ENOTCONN | libc::ECONNREFUSED | libc::ECONNRESET | libc::ENOENT)
-    )
 }
 
 /// `header` then `body`, cut to at most `MAX_DATAGRAM` bytes on a

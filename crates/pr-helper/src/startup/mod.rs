@@ -271,6 +271,8 @@ fn serve_with_reduced_privileges(
     // locked while we are still root, and before readiness is reported),
     // then privileges.
     let backends = adjust(Backends::new(&config.backends)?);
+    // The readiness socket is created now: no socket is created once confined.
+    let notifier = env.notify_socket.as_deref().map(notify::Notifier::open);
     let sandbox = sandbox_plan(config, env, backends.multipath_active())?;
     let dropped = privileges::drop_privileges(switch, backends.multipath_active())?;
     if !dropped.has_rawio {
@@ -294,10 +296,8 @@ fn serve_with_reduced_privileges(
     // Handlers are in place: let stop requests in (one that came early is
     // delivered now and starts the shutdown at once).
     signalmask::block_termination_signals(false).map_err(StartupError::Signals)?;
-    if let Some(socket) = &env.notify_socket {
-        if let Err(error) = notify::notify_ready(socket) {
-            tracing::warn!(error = %error, "cannot notify systemd of readiness");
-        }
+    if let Some(Err(error)) = notifier.map(|notifier| notifier.and_then(|n| n.ready())) {
+        tracing::warn!(error = %error, "cannot notify systemd of readiness");
     }
     if let Some(readiness) = readiness {
         readiness.ready();
@@ -311,54 +311,53 @@ fn serve_with_reduced_privileges(
     Ok(served)
 }
 
-/// `--seccomp` as the report variable in the environment may turn it (see
-/// [`crate::sandbox::seccomp::effective_mode`]), and trap mode's report file.
-fn effective_seccomp(config: &Config) -> (crate::sandbox::SeccompMode, Option<std::path::PathBuf>) {
-    use crate::sandbox::seccomp;
-    seccomp::effective_mode(
-        config.seccomp,
-        std::env::var_os(seccomp::REPORT_ENV).as_deref(),
-    )
-}
-
-/// How the janitor confines itself: `--seccomp` (with the report variable's
-/// effect) and `--no-landlock`, as for the daemon. Its filter is compiled here, so
-/// that a policy error stops the start-up instead of the janitor.
+/// How the janitor confines itself: `--seccomp` and `--no-landlock`, as for the
+/// daemon. Its filter is compiled here, so that a policy error stops the start-up
+/// instead of the janitor.
 fn janitor_confinement(config: &Config) -> Result<JanitorConfinement, StartupError> {
     use crate::sandbox::{SandboxError, seccomp};
-    let (mode, _) = effective_seccomp(config);
     Ok(JanitorConfinement {
-        seccomp: seccomp::compile_janitor(mode).map_err(SandboxError::from)?,
+        seccomp: seccomp::compile_janitor(config.seccomp).map_err(SandboxError::from)?,
         landlock: config.landlock,
     })
 }
 
-/// What to confine; opens trap mode's report file while still root.
+/// What to confine; opens the derive build's report file while still root.
 /// `multipath`: the multipath backend is active. It opens device nodes itself
 /// after start-up (path nodes, /dev/mapper/control), so Landlock lets the daemon
-/// open files under /dev, and it raises permitted-only capabilities, so the
-/// seccomp policy adds capset.
+/// read under /dev and write /dev/mapper/control, and it raises permitted-only
+/// capabilities and asks device-mapper for tables, so the seccomp policy adds
+/// capset and DM_TABLE_STATUS. Every datagram socket open now (the loggers',
+/// the readiness one) is one the filter lets the daemon send on.
 fn sandbox_plan(
     config: &Config,
     env: &Environment,
     multipath: bool,
 ) -> Result<crate::sandbox::SandboxPlan, StartupError> {
-    use crate::sandbox::{LandlockPlan, SandboxError, SandboxPlan, seccomp};
-    let (seccomp_mode, seccomp_report) = effective_seccomp(config);
+    use crate::sandbox::{
+        FilterPlan, LandlockPlan, SandboxError, SandboxPlan, SeccompMode, seccomp,
+    };
     let abstract_notify = env
         .notify_socket
         .as_ref()
         .is_some_and(|socket| socket.as_encoded_bytes().starts_with(b"@"));
-    let seccomp_report = match seccomp_mode {
-        crate::sandbox::SeccompMode::Trap => {
-            seccomp::open_report(seccomp_report.as_deref()).map_err(SandboxError::from)?
+    let seccomp_report = match (config.seccomp, seccomp::DERIVE_REPORT) {
+        (SeccompMode::Trap, Some(path)) => {
+            seccomp::open_report(Some(std::path::Path::new(path))).map_err(SandboxError::from)?
         }
         _ => None,
     };
+    let datagram_sockets = match config.seccomp {
+        SeccompMode::None => Vec::new(),
+        _ => seccomp::datagram_sockets().map_err(SandboxError::from)?,
+    };
     Ok(SandboxPlan {
-        seccomp: seccomp_mode,
+        seccomp: config.seccomp,
         seccomp_report,
-        seccomp_multipath: multipath,
+        seccomp_filter: FilterPlan {
+            multipath,
+            datagram_sockets,
+        },
         landlock: config.landlock.then(|| {
             LandlockPlan::for_daemon(
                 config.backends.emulated_state_dir.as_deref(),
@@ -371,7 +370,7 @@ fn sandbox_plan(
 
 /// Landlock, then seccomp, while the process is still single-threaded.
 fn confine(plan: crate::sandbox::SandboxPlan) -> Result<(), StartupError> {
-    use crate::sandbox::{self, LandlockOutcome};
+    use crate::sandbox::{self, LandlockOutcome, SeccompMode};
     let confined = sandbox::confine(plan)?;
     match confined.landlock {
         Some(LandlockOutcome::NotSupported) => tracing::warn!(
@@ -381,7 +380,23 @@ fn confine(plan: crate::sandbox::SandboxPlan) -> Result<(), StartupError> {
         Some(outcome) => tracing::debug!(?outcome, "Landlock"),
         None => tracing::debug!("Landlock off (--no-landlock)"),
     }
-    tracing::debug!(seccomp = confined.seccomp.name(), "seccomp");
+    match confined.seccomp {
+        SeccompMode::Kill => tracing::debug!(seccomp = confined.seccomp.name(), "seccomp"),
+        SeccompMode::None => tracing::warn!(
+            seccomp = confined.seccomp.name(),
+            "no seccomp filter (--seccomp=none): every syscall is allowed"
+        ),
+        mode => tracing::warn!(
+            seccomp = mode.name(),
+            "the seccomp filter does not kill: a syscall outside the allowlist {} \
+             (--seccomp={}; the default is kill)",
+            match mode {
+                SeccompMode::Log => "runs and is logged by the kernel",
+                _ => "fails with ENOSYS and is reported",
+            },
+            mode.name()
+        ),
+    }
     Ok(())
 }
 

@@ -6,21 +6,39 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 
-/// Sends `READY=1` to the datagram socket `NOTIFY_SOCKET` names (a path,
-/// or an abstract name written with a leading `@`).
-pub fn notify_ready(socket: &OsStr) -> io::Result<()> {
-    send(socket, b"READY=1\n")
+/// A datagram socket for `NOTIFY_SOCKET` (a path, or an abstract name
+/// written with a leading `@`), created before the daemon confines itself
+/// (the seccomp filter allows no new socket) and used once ready.
+#[derive(Debug)]
+pub struct Notifier {
+    socket: UnixDatagram,
+    address: SocketAddr,
 }
 
-fn send(socket: &OsStr, message: &[u8]) -> io::Result<()> {
-    let bytes = socket.as_bytes();
-    let address = match bytes.split_first() {
-        Some((b'@', name)) => SocketAddr::from_abstract_name(name)?,
-        _ => SocketAddr::from_pathname(socket)?,
-    };
-    let sender = UnixDatagram::unbound()?;
-    sender.send_to_addr(message, &address)?;
-    Ok(())
+impl Notifier {
+    /// The socket and the address it sends to.
+    pub fn open(socket: &OsStr) -> io::Result<Self> {
+        let bytes = socket.as_bytes();
+        let address = match bytes.split_first() {
+            Some((b'@', name)) => SocketAddr::from_abstract_name(name)?,
+            _ => SocketAddr::from_pathname(socket)?,
+        };
+        Ok(Self {
+            socket: UnixDatagram::unbound()?,
+            address,
+        })
+    }
+
+    /// Sends `READY=1`.
+    pub fn ready(self) -> io::Result<()> {
+        self.socket.send_to_addr(b"READY=1\n", &self.address)?;
+        Ok(())
+    }
+}
+
+/// Sends `READY=1` to the datagram socket `NOTIFY_SOCKET` names.
+pub fn notify_ready(socket: &OsStr) -> io::Result<()> {
+    Notifier::open(socket)?.ready()
 }
 
 #[cfg(test)]

@@ -93,26 +93,33 @@ pub fn take_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Closes every descriptor above 2 except `keep` (in a freshly forked
-/// helper process that will only ever use `keep`).
-pub fn close_all_except(keep: i32) -> io::Result<()> {
-    let keep = u32::try_from(keep).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-    let ranges = [
-        (3, keep.checked_sub(1)),
-        (keep.saturating_add(1), Some(u32::MAX)),
-    ];
-    for (first, last) in ranges {
-        let Some(last) = last else { continue };
-        if first > last || first < 3 {
-            continue;
+/// Closes every descriptor above 2 except those in `keep` (in a freshly forked
+/// helper process that will only ever use those).
+pub fn close_all_except(keep: &[i32]) -> io::Result<()> {
+    let mut kept = keep
+        .iter()
+        .map(|&fd| u32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF)))
+        .collect::<io::Result<Vec<u32>>>()?;
+    kept.sort_unstable();
+    kept.dedup();
+    let mut first = 3u32;
+    for fd in kept.into_iter().chain(std::iter::once(u32::MAX)) {
+        // Close first..fd-1 (all of first.. when fd is the u32::MAX sentinel).
+        let last = if fd == u32::MAX {
+            u32::MAX
+        } else {
+            fd.saturating_sub(1)
+        };
+        if fd >= first && last >= first {
+            // SAFETY: called only in a forked child that never returns to the
+            // code owning these descriptors (it exits from its own loop), so
+            // no owner uses a closed descriptor afterwards.
+            let rc = unsafe { libc::close_range(first, last, 0) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
         }
-        // SAFETY: called only in a forked child that never returns to the
-        // code owning these descriptors (it exits from its own loop), so
-        // no owner uses a closed descriptor afterwards.
-        let rc = unsafe { libc::close_range(first, last, 0) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        first = first.max(fd.saturating_add(1));
     }
     Ok(())
 }

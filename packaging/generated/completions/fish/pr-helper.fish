@@ -17,7 +17,7 @@ complete -c pr-helper -l emulated-initiator -d 'What the software target counts 
 session\t'Each session (`setsid`) is an initiator: all commands run from one shell or script count as one, as if they came from one host'"
 complete -c pr-helper -l blocking-threads -d 'Serving threads: each busy connection is served on a thread of its own. Up to half of them may wait on answered connections between their commands; other idle connections hold no thread' -r
 complete -c pr-helper -l busy-poll-us -d 'After answering, poll up to this many microseconds for the peer\'s next request before sleeping, while the peer keeps answering that fast (saves a wake-up per command at the cost of that much CPU; 0: never poll)' -r
-complete -c pr-helper -l seccomp -d 'What a syscall outside the seccomp allowlist gets once start-up is done: `kill` the process (SIGSYS), `log` it (kernel audit log) and let it run, `trap` it (fails with ENOSYS, reported once on standard error), or `none` (no filter)' -r -f -a "kill\t'The process is killed with SIGSYS'
+complete -c pr-helper -l seccomp -d 'What a syscall outside the seccomp allowlist gets once start-up is done: `kill` the process (SIGSYS), `log` it (kernel audit log) and let it run, `trap` it (fails with ENOSYS, reported once on standard error), or `none` (no filter). Anything but `kill` is logged as a warning at start-up' -r -f -a "kill\t'The process is killed with SIGSYS'
 log\t'The syscall runs and the kernel logs it'
 trap\t'The syscall fails with ENOSYS and is reported once on standard error'
 none\t'No filter'"
