@@ -56,7 +56,14 @@ expect_status reserve-again 0 prt reserve --key 0xa1 --type we-ro "$MAP_A"
 dmsetup message mpatha 0 "fail_path $SDA"
 info status-sda-failed "$(dmsetup status mpatha)"
 expect_status change-key-while-sda-failed 0 prt register --key 0xa1 --sa-key 0xa2 "$MAP_A"
-expect_path_regs only-the-usable-path-changed "sda=key=0xa1 sdc=key=0xa2"
+# The failed path cannot take the new key, and its nexus must not keep the
+# old one: another host fencing 0xa2 would leave 0xa1 there, and the host
+# could write again once the path returns (issue 18). The helper preempts the
+# stale key through the usable path (the reservation moves with it and stays
+# this host's). This replaces the earlier check that sda kept 0xa1.
+expect_path_regs stale-key-of-the-failed-path-preempted "sda=none sdc=key=0xa2"
+expect_eq reservation-stays-this-hosts "0xa2" \
+    "$(sg_persist -n -i -r /dev/sdc 2>/dev/null | sed -n 's/^ *Key=\(0x[0-9a-f]*\).*/\1/p' | head -n 1)"
 map_facts read-keys-through-remaining-path read-keys --read-keys "$MAP_A" /dev/sdc
 dmsetup message mpatha 0 "reinstate_path $SDA"
 took=$(wait_for_path_reg /dev/sda key=0xa2 5)
