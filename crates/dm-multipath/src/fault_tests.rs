@@ -1659,6 +1659,22 @@ const SHRUNK: &[(&str, &[Step])] = &[
             },
         ],
     ),
+    (
+        "release of an all-registrants reservation after unregistering with a gone path",
+        &[
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Guest(GuestCmd::Reserve { rtype: EA_AR }),
+            Step::Vanish { path: 2 },
+            Step::Restart,
+            Step::Guest(GuestCmd::Unregister),
+            Step::Arm {
+                path: 0,
+                armed: Armed::AfterExecution,
+                times: 2,
+            },
+            Step::Guest(GuestCmd::Release { rtype: WE_RO }),
+        ],
+    ),
 ];
 
 #[test]
