@@ -1449,8 +1449,21 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         };
         if holders.is_empty() && !held_by_key {
             // The host holds no reservation: the device's own answer (GOOD for a
-            // registered non-holder, which changes nothing and is true).
-            return self.one_path(cdb, data, not_ours).1;
+            // registered non-holder, which changes nothing and is true). A RELEASE
+            // whose answer was lost counts as GOOD only from a nexus registered with
+            // the reservation key: from any other the device answered RESERVATION
+            // CONFLICT (SPC-4) and changed nothing, which is no reason for GOOD
+            // however the reservation looks now (the next path answers for itself).
+            let before = view.clone();
+            return self
+                .one_path(cdb, data, move |run, view, path| {
+                    let held = run.held(&before, path)?;
+                    if rk == 0 || held.key != Some(rk) {
+                        return Some(false);
+                    }
+                    not_ours(run, view, path)
+                })
+                .1;
         }
         let usable_holders: Vec<DevNum> = holders
             .iter()
