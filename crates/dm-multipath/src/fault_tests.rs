@@ -1716,3 +1716,51 @@ fn a_failed_paths_old_key_does_not_outlive_a_key_change() {
     assert_eq!(harness.a_keys(), [None; 3]);
     harness.settle().unwrap();
 }
+
+/// The class of the shrunk case "release of an all-registrants reservation after
+/// unregistering with a gone path": an unregistration answered GOOD while a nexus of
+/// the map that no usable path reaches (its path failed or left the table) still
+/// holds a key, and with it (under an all-registrants type, or as the holder) the
+/// reservation. Once the usable paths are unregistered the map holds no key to
+/// preempt that registration with: it is taken away first, through a usable path
+/// that still holds the key.
+#[test]
+fn an_unregistration_leaves_no_key_on_an_unreachable_nexus() {
+    for (rtype, reserver, away) in [
+        (EA_AR, 0, Step::Vanish { path: 2 }),
+        (EA_AR, 0, Step::Fail { path: 2 }),
+        (WE_RO, 2, Step::Vanish { path: 2 }),
+        (WE_RO, 2, Step::Fail { path: 2 }),
+        (WE_RO, 0, Step::Vanish { path: 2 }),
+        (WE, 0, Step::Fail { path: 1 }),
+    ] {
+        let mut harness = Harness::new();
+        harness
+            .step(Step::Guest(GuestCmd::Ignore { sak: 0xa1 }))
+            .unwrap();
+        // The reservation is made through the chosen path.
+        for (i, path) in A.iter().enumerate() {
+            if i != reserver {
+                harness.world.update(*path, |s| s.usable = false);
+            }
+        }
+        harness.step(Step::Guest(GuestCmd::Reserve { rtype })).unwrap();
+        for path in A {
+            harness.world.update(path, |s| s.usable = true);
+        }
+        harness.step(away).unwrap();
+        let (cdb, list) = command(PrOutAction::Register, 0, rk_sak(0xa1, 0));
+        let answer = harness.on_a(&cdb, &list);
+        let case = format!("type {rtype:x}, reserved through {reserver}, {away:?}");
+        // A usable path holds the key and nobody else does: the helper can make it
+        // true, so it must.
+        assert_eq!(answer.status, Status::GOOD, "{case}");
+        assert_eq!(harness.a_keys(), [None; 3], "{case}");
+        assert!(
+            !A.iter().any(|p| harness.lu().lu.is_holder(&nexus_of(*p))),
+            "{case}"
+        );
+        harness.guest_key = None;
+        harness.settle().unwrap();
+    }
+}
