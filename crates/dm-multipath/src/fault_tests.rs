@@ -1744,7 +1744,9 @@ fn an_unregistration_leaves_no_key_on_an_unreachable_nexus() {
                 harness.world.update(*path, |s| s.usable = false);
             }
         }
-        harness.step(Step::Guest(GuestCmd::Reserve { rtype })).unwrap();
+        harness
+            .step(Step::Guest(GuestCmd::Reserve { rtype }))
+            .unwrap();
         for path in A {
             harness.world.update(path, |s| s.usable = true);
         }

@@ -1083,6 +1083,15 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let wanted = (params.service_action_key != 0).then_some(params.service_action_key);
         let mut fixed = [0u8; 10];
         fixed.copy_from_slice(cdb.get(..10).unwrap_or(&[0; 10]));
+        // Usable paths an unregistration's preparation left with no key: done.
+        let mut cleared = Vec::new();
+        if wanted.is_none() {
+            cleared = match self.clear_unreachable_before_unregister(ignore, params) {
+                Ok(cleared) => cleared,
+                Err(answer) => return answer,
+            };
+            usable.retain(|p| !cleared.contains(p));
+        }
         // Unregistering the holder releases the reservation, which no rollback can
         // bring back: the holder's path goes last, once every other path is done.
         let mut holders = Vec::new();
@@ -1115,6 +1124,13 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
                     }
                 });
             }
+        }
+        for &path in &cleared {
+            usable.push(path);
+            replies.push(PathReply {
+                answer: Answer::good(Vec::new()),
+                fault: None,
+            });
         }
         let mut done: Vec<bool> = replies.iter().map(is_good).collect();
         // The host's registration is proven when a path accepted the reservation key
@@ -1228,6 +1244,128 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         tracing::info!(map = self.map, command = command_name(cdb), paths = %failed.join(", "), "registration failed on some paths: rolled back");
         self.roll_back(before, wanted, &usable, &done);
         answer
+    }
+
+    /// Before an unregistration: a nexus of the map that no usable path reaches (its
+    /// path failed or left the table) and still holds a key would keep it once the
+    /// usable paths are unregistered, and with it an all-registrants reservation or
+    /// the reservation it holds; the map would then hold no key to preempt it with.
+    /// So it is preempted first, through a usable path holding the key the guest's
+    /// command names (PREEMPT of the stale key: every registration with it goes, the
+    /// issuer's too unless that key held a reservation of another type, which the
+    /// issuer then takes and its own unregistration releases). Only when every
+    /// registration with that key is one of the map's nexuses (never another host's).
+    /// Returns the usable paths that hold no key afterwards (as the guest asked).
+    /// When it cannot be done the guest is told so (CHECK CONDITION, LOGICAL UNIT
+    /// COMMUNICATION FAILURE) and its registration stays: GOOD would be untrue.
+    fn clear_unreachable_before_unregister(
+        &mut self,
+        ignore: bool,
+        params: &PrOutParams,
+    ) -> Result<Vec<DevNum>, Answer> {
+        let Some(view) = self.view() else {
+            // Cannot be read: the paths' own answers decide.
+            return Ok(Vec::new());
+        };
+        let stale = self.unreachable_keys(&view);
+        if stale.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut anchor = None;
+        let mut usable_registered = false;
+        for path in self.usable() {
+            let Some(held) = self.held(&view, path) else {
+                usable_registered = true;
+                continue;
+            };
+            let Some(key) = held.key else {
+                continue;
+            };
+            usable_registered = true;
+            if anchor.is_none() && (ignore || key == params.reservation_key) {
+                anchor = Some((path, key));
+            }
+        }
+        let map = self.map;
+        let keys = stale.clone();
+        let refuse = move |why: &str| {
+            tracing::warn!(map, keys = ?keys, why, "unregistration refused: a nexus of the map that no usable path reaches would keep its registration");
+            Answer::check_condition(Sense::LUN_COMM_FAILURE)
+        };
+        let Some((through, own)) = anchor else {
+            if usable_registered && !ignore {
+                // The device refuses the guest's command by itself (a wrong key).
+                return Ok(Vec::new());
+            }
+            return Err(refuse("no usable path holds a key to preempt it with"));
+        };
+        let ours = self.our_nexuses();
+        if let Some(shared) = stale.iter().find(|&&k| {
+            view.descriptors
+                .iter()
+                .any(|d| d.reservation_key == k && !ours.iter().any(|id| id.matches(d)))
+        }) {
+            tracing::info!(
+                map = self.map,
+                key = format_args!("0x{shared:x}"),
+                "another host holds the same key"
+            );
+            return Err(refuse("preempting its key would fence another host"));
+        }
+        let rtype = view.reservation_type();
+        // The own key last: its PREEMPT may unregister the issuer too.
+        let mut order: Vec<u64> = stale.iter().copied().filter(|&k| k != own).collect();
+        order.extend(stale.iter().copied().filter(|&k| k == own));
+        for stale_key in order {
+            let (cdb, data) = out_command(PrOutAction::Preempt, rtype, own, stale_key, false);
+            let reply = self.send(through, &cdb, &data);
+            tracing::info!(map = self.map, path = %through, key = format_args!("0x{stale_key:x}"), answer = %reply.answer, fault = ?reply.fault, "before unregistering: preempted a key a nexus of the map that no usable path reaches holds");
+            if !is_good(&reply) {
+                break;
+            }
+        }
+        self.mem.recheck = true;
+        let Some(after) = self.view() else {
+            return Err(Answer::check_condition(Sense::LUN_COMM_FAILURE));
+        };
+        if !self.unreachable_keys(&after).is_empty() {
+            return Err(refuse("its key could not be preempted"));
+        }
+        let mut cleared = Vec::new();
+        for path in self.usable() {
+            if self.held(&after, path).is_some_and(|h| h.key.is_none()) {
+                cleared.push(path);
+            }
+        }
+        Ok(cleared)
+    }
+
+    /// The map's nexuses as far as known: its paths', those that left its table,
+    /// and its initiator ports' through other target ports (see adopt_own_nexuses).
+    fn our_nexuses(&mut self) -> Vec<NexusId> {
+        let mut ids = Vec::new();
+        for path in self.all_paths() {
+            ids.extend(self.id(path));
+        }
+        ids.extend(self.mem.former.iter().cloned());
+        ids
+    }
+
+    /// The keys that nexuses of the map no usable path reaches hold in `view`.
+    fn unreachable_keys(&mut self, view: &View) -> BTreeSet<u64> {
+        self.adopt_own_nexuses(view);
+        let mut usable_ids = Vec::new();
+        for path in self.usable() {
+            usable_ids.extend(self.id(path));
+        }
+        let ours = self.our_nexuses();
+        view.descriptors
+            .iter()
+            .filter(|d| {
+                ours.iter().any(|id| id.matches(d)) && !usable_ids.iter().any(|id| id.matches(d))
+            })
+            .map(|d| d.reservation_key)
+            .collect()
     }
 
     /// After a registration that did not reach every path: every nexus back to what
