@@ -1088,7 +1088,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         if wanted.is_none() {
             cleared = match self.clear_unreachable_before_unregister(ignore, params) {
                 Ok(cleared) => cleared,
-                Err(answer) => return answer,
+                Err(answer) => return *answer,
             };
             usable.retain(|p| !cleared.contains(p));
         }
@@ -1262,7 +1262,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         &mut self,
         ignore: bool,
         params: &PrOutParams,
-    ) -> Result<Vec<DevNum>, Answer> {
+    ) -> Result<Vec<DevNum>, Box<Answer>> {
         let Some(view) = self.view() else {
             // Cannot be read: the paths' own answers decide.
             return Ok(Vec::new());
@@ -1290,7 +1290,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let keys = stale.clone();
         let refuse = move |why: &str| {
             tracing::warn!(map, keys = ?keys, why, "unregistration refused: a nexus of the map that no usable path reaches would keep its registration");
-            Answer::check_condition(Sense::LUN_COMM_FAILURE)
+            Box::new(Answer::check_condition(Sense::LUN_COMM_FAILURE))
         };
         let Some((through, own)) = anchor else {
             if usable_registered && !ignore {
@@ -1326,7 +1326,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         }
         self.mem.recheck = true;
         let Some(after) = self.view() else {
-            return Err(Answer::check_condition(Sense::LUN_COMM_FAILURE));
+            return Err(Box::new(Answer::check_condition(Sense::LUN_COMM_FAILURE)));
         };
         if !self.unreachable_keys(&after).is_empty() {
             return Err(refuse("its key could not be preempted"));
