@@ -382,7 +382,7 @@ impl Hub {
             }
             state.live.insert(id, Arc::clone(&connection.stream));
         }
-        self.left(connection.greet(), true);
+        self.left(connection.greet());
     }
 
     /// Serves the parked connection `id`, which is readable, on this thread.
@@ -397,14 +397,19 @@ impl Hub {
             }
             *connection
         };
+        // Out of the set while a thread serves it: a registered socket, even
+        // disarmed, has the set's callback on its wait queue, and every request
+        // the peer sends would run it (under the set's lock, shared by all
+        // connections) besides waking the serving thread.
+        let _ = epoll::delete(&self.epoll, &*connection.stream);
         self.ensure_spare();
-        self.left(connection.run(&self.drive), false);
+        self.left(connection.run(&self.drive));
     }
 
     /// Sets the connection aside, or closes it.
-    fn left(&self, left: Left, new: bool) {
+    fn left(&self, left: Left) {
         match left {
-            Left::Waiting(connection, interest) => self.park(connection, interest, new),
+            Left::Waiting(connection, interest) => self.park(connection, interest),
             Left::Closed(connection, reason) => {
                 log::closed(
                     connection.session.id(),
@@ -417,7 +422,7 @@ impl Hub {
         }
     }
 
-    fn park(&self, connection: Connection, interest: Interest, new: bool) {
+    fn park(&self, connection: Connection, interest: Interest) {
         let id = connection.session.id();
         let stream = Arc::clone(&connection.stream);
         {
@@ -439,10 +444,11 @@ impl Hub {
             Interest::Readable => EventFlags::IN | EventFlags::RDHUP | EventFlags::ONESHOT,
             Interest::Writable => EventFlags::OUT | EventFlags::ONESHOT,
         };
-        let armed = if new {
-            epoll::add(&self.epoll, &*stream, data, flags)
-        } else {
-            epoll::modify(&self.epoll, &*stream, data, flags)
+        // Served connections are not in the set (serve_parked); one whose removal
+        // failed is still there and is re-armed instead.
+        let armed = match epoll::add(&self.epoll, &*stream, data, flags) {
+            Err(rustix::io::Errno::EXIST) => epoll::modify(&self.epoll, &*stream, data, flags),
+            other => other,
         };
         if let Err(error) = armed {
             tracing::error!(conn = id, error = %error, "cannot watch the connection; closing it");
@@ -459,7 +465,7 @@ impl Hub {
     fn close_expired(&self, mut connection: Connection) {
         connection.session.expired(Instant::now());
         let left = connection.run(&self.drive);
-        self.left(left, false);
+        self.left(left);
     }
 
     fn forget(&self, connection: Connection) {
