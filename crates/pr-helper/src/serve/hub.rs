@@ -9,8 +9,10 @@
 //! serving, it makes sure another one is left waiting (up to the thread cap), so a
 //! busy or hung connection never holds up the others; spare threads beyond two exit.
 //!
-//! Every registration is one-shot: an event goes to exactly one thread, and the
-//! connection is re-armed only when it is set aside again.
+//! Every registration is one-shot: an event goes to exactly one thread. The thread
+//! that takes a connection removes it from the set, and it is added again only when
+//! it is set aside (a disarmed registration would still run the set's callback on
+//! every request its peer sends).
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
