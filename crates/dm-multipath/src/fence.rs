@@ -630,34 +630,20 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let Some(view) = self.last_view.borrow().clone() else {
             return;
         };
-        self.adopt_own_nexuses(&view);
-        let mut ids = Vec::new();
-        let mut usable_ids = Vec::new();
-        let mut holding = Vec::new();
-        for path in self.all_paths() {
-            if let Some(id) = self.id(path) {
-                if self.paths.is_usable(path) {
-                    if view.held(&id).key == Some(key.key) {
-                        holding.push(path);
-                    }
-                    usable_ids.push(id.clone());
-                }
-                ids.push(id);
-            }
-        }
+        let mut stale = self.unreachable_keys(&view);
+        stale.remove(&key.key);
+        let holding: Vec<DevNum> = self
+            .usable()
+            .into_iter()
+            .filter(|&path| {
+                self.id(path)
+                    .is_some_and(|id| view.held(&id).key == Some(key.key))
+            })
+            .collect();
         // Only the map's nexuses count (its paths', those that left its table, and
         // its initiator ports' through other target ports: see adopt_own_nexuses).
-        let former = &self.mem.former;
-        let ours = |d: &FullStatusDescriptor| {
-            ids.iter().any(|id| id.matches(d)) || former.iter().any(|id| id.matches(d))
-        };
-        let mut stale = BTreeSet::new();
-        for d in &view.descriptors {
-            if d.reservation_key != key.key && ours(d) && !usable_ids.iter().any(|id| id.matches(d))
-            {
-                stale.insert(d.reservation_key);
-            }
-        }
+        let ids = self.our_nexuses();
+        let ours = |d: &FullStatusDescriptor| ids.iter().any(|id| id.matches(d));
         let Some(&through) = holding.first() else {
             return;
         };
