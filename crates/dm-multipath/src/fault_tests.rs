@@ -11,7 +11,8 @@
 //! 1. a host that was preempted or cleared holds no registration on any of its
 //!    nexuses until its guest registers again;
 //! 2. every GOOD answer is true on the device;
-//! 3. no command is executed twice;
+//! 3. no command is executed twice (a rollback of the guest's registration that
+//!    repeats the bytes of the bring-up before it is a new command, not a re-send);
 //! 4. the remembered key equals what the map's nexuses hold (paths owed a retry
 //!    aside), or is forgotten; and once faults stop, nothing is owed.
 //!
@@ -467,6 +468,8 @@ struct Harness {
     /// The reservation type A's guest holds, if any (for migrate-pr).
     guest_type: Option<u8>,
     log: Vec<String>,
+    /// The key the guest's registration in this step asked for (0: unregister).
+    registered_to: Option<u64>,
 }
 
 fn rk_sak(rk: u64, sak: u64) -> Vec<u8> {
@@ -490,6 +493,7 @@ impl Harness {
             fenced: false,
             guest_type: None,
             log: Vec::new(),
+            registered_to: None,
         };
         let (cdb, list) = command(
             PrOutAction::RegisterAndIgnoreExistingKey,
@@ -535,6 +539,7 @@ impl Harness {
     fn step(&mut self, step: Step) -> Result<(), String> {
         self.log.push(format!("{step:?}"));
         let mark = self.executions();
+        self.registered_to = None;
         self.lu().interleaved = None;
         // The helper learns of another host's actions from the device, at its next
         // command: the remembered key is checked after steps where it sent one.
@@ -660,7 +665,9 @@ impl Harness {
                 keys.sort_unstable();
                 keys.dedup();
                 let mut good = !keys.is_empty();
-                for key in keys.into_iter().filter(|&k| k != b_key) {
+                // A key B holds too (A's guest came back with the key migrate-pr moved
+                // to B) is preempted as (K, K): every other nexus with K loses it.
+                for key in keys {
                     let (cdb, list) = command(PrOutAction::Preempt, WE_RO, rk_sak(b_key, key));
                     good &= self.on_b(&cdb, &list).status == Status::GOOD;
                 }
@@ -886,6 +893,7 @@ impl Harness {
     }
 
     fn after_register(&mut self, sak: u64, answer: &Answer) -> Result<(), String> {
+        self.registered_to = Some(sak);
         self.check_register((sak != 0).then_some(sak), answer)?;
         // A registration the device did not refuse is the guest's decision to come
         // back even when a path it could not reach made the answer a failure.
@@ -945,16 +953,32 @@ impl Harness {
         if self.fenced && keys.iter().any(Option::is_some) {
             return Err(format!("fenced host A holds registrations {keys:x?}"));
         }
-        // No guest REGISTER executed twice on one nexus.
+        // No REGISTER executed twice on one nexus. A second GOOD REGISTER of the
+        // same key change needs the nexus back on the old key in between. When the
+        // guest's own registration put it back, the second one is the rollback of
+        // that registration (the first was a bring-up), not a re-sent command; any
+        // other way back (the helper flapping a key) is a double execution.
         let lu = self.lu();
-        let mut seen = std::collections::HashSet::new();
-        for (nexus, cdb, list) in &lu.executed[mark..] {
-            if cdb.get(1).map(|b| b & 0x1f) == Some(PrOutAction::Register.code())
+        let executed = &lu.executed[mark..];
+        for (at, (nexus, cdb, list)) in executed.iter().enumerate() {
+            let changes_key = cdb.get(1).map(|b| b & 0x1f) == Some(PrOutAction::Register.code())
                 && A.iter().any(|p| nexus_of(*p) == *nexus)
                 && list.get(0..8) != Some(&[0; 8][..])
-                && !seen.insert((nexus.clone(), cdb.clone(), list.clone()))
-                && list.get(0..8) != list.get(8..16)
-            {
+                && list.get(0..8) != list.get(8..16);
+            if !changes_key {
+                continue;
+            }
+            let earlier = executed[..at]
+                .iter()
+                .rposition(|e| e.0 == *nexus && e.1 == *cdb && e.2 == *list);
+            let Some(earlier) = earlier else { continue };
+            let guests_key = self.registered_to.map(u64::to_be_bytes);
+            let put_back = executed[earlier + 1..at].iter().any(|(n, _, l)| {
+                n == nexus
+                    && l.get(8..16) == list.get(0..8)
+                    && guests_key.as_ref().map(|k| &k[..]) == l.get(8..16)
+            });
+            if !put_back {
                 return Err(format!("REGISTER executed twice on {nexus:?}"));
             }
         }
@@ -1673,6 +1697,45 @@ const SHRUNK: &[(&str, &[Step])] = &[
                 times: 2,
             },
             Step::Guest(GuestCmd::Release { rtype: WE_RO }),
+        ],
+    ),
+    (
+        "fencing a host whose guest came back with the key migrated away",
+        &[
+            Step::Fail { path: 1 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Other(OtherCmd::Reserve),
+            Step::Arm {
+                path: 2,
+                armed: Armed::AfterExecution,
+                times: 2,
+            },
+            Step::Vanish { path: 0 },
+            Step::Guest(GuestCmd::PreemptOther),
+            Step::MigrateToOther,
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Other(OtherCmd::PreemptA),
+        ],
+    ),
+    (
+        "register-and-ignore after a timed-out registration and a returned path",
+        &[
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa1,
+            }),
+            Step::Vanish { path: 1 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa2,
+            }),
+            Step::Arm {
+                path: 2,
+                armed: Armed::LostOnTheWay,
+                times: 2,
+            },
+            Step::Return { path: 1 },
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
         ],
     ),
 ];
