@@ -18,7 +18,8 @@
 //!
 //! `PR_FAULT_CASES` sets the number of random cases (default 1500), `PR_FAULT_SEED`
 //! the seed (default [`DEFAULT_SEED`], so every run checks the same cases; a number,
-//! or `random` to explore).
+//! or `random` to explore). `PR_FAULT_DUMP` set prints every command the device
+//! executes and its outcome (for reading a shrunk case).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -133,6 +134,19 @@ impl Device {
             .collect();
         let reserved = self.lu.reservation().is_some();
         let outcome = self.lu.execute(nexus, cdb, data);
+        if std::env::var_os("PR_FAULT_DUMP").is_some() {
+            eprintln!(
+                "DEV {:x?} tp{} {:02x?} {:02x?} -> {:?}",
+                nexus.initiator,
+                nexus.target_port,
+                &cdb[..cdb.len().min(10)],
+                &data[..data.len().min(16)],
+                match &outcome {
+                    Outcome::Good(_) => "GOOD".to_string(),
+                    o => format!("{o:?}"),
+                }
+            );
+        }
         if cdb.first() == Some(&pr_target::PERSISTENT_RESERVE_OUT)
             && matches!(outcome, Outcome::Good(_))
         {
@@ -1715,6 +1729,28 @@ const SHRUNK: &[(&str, &[Step])] = &[
             Step::MigrateToOther,
             Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
             Step::Other(OtherCmd::PreemptA),
+        ],
+    ),
+    (
+        "a reservation while the other host preempts and paths fail",
+        &[
+            Step::Guest(GuestCmd::Ignore { sak: 0xa1 }),
+            Step::Vanish { path: 0 },
+            Step::Guest(GuestCmd::Register {
+                wrong_rk: false,
+                sak: 0xa2,
+            }),
+            Step::Fail { path: 2 },
+            Step::Arm {
+                path: 1,
+                armed: Armed::BeforeDelivery,
+                times: 2,
+            },
+            Step::Interleaved {
+                after: 5,
+                what: OtherCmd::PreemptA,
+                step: Inner::Reserve { rtype: WE_RO },
+            },
         ],
     ),
     (

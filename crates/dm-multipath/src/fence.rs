@@ -238,6 +238,17 @@ impl View {
             .find(|d| d.r_holder)
             .and_then(|d| d.scope_type.rtype())
     }
+
+    /// The TYPE for a PREEMPT that removes a key without taking the reservation:
+    /// the reservation's own, so that a holder's key keeps its type, or WRITE
+    /// EXCLUSIVE when there is none. SPC-4 ignores TYPE then, but a device server
+    /// may still check the field (LIO on current kernels, pr-target), and TYPE 0
+    /// earns INVALID FIELD IN CDB before the key is even looked at, which would
+    /// also hide a RESERVATION CONFLICT that says the host was preempted.
+    fn preempt_type(&self) -> ReservationType {
+        self.reservation_type()
+            .unwrap_or(ReservationType::WriteExclusive)
+    }
 }
 
 /// The CDB and parameter list of a plain REGISTER.
@@ -647,7 +658,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
         let Some(&through) = holding.first() else {
             return;
         };
-        let rtype = view.reservation_type();
+        let rtype = Some(view.preempt_type());
         let mut swept = false;
         for stale_key in stale {
             if view
@@ -1298,7 +1309,7 @@ impl<'a, I: PathIo + ?Sized> Run<'a, I> {
             );
             return Err(refuse("preempting its key would fence another host"));
         }
-        let rtype = view.reservation_type();
+        let rtype = Some(view.preempt_type());
         // The own key last: its PREEMPT may unregister the issuer too.
         let mut order: Vec<u64> = stale.iter().copied().filter(|&k| k != own).collect();
         order.extend(stale.iter().copied().filter(|&k| k == own));
