@@ -242,9 +242,10 @@ impl View {
     /// The TYPE for a PREEMPT that removes a key without taking the reservation:
     /// the reservation's own, so that a holder's key keeps its type, or WRITE
     /// EXCLUSIVE when there is none. SPC-4 ignores TYPE then, but a device server
-    /// may still check the field (LIO on current kernels, pr-target), and TYPE 0
-    /// earns INVALID FIELD IN CDB before the key is even looked at, which would
-    /// also hide a RESERVATION CONFLICT that says the host was preempted.
+    /// may still check the field first (LIO up to Debian 12's 6.1 kernel,
+    /// pr-target): TYPE 0 earns INVALID FIELD IN CDB before the key is looked at,
+    /// so the key stays and a RESERVATION CONFLICT that would say the host was
+    /// preempted is never seen.
     fn preempt_type(&self) -> ReservationType {
         self.reservation_type()
             .unwrap_or(ReservationType::WriteExclusive)
